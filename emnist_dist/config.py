@@ -1,0 +1,262 @@
+"""The one typed configuration tree, parsed by jsonargparse.
+
+Precedence: dataclass defaults < ``--config FILE`` (YAML) < ``--section.key VALUE`` flags.
+``--help`` lists every field with its default. The resolved tree is what a run saves as
+``output_dir/config.yaml``; loading that file back reproduces the run's configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import sys
+from contextlib import redirect_stderr
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from .errors import UserError
+
+Split = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]
+
+
+@dataclass
+class DataConfig:
+    """Where the EMNIST split comes from and how it is shaped for the model."""
+
+    split: Split = "byclass"
+    """EMNIST split to train on."""
+    source: str = "synthetic"
+    """nist (official download) | a local path | hf:OWNER/NAME | synthetic (offline stand-in, NOT EMNIST)."""
+    cache_dir: Optional[str] = None
+    """Prepared-dataset cache; default $EMNIST_DIST_CACHE or ~/.cache/emnist_dist."""
+    image_size: int = 112
+    """Side length the 28x28 glyphs are resized to (bilinear) on the device."""
+    val_fraction: float = 0.1
+    """Stratified, seeded share of the training split held out for validation."""
+    synthetic_train_per_class: int = 300
+    """Training glyphs per class for source=synthetic."""
+    synthetic_test_per_class: int = 50
+    """Test glyphs per class for source=synthetic."""
+    subset: Optional[int] = None
+    """Keep only this many training samples (stratified); for debugging."""
+
+
+@dataclass
+class AugmentConfig:
+    """On-device augmentation: mild random affine, then MixUp/CutMix soft targets."""
+
+    degrees: float = 0.0
+    """Max rotation in degrees (0 = off). No flips: characters are not mirror-symmetric."""
+    translate: float = 0.0
+    """Max translation as a fraction of the image side."""
+    scale: float = 0.0
+    """Scale is drawn from [1 - scale, 1 + scale]."""
+    shear: float = 0.0
+    """Max shear in degrees."""
+    mixup_alpha: float = 0.22
+    cutmix_alpha: float = 0.62
+    mix_prob: float = 0.8
+    """Probability that a batch is mixed at all."""
+    switch_prob: float = 0.5
+    """Probability of CutMix instead of MixUp when both alphas are > 0."""
+    label_smoothing: float = 0.1
+    mixup_off_epoch: Optional[int] = None
+    """Epoch from which MixUp/CutMix is switched off (None = never)."""
+
+
+@dataclass
+class ModelConfig:
+    """Which timm network and how it is initialised."""
+
+    name: str = "efficientnet_b3"
+    """Any timm model name; built with in_chans=1 and the split's class count."""
+    pretrained: Union[bool, str] = False
+    """false | true (Hugging Face Hub) | path to a local weights file (.safetensors/.pth)."""
+    drop_rate: float = 0.3
+    drop_path_rate: float = 0.2
+    channels_last: bool = True
+    """Use channels_last memory format (CUDA only; ignored on CPU)."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    ema: bool = False
+    """Keep an exponential moving average of the weights; evaluated and exported when on."""
+    ema_decay: float = 0.9998
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: batch, optimizer, schedule, precision, evaluation cadence."""
+
+    epochs: int = 30
+    batch_size: int = 256
+    """Global batch per step, summed over all processes (each takes batch_size / world_size)."""
+    eval_batch_size: int = 1024
+    lr: float = 1e-4
+    """Peak learning rate (Lion wants 3-10x less than AdamW)."""
+    weight_decay: float = 0.1
+    """Decoupled weight decay; never applied to biases or normalisation weights."""
+    optimizer: Literal["lion", "adamw", "sgd"] = "lion"
+    momentum: float = 0.9
+    """SGD (Nesterov) momentum."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    """Lion / AdamW betas."""
+    warmup_epochs: float = 5.0
+    """Linear warmup length in epochs (stepped per optimizer step)."""
+    T_0: float = 10.0
+    """First cosine cycle length in epochs (CosineAnnealingWarmRestarts)."""
+    T_mult: int = 1
+    eta_min: float = 1e-6
+    class_weighting: Literal["none", "inverse", "minmax", "effective_number"] = "minmax"
+    """Class weights of the KL loss; minmax = inverse frequency scaled to [1, 2] (the recipe)."""
+    effective_number_beta: float = 0.9999
+    grad_accum_steps: int = 1
+    clip_grad_norm: Optional[float] = 1.0
+    """Clip the global gradient norm to this value (None = off)."""
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    """auto = bf16 on a CUDA device that supports it, else full precision."""
+    eval_every: int = 1
+    """Evaluate on the validation split every N epochs (and always after the last)."""
+    max_steps: Optional[int] = None
+    """Stop after this many optimizer steps (debugging)."""
+
+
+@dataclass
+class CheckpointConfig:
+    """Resumable state under output_dir/checkpoints/."""
+
+    every_steps: Optional[int] = None
+    """Also checkpoint every N optimizer steps (None = only at epoch ends)."""
+    keep_last: int = 2
+    """How many of the latest checkpoints to keep (the best-by-validation is kept besides)."""
+
+
+@dataclass
+class LogConfig:
+    """Trackers, console progress and logging cadence."""
+
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Any of: wandb, tensorboard (empty = none)."""
+    wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    """auto = online when a W&B API key is configured, else offline."""
+    project: str = "emnist_dist"
+    run_name: Optional[str] = None
+    log_every: int = 50
+    """Log training loss / lr / throughput every N optimizer steps."""
+    progress: bool = True
+    """Show a progress bar (main process only)."""
+
+
+@dataclass
+class Config:
+    """A complete training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    output_dir: str = "runs/default"
+    """Run folder: config.yaml, metrics.jsonl, final.json, checkpoints/, model/."""
+    seed: int = 0
+    cpu: bool = False
+    """Force the CPU even when a GPU is present (also for multi-process CPU DDP)."""
+    resume: str = "auto"
+    """never | auto (latest complete checkpoint in output_dir) | PATH to a checkpoint."""
+    debug: bool = False
+    """Debug mode: a small subset, a few steps, anomaly checks and synchronous CUDA."""
+
+
+def build_parser(prog: str = "python -m emnist_dist.train") -> ArgumentParser:
+    """The command-line parser: ``--config FILE`` then ``--section.key VALUE`` overrides."""
+    parser = ArgumentParser(
+        prog=prog,
+        description="Train an EMNIST classifier. Every field below can be set in the YAML "
+        "given to --config and overridden on the command line.",
+        exit_on_error=False,
+        env_prefix="EMNIST_DIST",
+        default_env=False,
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the fields below.")
+    parser.add_class_arguments(Config, as_group=False)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_dist.train") -> Config:
+    """Parse argv into a :class:`Config`; a bad key, type or value raises :class:`UserError`."""
+    parser = build_parser(prog)
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        parser.print_help()
+        raise SystemExit(0)
+    captured = io.StringIO()
+    try:
+        with redirect_stderr(captured):
+            namespace = parser.parse_args(args)
+    except (Exception, SystemExit) as err:  # jsonargparse raises ArgumentError or exits
+        raise UserError(_one_line(str(err) or captured.getvalue())) from None
+    namespace.pop("config", None)
+    config = parser.instantiate_classes(namespace)
+    config = Config(**{f.name: config[f.name] for f in dataclasses.fields(Config)})
+    validate(config)
+    return config
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse errors span lines (usage, nested causes); keep the informative first line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("usage:")]
+    text = lines[0] if lines else "invalid arguments"
+    if len(lines) > 1 and text.endswith(":"):
+        text = f"{text} {lines[1]}"
+    return text
+
+
+def validate(config: Config) -> None:
+    """Checks that span fields or that the types cannot express; raises UserError."""
+    t, d = config.train, config.data
+    if t.epochs < 1:
+        raise UserError(f"train.epochs={t.epochs}: expected an integer >= 1")
+    if t.batch_size < 2 or t.batch_size % 2:
+        raise UserError(
+            f"train.batch_size={t.batch_size}: expected an even number >= 2 (MixUp/CutMix pairs each batch with its reverse)"
+        )
+    if t.lr <= 0:
+        raise UserError(f"train.lr={t.lr}: expected a positive learning rate")
+    if t.grad_accum_steps < 1:
+        raise UserError(f"train.grad_accum_steps={t.grad_accum_steps}: expected an integer >= 1")
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise UserError(f"data.val_fraction={d.val_fraction}: expected a fraction in [0, 1)")
+    if d.image_size < 8:
+        raise UserError(f"data.image_size={d.image_size}: expected at least 8 pixels")
+    for name in config.log.trackers:
+        if name not in ("wandb", "tensorboard"):
+            raise UserError(f"log.trackers contains {name!r}: expected any of wandb, tensorboard")
+    if config.resume not in ("never", "auto") and not Path(config.resume).exists():
+        raise UserError(f"resume={config.resume!r}: expected never, auto, or an existing checkpoint folder")
+
+
+def config_to_dict(config: Config) -> dict:
+    """A plain, YAML-safe dict of the whole tree (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write the resolved tree as YAML (readable back through ``--config``), atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(_yaml_safe(config_to_dict(config)), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _yaml_safe(value):
+    if isinstance(value, dict):
+        return {k: _yaml_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_yaml_safe(v) for v in value]
+    return value
