@@ -1,0 +1,70 @@
+"""The typed config: precedence, types, one-line errors, and the saved file round-trip."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from emnist_dist.config import Config, parse_config, save_config
+from emnist_dist.errors import UserError
+
+
+def test_defaults_then_file_then_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  split: balanced\ntrain:\n  epochs: 3\n  lr: 0.5\n")
+    cfg = parse_config(["--config", str(path), "--train.lr", "0.25", "--cpu", "true"])
+    assert cfg.data.split == "balanced"  # from the file
+    assert cfg.train.epochs == 3  # from the file
+    assert cfg.train.lr == 0.25  # the flag wins over the file
+    assert cfg.cpu is True
+    assert cfg.train.batch_size == Config().train.batch_size  # untouched default
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("false", False), ("/w/eff.safetensors", "/w/eff.safetensors")])
+def test_pretrained_accepts_bool_or_path(value, expected):
+    assert parse_config(["--model.pretrained", value]).model.pretrained == expected
+
+
+def test_saved_config_reproduces_the_run(tmp_path):
+    cfg = parse_config(["--data.split", "letters", "--log.trackers", "[wandb]", "--train.betas", "[0.8, 0.9]"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert parse_config(["--config", str(tmp_path / "config.yaml")]) == cfg
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["data"]["split"] == "letters"
+
+
+@pytest.mark.parametrize("argv, culprit", [
+    (["--train.nope", "1"], "--train.nope"),
+    (["--train.epochs", "abc"], "train.epochs"),
+    (["--data.split", "kanji"], "data.split"),
+    (["--cpu", "maybe"], "cpu"),
+    (["--train.batch_size", "255"], "train.batch_size"),
+    (["--train.epochs", "0"], "train.epochs"),
+    (["--data.val_fraction", "1.5"], "data.val_fraction"),
+    (["--log.trackers", "[mlflow]"], "log.trackers"),
+    (["--resume", "/no/such/checkpoint"], "resume"),
+])
+def test_bad_values_name_the_culprit_in_one_line(argv, culprit):
+    with pytest.raises(UserError) as err:
+        parse_config(argv)
+    message = str(err.value)
+    assert culprit in message and "\n" not in message
+
+
+def test_help_lists_every_field_with_its_default():
+    out = subprocess.run([sys.executable, "-m", "emnist_dist.train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for key in ("--data.split", "--data.source", "--data.cache_dir", "--data.image_size", "--model.name",
+                "--model.pretrained", "--train.epochs", "--train.batch_size", "--train.lr", "--output_dir",
+                "--seed", "--cpu", "--resume", "--augment.mixup_alpha", "--checkpoint.keep_last"):
+        assert key in out.stdout
+    assert "default: 0.22" in out.stdout  # defaults are shown
+
+
+def test_cli_bad_flag_exits_2_with_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "emnist_dist.train", "--train.epochs", "abc",
+                          "--output_dir", str(tmp_path / "run")], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "train.epochs" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run").exists()
