@@ -162,7 +162,8 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
     output_dir: str = "runs/default"
-    """Run folder: config.yaml, metrics.jsonl, final.json, checkpoints/, model/."""
+    """Run folder: config.yaml, metrics.jsonl, final.json, checkpoints/, model/. $VARS are expanded
+    (e.g. runs/sweep/$WANDB_RUN_ID)."""
     seed: int = 0
     cpu: bool = False
     """Force the CPU even when a GPU is present (also for multi-process CPU DDP)."""
@@ -203,6 +204,7 @@ def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_di
     namespace.pop("config", None)
     config = parser.instantiate_classes(namespace)
     config = Config(**{f.name: config[f.name] for f in dataclasses.fields(Config)})
+    config.output_dir = os.path.expandvars(config.output_dir)
     validate(config)
     return config
 

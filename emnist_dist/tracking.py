@@ -1,6 +1,7 @@
 """Experiment tracking through Accelerate's trackers (Weights & Biases, TensorBoard).
 
-A resumed run continues the same W&B run: its id is kept in ``output_dir/wandb_run_id``.
+A resumed run continues the same W&B run: its id is kept in ``output_dir/wandb_run_id`` (a W&B
+sweep agent's own ``WANDB_RUN_ID`` takes precedence).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def start_tracking(accelerator: Accelerator, cfg: Config, extra: dict) -> None:
         return
     init_kwargs = {}
     if "wandb" in cfg.log.trackers:
-        run_id = _wandb_run_id(Path(cfg.output_dir)) if accelerator.is_main_process else None
+        run_id = os.environ.get("WANDB_RUN_ID")
+        if run_id is None and accelerator.is_main_process:
+            run_id = _wandb_run_id(Path(cfg.output_dir))
         init_kwargs["wandb"] = {
             "mode": resolve_wandb_mode(cfg.log.wandb_mode),
             "dir": cfg.output_dir,
@@ -64,6 +67,7 @@ def start_tracking(accelerator: Accelerator, cfg: Config, extra: dict) -> None:
 def _wandb_run_id(output_dir: Path) -> str:
     path = output_dir / "wandb_run_id"
     if not path.is_file():
+        output_dir.mkdir(parents=True, exist_ok=True)
         import wandb
 
         path.write_text(wandb.util.generate_id())

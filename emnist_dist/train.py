@@ -18,7 +18,6 @@ SIGUSR1 after saving a checkpoint (resume with ``--resume auto``).
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import time
@@ -203,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                 stats = window.flush()
                 stats["lr"] = scheduler.get_last_lr()[0]
                 accelerator.log({f"train/{k}": v for k, v in stats.items()}, step=progress.step)
+                if bar.disable:  # batch jobs (SLURM logs): plain lines instead of a progress bar
+                    say(f"step {progress.step}/{total_steps} epoch {epoch} loss {stats['loss']:.4f} "
+                        f"lr {stats['lr']:.3g} images/s {stats['images_per_s']:.0f}")
                 bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{stats['images_per_s']:.0f}",
                                 val_acc=f"{last_val.get('val/acc', float('nan')):.4f}")
             if flags[0]:
@@ -335,6 +337,7 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
     """Test the last and the best weights, write final.json, export the best weights to model/."""
     out = Path(cfg.output_dir)
     net = eval_model(accelerator, model, ema)
+    in_sync = ranks_in_sync(accelerator, net)
     last = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels).compute()
     best_path = out / "checkpoints" / "best_model.safetensors"
     accelerator.wait_for_everyone()
@@ -351,6 +354,7 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
         **{f"test_last/{k}": v for k, v in last.items() if k != "num_samples"},
         "best_epoch": progress.best_epoch, "best_step": progress.best_step, "best_val_acc": progress.best_val_acc,
         "step": progress.step, "epoch": progress.epoch, "world_size": accelerator.num_processes,
+        "ranks_in_sync": in_sync,
         "split": data.split, "data": data.description, "synthetic": data.is_synthetic,
     }
     accelerator.log({k: v for k, v in final.items() if isinstance(v, (int, float))}, step=progress.step)
@@ -365,6 +369,19 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
         log_image(accelerator, "test/confusion_matrix", confusion_image(confusion, data.class_names), progress.step)
     accelerator.wait_for_everyone()
     return final
+
+
+def ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module) -> bool:
+    """True when every rank holds bit-identical weights (DDP must keep them so; a desync is a bug)."""
+    with torch.no_grad():
+        flat = torch.cat([t.detach().double().flatten() for t in model.state_dict().values()])
+        positions = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
+        fingerprint = torch.stack([flat.sum(), (flat * positions).sum(), flat.abs().max()])
+    gathered = accelerator.gather(fingerprint[None]).cpu()
+    in_sync = bool((gathered == gathered[0]).all())
+    if not in_sync:
+        accelerator.print("warning: the ranks' weights differ at the end of training (DDP desync)")
+    return in_sync
 
 
 def confusion_image(confusion: torch.Tensor, class_names: list[str]):
