@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import UserError
@@ -103,7 +103,7 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
         raise UserError(f"{Path(model_dir) / CONFIG_FILE}: unknown architecture {info.architecture!r} ({err})") from None
     try:
         state = load_file(weights)
-    except (SafetensorsError, OSError) as err:
+    except (SafetensorError, OSError) as err:
         raise UserError(f"{weights}: not a readable safetensors file ({err})") from None
     try:
         model.load_state_dict(state, strict=True)

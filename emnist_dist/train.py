@@ -283,6 +283,7 @@ def eval_model(accelerator: Accelerator, model, ema) -> torch.nn.Module:
 def evaluate(cfg: Config, accelerator: Accelerator, model: torch.nn.Module, data: EmnistData,
              images: torch.Tensor, labels: torch.Tensor) -> EvalMetrics:
     """Metrics over an exact shard per rank, reduced across ranks (called on every rank)."""
+    broadcast_buffers(accelerator, model)
     was_training = model.training
     model.eval()
     metrics = EvalMetrics(data.class_names, device=accelerator.device)
@@ -297,6 +298,14 @@ def evaluate(cfg: Config, accelerator: Accelerator, model: torch.nn.Module, data
         metrics.update(logits, y, F.cross_entropy(logits, y))
     model.train(was_training)
     return metrics
+
+
+def broadcast_buffers(accelerator: Accelerator, model: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics). DDP broadcasts them only at the start of
+    each forward, so after the last step every rank holds statistics of its own last batch."""
+    if accelerator.num_processes > 1:
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer.data, src=0)
 
 
 def validate(cfg, accelerator, model, ema, data, progress, window, epoch_time, lr, is_main) -> dict:
@@ -337,12 +346,13 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
     """Test the last and the best weights, write final.json, export the best weights to model/."""
     out = Path(cfg.output_dir)
     net = eval_model(accelerator, model, ema)
+    broadcast_buffers(accelerator, net)
     in_sync = ranks_in_sync(accelerator, net)
     last = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels).compute()
     best_path = out / "checkpoints" / "best_model.safetensors"
     accelerator.wait_for_everyone()
     if len(data.val_labels) and best_path.is_file():
-        net.load_state_dict(load_file(best_path, device=str(accelerator.device)))
+        net.load_state_dict(load_file(best_path))
         best_metrics = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels)
     else:  # no validation split: best == last
         best_metrics = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels)
