@@ -1,0 +1,31 @@
+"""The EMNIST data layer: sources -> one cached ``datasets`` dataset per split -> whole-split tensors.
+
+Public API::
+
+    prepare(split, source, cache_dir=None, ...) -> Path     # cache once, reuse afterwards
+    load_split(cache_path, "train" | "test") -> (uint8 (N,1,28,28), int64 (N,))
+    load_emnist(data_config, seed) -> EmnistData            # prepare + load + val carve-out + stats
+
+Command line: ``python -m emnist_dist.data prepare|inspect --split SPLIT --source SOURCE``.
+"""
+
+from .cache import default_cache_dir, prepare
+from .dataset_io import load_split
+from .loader import EmnistData, load_emnist
+from .splits import SPLITS, SplitInfo, class_names
+from .stats import class_counts, image_stats, stratified_split, stratified_subset
+
+__all__ = [
+    "SPLITS",
+    "EmnistData",
+    "SplitInfo",
+    "class_counts",
+    "class_names",
+    "default_cache_dir",
+    "image_stats",
+    "load_emnist",
+    "load_split",
+    "prepare",
+    "stratified_split",
+    "stratified_subset",
+]

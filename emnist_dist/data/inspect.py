@@ -1,0 +1,83 @@
+"""A picture and a count table of a prepared split, to check orientation and labels at a glance."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .dataset_io import load_split, read_meta
+from .splits import class_names
+from .stats import class_counts
+
+_ROWS_PER_BLOCK = 16  # classes per column block of the grid
+_CELL = 30  # pixels per grid cell: a 28x28 glyph and a 2-pixel gap
+
+
+def sample_mosaic(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int) -> np.ndarray:
+    """uint8 picture: one row per class (its first ``per_class`` samples), in column blocks of 16 classes.
+
+    Each row starts with an empty cell where the class label is drawn.
+    """
+    blocks = math.ceil(num_classes / _ROWS_PER_BLOCK)
+    rows = min(num_classes, _ROWS_PER_BLOCK)
+    mosaic = np.zeros((rows * _CELL, blocks * (per_class + 1) * _CELL), dtype=np.uint8)
+    glyphs = images[:, 0].numpy()
+    for c in range(num_classes):
+        top = (c % _ROWS_PER_BLOCK) * _CELL
+        left = (c // _ROWS_PER_BLOCK) * (per_class + 1) * _CELL
+        for k, i in enumerate(torch.nonzero(labels == c).flatten()[:per_class].tolist()):
+            x = left + (k + 1) * _CELL
+            mosaic[top + 1 : top + 29, x + 1 : x + 29] = glyphs[i]
+    return mosaic
+
+
+def write_grid(cache_path: str | Path, out: str | Path, per_class: int = 8) -> Path:
+    """Write a PNG of ``per_class`` training samples per class, labelled with the class character."""
+    if per_class < 1:
+        raise UserError(f"per_class={per_class}: expected at least 1 sample per class")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meta = read_meta(cache_path)
+    names = class_names(meta["split"])
+    images, labels = load_split(cache_path, "train")
+    mosaic = sample_mosaic(images, labels, len(names), per_class)
+    height, width = mosaic.shape
+    fig = plt.figure(figsize=(width / 40, height / 40 + 0.6), dpi=80)
+    ax = fig.add_axes((0, 0, 1, height / (height + 24)))
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    for c, name in enumerate(names):
+        x = (c // _ROWS_PER_BLOCK) * (per_class + 1) * _CELL + _CELL / 2
+        y = (c % _ROWS_PER_BLOCK) * _CELL + _CELL / 2
+        ax.text(x, y, name, color="gold", fontsize=14, ha="center", va="center", fontweight="bold")
+    ax.set_axis_off()
+    fig.suptitle(f"{meta['description']}: {per_class} training samples per class", fontsize=16)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def count_report(cache_path: str | Path) -> str:
+    """Per-class train/test counts and the training imbalance (largest / smallest class)."""
+    meta = read_meta(cache_path)
+    names = class_names(meta["split"])
+    train = class_counts(load_split(cache_path, "train")[1], len(names))
+    test = class_counts(load_split(cache_path, "test")[1], len(names))
+    lines = [meta["description"], f"{'class':>5} {'train':>8} {'test':>8}"]
+    lines += [f"{name:>5} {int(a):>8} {int(b):>8}" for name, a, b in zip(names, train, test)]
+    lines.append(f"{'total':>5} {int(train.sum()):>8} {int(test.sum()):>8}")
+    big, small = int(train.argmax()), int(train.argmin())
+    ratio = f"{train[big] / train[small]:.1f}x" if train[small] > 0 else "inf (a class has no samples)"
+    lines.append(
+        f"imbalance (train, largest/smallest class): {ratio} "
+        f"({names[big]!r} {int(train[big])}, {names[small]!r} {int(train[small])})"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,395 @@
+"""Where a split comes from: ``nist``, a local path, ``hf:OWNER/NAME`` or ``synthetic``.
+
+Every source is read into :class:`SplitArrays` (images as the source stores them, labels as
+class ids); the NIST files, Hub/parquet copies and the synthetic stand-in all store glyphs
+transposed, so ``write_dataset`` applies the one orientation fix. Raw NIST labels are checked
+against the split's classes and shifted (letters: 1..26 -> 0..25). Parquet files and
+``datasets`` folders from elsewhere are read the same way (NIST orientation and numbering, as
+in every copy made from the NIST files); a folder written by emnist_dist itself is taken as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import load_from_disk
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+from .dataset_io import META_FILE, PARTS, SplitArrays, load_split, read_meta
+from .download import download
+from .idx import IMAGE_SIDE, read_idx
+from .splits import SplitInfo
+from .synthetic import render_glyphs
+
+NIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
+NIST_MD5 = "58c8d27c78d21e728a6bc7b3cc06412e"
+KINDS = {"images": "images-idx3", "labels": "labels-idx1"}
+# Where the NIST members may sit inside a folder: flat, as in gzip.zip, torchvision's layout.
+_MEMBER_DIRS = (".", "gzip", "raw", "EMNIST/raw")
+_LOCAL_HINT = "pass a local copy instead: --source /path/to/gzip.zip (or a folder of its .gz/IDX files, or parquet)"
+
+
+def member_name(split: str, part: str, kind: str) -> str:
+    """NIST file name without ``.gz``, e.g. ``emnist-byclass-train-images-idx3-ubyte``."""
+    return f"emnist-{split}-{part}-{KINDS[kind]}-ubyte"
+
+
+def is_synthetic(source: str) -> bool:
+    return source == "synthetic"
+
+
+def describe(split: str, source: str) -> str:
+    """One human line naming what the data is; the synthetic stand-in says so plainly."""
+    if is_synthetic(source):
+        return f"SYNTHETIC stand-in for {split} (not EMNIST)"
+    return f"EMNIST {split} ({source})"
+
+
+def cache_name(split: str, source: str, train_per_class: int, test_per_class: int, seed: int) -> str:
+    """Folder name of the cache entry for ``source`` + ``split`` (+ the synthetic parameters).
+
+    A local path is keyed by its absolute location and the names, sizes and modification
+    times of its files, so replacing the files makes a new entry instead of reusing a stale one.
+    """
+    if is_synthetic(source):
+        tag = f"synthetic-{train_per_class}x{test_per_class}-seed{seed}"
+    elif source == "nist":
+        tag = "nist"
+    elif source.startswith("hf:"):
+        tag = "hf-" + _slug(source[3:])
+    else:
+        path = _existing_path(source)
+        tag = f"local-{_slug(path.name)}-{_fingerprint(path)}"
+    return f"{split}-{tag}"
+
+
+def read_source(
+    info: SplitInfo,
+    source: str,
+    cache_dir: Path,
+    *,
+    train_per_class: int,
+    test_per_class: int,
+    seed: int,
+    progress: bool,
+) -> SplitArrays:
+    """Read both parts of ``info``'s split from ``source`` (see the module docstring)."""
+    if is_synthetic(source):
+        return _synthetic(info, train_per_class, test_per_class, seed)
+    if source == "nist":
+        url = os.environ.get("EMNIST_DIST_NIST_URL", NIST_URL)
+        md5 = os.environ.get("EMNIST_DIST_NIST_MD5", NIST_MD5)
+        return read_path(download(url, cache_dir / "downloads" / "gzip.zip", md5, progress), info)
+    if source.startswith("hf:"):
+        return read_path(_hub_snapshot(source[3:], info), info)
+    return read_path(_existing_path(source), info)
+
+
+def _synthetic(info: SplitInfo, train_per_class: int, test_per_class: int, seed: int) -> SplitArrays:
+    for name, value in (("synthetic_train_per_class", train_per_class), ("synthetic_test_per_class", test_per_class)):
+        if value < 1:
+            raise UserError(f"{name}={value}: expected an integer >= 1")
+    # Disjoint seeds (even / odd) so the test glyphs are never the training glyphs.
+    train_images, train_labels = render_glyphs(info.class_names, train_per_class, 2 * seed)
+    test_images, test_labels = render_glyphs(info.class_names, test_per_class, 2 * seed + 1)
+    # Stored transposed, exactly like the NIST files, so the same orientation fix applies.
+    return SplitArrays(
+        np.ascontiguousarray(train_images.transpose(0, 2, 1)),
+        train_labels,
+        np.ascontiguousarray(test_images.transpose(0, 2, 1)),
+        test_labels,
+        upright=False,
+    )
+
+
+def read_path(path: Path, info: SplitInfo) -> SplitArrays:
+    """Read a split from a local file or folder (any of the layouts listed in the README)."""
+    if path.is_file():
+        if path.stat().st_size == 0:
+            raise UserError(f"{path}: empty file: expected the EMNIST gzip.zip or a .parquet file")
+        if path.suffix == ".zip":
+            return _read_zip(path, info)
+        if path.suffix == ".parquet":
+            return _read_parquet_file(path, info)
+        raise UserError(f"{path}: unsupported file type: expected gzip.zip, a .parquet file, or a folder")
+    if not any(path.iterdir()):
+        raise UserError(f"{path}: empty folder: expected EMNIST files (gzip.zip, .gz or IDX members, parquet)")
+    if (path / "dataset_dict.json").is_file():
+        return _read_saved_dataset(path, info)
+    members = {(part, kind): _find_member(path, member_name(info.name, part, kind)) for part in PARTS for kind in KINDS}
+    if any(members.values()):
+        missing = [member_name(info.name, p, k) for (p, k), found in members.items() if found is None]
+        if missing:
+            raise UserError(
+                f"{path}: {missing[0]}[.gz] is missing: expected all four emnist-{info.name}-{{train,test}}-"
+                "{images-idx3,labels-idx1}-ubyte[.gz] files"
+            )
+
+        def open_file(part: str, kind: str) -> tuple[BinaryIO, str, bool]:
+            found = members[(part, kind)]
+            return open(found, "rb"), str(found), found.suffix == ".gz"
+
+        return _read_members(info, open_file)
+    archives = sorted(path.glob("*.zip"))
+    if archives:
+        return _read_zip(path / "gzip.zip" if (path / "gzip.zip").is_file() else archives[0], info)
+    if any(path.rglob("*.parquet")):
+        return _read_parquet_folder(path, info)
+    raise UserError(
+        f"{path}: no EMNIST {info.name} files found: expected gzip.zip, emnist-{info.name}-*-ubyte[.gz] files "
+        "(flat, under gzip/ or EMNIST/raw/), parquet files with image+label columns, or a saved datasets folder"
+    )
+
+
+def _find_member(folder: Path, base: str) -> Path | None:
+    for sub in _MEMBER_DIRS:
+        for name in (base + ".gz", base):
+            candidate = folder / sub / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_zip(path: Path, info: SplitInfo) -> SplitArrays:
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file: expected the EMNIST gzip.zip")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise UserError(f"{path}: not a readable zip archive ({err}): expected the EMNIST gzip.zip") from None
+    with archive:
+        by_name = {Path(name).name: name for name in archive.namelist()}
+
+        def open_member(part: str, kind: str) -> tuple[BinaryIO, str, bool]:
+            base = member_name(info.name, part, kind)
+            for name, gzipped in ((base + ".gz", True), (base, False)):
+                if name in by_name:
+                    try:
+                        return archive.open(by_name[name]), f"{path}:{by_name[name]}", gzipped
+                    except (zipfile.BadZipFile, OSError) as err:
+                        raise UserError(f"{path}:{by_name[name]}: unreadable zip member ({err}): expected an intact archive") from None
+            raise UserError(f"{path}: no member {base}.gz: expected the EMNIST gzip.zip layout (gzip/{base}.gz)")
+
+        return _read_members(info, open_member)
+
+
+def _read_members(info: SplitInfo, open_member: Callable[[str, str], tuple[BinaryIO, str, bool]]) -> SplitArrays:
+    """Read and cross-check the four IDX members; labels become class ids."""
+    arrays: dict[str, np.ndarray] = {}
+    for part in PARTS:
+        names = {}
+        for kind in KINDS:
+            stream, names[kind], gzipped = open_member(part, kind)
+            with stream:
+                arrays[f"{part}_{kind}"] = read_idx(stream, names[kind], kind, gzipped)
+        n_images, n_labels = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
+        if n_images != n_labels:
+            raise UserError(
+                f"{names['images']} holds {n_images} images but {names['labels']} holds {n_labels} labels: expected equal counts"
+            )
+        arrays[f"{part}_labels"] = _class_ids(arrays[f"{part}_labels"], info, names["labels"])
+    return SplitArrays(upright=False, **arrays)
+
+
+def _class_ids(raw: np.ndarray, info: SplitInfo, name: str) -> np.ndarray:
+    """NIST labels -> class ids 0..C-1 (letters shift by one); out-of-range labels raise UserError."""
+    labels = raw.astype(np.int64) - info.raw_label_offset
+    bad = (labels < 0) | (labels >= info.num_classes)
+    if bad.any():
+        first = int(raw[np.argmax(bad)])
+        low = info.raw_label_offset
+        raise UserError(
+            f"{name}: label {first} is outside the {info.num_classes} classes of {info.name}: "
+            f"expected labels {low}..{low + info.num_classes - 1}"
+        )
+    return labels
+
+
+# --- parquet files and saved datasets folders -------------------------------------------------
+
+
+def _read_parquet_file(path: Path, info: SplitInfo) -> SplitArrays:
+    """A ``...train....parquet`` file and its sibling with ``train`` replaced by ``test``."""
+    if "train" not in path.name:
+        raise UserError(f"{path}: cannot tell the part: expected a file named like train-*.parquet next to its test-*.parquet")
+    test = path.with_name(path.name.replace("train", "test"))
+    if not test.is_file():
+        raise UserError(f"{path}: no matching test file {test.name}: expected both train and test parquet files")
+    return _arrays_from_tables(info, {"train": [path], "test": [test]})
+
+
+def _read_parquet_folder(path: Path, info: SplitInfo) -> SplitArrays:
+    """Parquet shards under ``path``, sorted into parts by a path component starting with train/test.
+
+    A Hub repo holding several splits as subfolders (``byclass/``, ``balanced/`` ...) is narrowed
+    to the requested split's folder.
+    """
+    files = sorted(path.rglob("*.parquet"))
+    in_split = [f for f in files if info.name in f.relative_to(path).parts[:-1]]
+    files = in_split or files
+    by_part = {part: [f for f in files if any(c.startswith(part) for c in f.relative_to(path).parts)] for part in PARTS}
+    for part, found in by_part.items():
+        if not found:
+            raise UserError(f"{path}: no {part} parquet files: expected files or folders named {part}* (e.g. data/{part}-00000-of-00001.parquet)")
+    return _arrays_from_tables(info, by_part)
+
+
+def _arrays_from_tables(info: SplitInfo, files: dict[str, list[Path]]) -> SplitArrays:
+    arrays = {}
+    for part, paths in files.items():
+        tables = []
+        for f in paths:
+            try:
+                tables.append(pq.read_table(f, columns=["image", "label"]))
+            except (pa.ArrowInvalid, OSError, KeyError) as err:
+                raise UserError(f"{f}: unreadable parquet or no image+label columns ({_first_line(err)}): expected a parquet file with image and label columns") from None
+        name = str(paths[0]) if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} {part} files)"
+        try:
+            table = pa.concat_tables(tables)
+        except pa.ArrowInvalid as err:
+            raise UserError(f"{name}: shards disagree ({_first_line(err)}): expected one schema") from None
+        arrays[f"{part}_images"], raw = _table_arrays(table, name)
+        arrays[f"{part}_labels"] = _class_ids(raw, info, name)
+    return SplitArrays(upright=False, **arrays)
+
+
+def _read_saved_dataset(path: Path, info: SplitInfo) -> SplitArrays:
+    """A folder written by ``DatasetDict.save_to_disk`` (by emnist_dist or anyone else)."""
+    if (path / META_FILE).is_file():  # an emnist_dist cache: upright, class ids already
+        split = read_meta(path)["split"]
+        if split != info.name:
+            raise UserError(f"{path}: an emnist_dist {split} dataset: expected {info.name}")
+        train_images, train_labels = load_split(path, "train")
+        test_images, test_labels = load_split(path, "test")
+        return SplitArrays(
+            train_images.squeeze(1).numpy(), train_labels.numpy(), test_images.squeeze(1).numpy(), test_labels.numpy(), upright=True
+        )
+    try:
+        saved = load_from_disk(str(path))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: unreadable datasets folder ({_first_line(err)}): expected a folder saved by DatasetDict.save_to_disk") from None
+    missing = [part for part in PARTS if part not in saved]
+    if missing:
+        raise UserError(f"{path}: no {missing[0]} split (found {', '.join(saved)}): expected train and test")
+    arrays = {}
+    for part in PARTS:
+        name = f"{path}/{part}"
+        arrays[f"{part}_images"], raw = _table_arrays(saved[part].data.table, name)
+        arrays[f"{part}_labels"] = _class_ids(raw, info, name)
+    return SplitArrays(upright=False, **arrays)
+
+
+def _table_arrays(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (encoded PNG/... bytes, or nested integer lists) + ``label`` columns -> arrays."""
+    missing = [c for c in ("image", "label") if c not in table.column_names]
+    if missing:
+        raise UserError(f"{name}: no {missing[0]!r} column (found {', '.join(table.column_names)}): expected image and label")
+    label_col = table.column("label")
+    if not pa.types.is_integer(label_col.type) or label_col.null_count:
+        raise UserError(f"{name}: label column holds {label_col.type} with {label_col.null_count} nulls: expected integers, no nulls")
+    labels = label_col.to_numpy().astype(np.int64)
+    images = np.empty((table.num_rows, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
+    filled = 0
+    for chunk in table.column("image").chunks:
+        images[filled : filled + len(chunk)] = _decode_images(chunk, name)
+        filled += len(chunk)
+    return images, labels
+
+
+def _decode_images(chunk: pa.Array, name: str) -> np.ndarray:
+    kind = chunk.type
+    if pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0:  # datasets' Image feature
+        chunk = chunk.field("bytes")
+        kind = chunk.type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return np.stack([_decode_png(blob, name) for blob in chunk.to_pylist()]) if len(chunk) else np.zeros((0, 28, 28), np.uint8)
+    values = chunk
+    while pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type):
+        values = values.flatten()
+    if not pa.types.is_integer(values.type) or values.null_count:
+        raise UserError(f"{name}: image column holds {chunk.type}: expected encoded images or 28x28 integer arrays")
+    pixels = values.to_numpy()
+    if pixels.size != len(chunk) * IMAGE_SIDE * IMAGE_SIDE:
+        raise UserError(f"{name}: image arrays hold {pixels.size} values for {len(chunk)} images: expected 28x28 each")
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+        raise UserError(f"{name}: pixel values span {pixels.min()}..{pixels.max()}: expected 0..255")
+    return pixels.astype(np.uint8, copy=False).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+def _decode_png(blob: bytes | None, name: str) -> np.ndarray:
+    """One encoded image -> 28x28 uint8 (the per-image decode is unavoidable; done once, here)."""
+    if blob is None:
+        raise UserError(f"{name}: an image has no embedded bytes: expected every image stored in the file")
+    try:
+        image = Image.open(io.BytesIO(blob))
+        image = image.convert("L") if image.mode != "L" else image
+        pixels = np.asarray(image)
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"{name}: undecodable image ({_first_line(err)}): expected PNG (or another PIL format) bytes") from None
+    if pixels.shape != (IMAGE_SIDE, IMAGE_SIDE):
+        raise UserError(f"{name}: an image is {pixels.shape[1]}x{pixels.shape[0]}: expected 28x28")
+    return pixels
+
+
+# --- the Hugging Face Hub -----------------------------------------------------------------------
+
+
+def _hub_snapshot(repo_id: str, info: SplitInfo) -> Path:
+    """Download (or find in the Hub cache) the files of a dataset repo that can hold the split."""
+    import huggingface_hub  # imported here: only this source needs it
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        folder = huggingface_hub.snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            allow_patterns=["*.parquet", f"*emnist-{info.name}-*", "*gzip.zip"],
+        )
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as err:
+        cause = err.__cause__
+        if isinstance(cause, OfflineModeIsEnabled):
+            reason = "offline mode (HF_HUB_OFFLINE) is on and the repo is not in the local Hub cache"
+        elif isinstance(err, LocalEntryNotFoundError) and cause is not None:
+            reason = f"Hub unreachable ({type(cause).__name__}: {_first_line(cause)}) and the repo is not in the local Hub cache"
+        else:
+            reason = f"{type(err).__name__}: {_first_line(err)}"
+        raise UserError(f"hf:{repo_id}: could not get the dataset from the Hugging Face Hub ({reason}); {_LOCAL_HINT}") from None
+    return Path(folder)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _existing_path(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UserError(f"source {source!r}: no such file or folder: expected nist, synthetic, hf:OWNER/NAME or a local path")
+    return path.resolve()
+
+
+def _fingerprint(path: Path) -> str:
+    digest = hashlib.sha1(str(path).encode())
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        stat = f.stat()
+        digest.update(f"{f.relative_to(path) if f != path else ''}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:10]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", text).strip("-") or "data"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

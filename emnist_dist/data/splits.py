@@ -1,0 +1,58 @@
+"""EMNIST facts: the six splits, their class names in label order, and their sizes."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+_BYMERGE_LOWER = "abdefghnqrt"  # lower-case letters ByMerge keeps apart from their capitals
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """One EMNIST split.
+
+    Attributes:
+        name: split name as used in the NIST file names (``emnist-{name}-...``).
+        class_names: one character per class, in label order (index = class id).
+        train_size, test_size: sample counts of the official files.
+        raw_label_offset: what the NIST label files add to the class id (1 for letters, whose
+            raw labels run 1..26; 0 elsewhere).
+    """
+
+    name: str
+    class_names: list[str]
+    train_size: int
+    test_size: int
+    raw_label_offset: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+SPLITS: dict[str, SplitInfo] = {
+    info.name: info
+    for info in (
+        SplitInfo("byclass", list(string.digits + string.ascii_uppercase + string.ascii_lowercase), 697_932, 116_323),
+        SplitInfo("bymerge", list(string.digits + string.ascii_uppercase + _BYMERGE_LOWER), 697_932, 116_323),
+        SplitInfo("balanced", list(string.digits + string.ascii_uppercase + _BYMERGE_LOWER), 112_800, 18_800),
+        SplitInfo("letters", list(string.ascii_lowercase), 124_800, 20_800, raw_label_offset=1),
+        SplitInfo("digits", list(string.digits), 240_000, 40_000),
+        SplitInfo("mnist", list(string.digits), 60_000, 10_000),
+    )
+}
+
+
+def get_split(split: str) -> SplitInfo:
+    """The :class:`SplitInfo` of ``split``; an unknown name raises :class:`UserError`."""
+    if split not in SPLITS:
+        raise UserError(f"unknown EMNIST split {split!r}: expected one of {', '.join(SPLITS)}")
+    return SPLITS[split]
+
+
+def class_names(split: str) -> list[str]:
+    """Class names of ``split`` in label order (a copy); unknown split -> :class:`UserError`."""
+    return list(get_split(split).class_names)

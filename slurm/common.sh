@@ -1,0 +1,137 @@
+# shellcheck shell=bash
+# The body shared by the SLURM templates (sourced by them, not run on its own).
+#
+# emnist_slurm_train CONFIG [--section.key VALUE ...]
+#   Starts one `accelerate launch` per node through srun (one training process per GPU), forwards
+#   the pre-timeout USR1 (#SBATCH --signal=B:USR1@120) to the training processes, which checkpoint
+#   and exit, then requeues the job; the requeued job resumes with --resume auto.
+#
+# Settings (environment variables; see slurm/README.md):
+#   EMNIST_REPO      repository checkout holding configs/        (default: $SLURM_SUBMIT_DIR)
+#   EMNIST_ACTIVATE  shell line run first to activate the environment, e.g.
+#                    'source .venv/bin/activate' or 'module load cuda && conda activate emnist'
+#   GPUS_PER_NODE    GPUs per node                                (default: what SLURM allocated)
+#   PROCS_PER_NODE   training processes per node                  (default: GPUS_PER_NODE)
+#   EMNIST_CPU=1     train on CPU (gloo) instead; PROCS_PER_NODE defaults to 1 without GPUs
+#   OUTPUT_DIR       run folder                                   (default: runs/$SLURM_JOB_NAME)
+#   MAIN_PROCESS_PORT rendezvous port on the head node           (default: 20000 + job id % 20000)
+#   MAX_REQUEUES     stop requeueing after this many restarts     (default: 20)
+
+set -euo pipefail
+
+log() { echo "[$(date '+%F %T')] emnist-slurm: $*"; }
+
+# GPUs SLURM gave this node: --gpus-per-node and --gres=gpu set SLURM_GPUS_ON_NODE; older
+# versions only SLURM_GPUS_PER_NODE (possibly typed, "a100:4"); else count CUDA_VISIBLE_DEVICES.
+allocated_gpus() {
+  if [[ -n ${SLURM_GPUS_ON_NODE:-} ]]; then
+    echo "$SLURM_GPUS_ON_NODE"
+  elif [[ -n ${SLURM_GPUS_PER_NODE:-} ]]; then
+    echo "${SLURM_GPUS_PER_NODE##*:}"
+  elif [[ -n ${CUDA_VISIBLE_DEVICES:-} ]]; then
+    local ids
+    IFS=, read -ra ids <<<"$CUDA_VISIBLE_DEVICES"
+    echo "${#ids[@]}"
+  else
+    echo 0
+  fi
+}
+
+# The address the other nodes reach the head node (the first of the allocation) at. SLURM's own
+# NodeAddr for it, which is the host name on most clusters; a cluster whose node names do not
+# resolve (like the loopback test cluster) still works.
+head_node_address() {
+  local hosts head addr
+  hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST")
+  head=${hosts%%$'\n'*} # the first line (`| head -n1` can fail with SIGPIPE under pipefail)
+  addr=$(scontrol show node "$head" | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
+  echo "${addr:-$head}"
+}
+
+emnist_slurm_train() {
+  local config=$1
+  shift
+  : "${SLURM_JOB_ID:?submit this script with sbatch}"
+  local repo=${EMNIST_REPO:-$SLURM_SUBMIT_DIR}
+  if [[ ! -f $repo/$config ]]; then
+    echo "error: $repo/$config not found: submit from the repository root or set EMNIST_REPO" >&2
+    exit 2
+  fi
+  if [[ -n ${EMNIST_ACTIVATE:-} ]]; then
+    eval "$EMNIST_ACTIVATE"
+  fi
+
+  local gpus=${GPUS_PER_NODE:-$(allocated_gpus)}
+  local procs=${PROCS_PER_NODE:-$gpus}
+  local cpu_args=()
+  if [[ ${EMNIST_CPU:-0} == 1 ]]; then
+    cpu_args=(--cpu true)
+    ((procs > 0)) || procs=1
+  elif ((procs < 1)); then
+    echo "error: no GPUs allocated to job $SLURM_JOB_ID (GPUS_PER_NODE=$gpus): request them with" \
+      "#SBATCH --gpus-per-node, or set EMNIST_CPU=1 to train on CPU" >&2
+    exit 2
+  fi
+
+  local nodes=$SLURM_NNODES
+  local world=$((nodes * procs))
+  local output_dir=${OUTPUT_DIR:-runs/$SLURM_JOB_NAME}
+  local max_requeues=${MAX_REQUEUES:-20}
+  local restarts=${SLURM_RESTART_COUNT:-0}
+  # "finished" means final.json was (re)written by this job: compare its mtime before and after
+  local final=$output_dir/final.json final_before
+  final_before=$(stat -c %y "$final" 2>/dev/null || true)
+
+  local launch=(--num_machines "$nodes" --num_processes "$world"
+    --main_process_ip "$(head_node_address)" --main_process_port "${MAIN_PROCESS_PORT:-$((20000 + SLURM_JOB_ID % 20000))}")
+  if ((world > 1)); then
+    launch+=(--multi_gpu) # DDP, also on CPU: accelerate's own --cpu would start a single process
+  fi
+  local train=(-m emnist_dist.train --config "$repo/$config" --output_dir "$output_dir" --resume auto
+    "${cpu_args[@]}" "$@")
+
+  # live logs: Python block-buffers stdout into srun's pipes otherwise
+  export PYTHONUNBUFFERED=${PYTHONUNBUFFERED:-1}
+  # torchrun forwards only the signals listed here to its workers (the default lacks SIGUSR1)
+  export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1
+  local step_opts=(--nodes="$nodes" --ntasks-per-node=1 --kill-on-bad-exit=1)
+  if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then
+    step_opts+=(--cpus-per-task="$SLURM_CPUS_PER_TASK") # srun >= 22.05 no longer inherits it
+  fi
+
+  log "job $SLURM_JOB_ID (restart $restarts) on $SLURM_JOB_NODELIST: $nodes node(s) x $procs" \
+    "process(es), output_dir=$output_dir"
+  log "on each node: accelerate launch --machine_rank \$SLURM_NODEID ${launch[*]} ${train[*]}"
+  local preempted=0 step_pid=
+  trap 'log "USR1 (time limit near or preemption): asking training to checkpoint and stop"
+        if ((!preempted)) && [[ -n $step_pid ]]; then kill -USR1 "$step_pid"; fi
+        preempted=1' USR1
+  # SLURM signals the job step itself on scancel / at the time limit: keep waiting for it
+  trap 'log "SIGTERM: waiting for the training processes to stop"' TERM
+
+  # One launcher per node; single quotes so that each node expands its own SLURM_NODEID.
+  # shellcheck disable=SC2016
+  srun "${step_opts[@]}" bash -c 'exec accelerate launch --machine_rank "$SLURM_NODEID" "$@"' \
+    launcher "${launch[@]}" "${train[@]}" &
+  step_pid=$!
+  # wait returns early whenever a trapped signal arrives: wait again until the step has ended,
+  # then once more for its exit status (bash keeps it)
+  while kill -0 "$step_pid" 2>/dev/null; do wait "$step_pid" || true; done
+  local rc=0
+  wait "$step_pid" || rc=$?
+
+  if [[ -f $final && $(stat -c %y "$final") != "$final_before" ]]; then
+    log "finished: $final"
+    exit 0
+  fi
+  if ((!preempted)); then
+    log "training exited with code $rc without finishing and without a preemption signal: not requeueing"
+    exit $((rc ? rc : 1))
+  fi
+  if ((restarts >= max_requeues)); then
+    log "already restarted $restarts times (MAX_REQUEUES=$max_requeues): not requeueing"
+    exit 1
+  fi
+  log "checkpointed (training exit code $rc): requeueing job $SLURM_JOB_ID, it resumes from $output_dir"
+  scontrol requeue "$SLURM_JOB_ID"
+}
