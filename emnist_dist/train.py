@@ -58,6 +58,7 @@ class Progress:
     best_val_acc: float = -1.0
     best_step: int = -1
     best_epoch: int = -1
+    world_size: int = 1
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -135,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         mixer.load_state_dict(rank_state["mixup"])
         say(f"resumed from {resume_from} at step {progress.step} (epoch {progress.epoch}, "
             f"batch {loader.state_dict()['batch']})")
+        if progress.world_size != accelerator.num_processes:
+            say(f"warning: the checkpoint was written by {progress.world_size} processes, this run has "
+                f"{accelerator.num_processes}: training continues with the same global batch, but not "
+                "bit-identically to an uninterrupted run")
+    progress.world_size = accelerator.num_processes
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
