@@ -89,13 +89,18 @@ def main() -> None:
         )
         archive = write_gzip_zip(tmp / "gzip.zip", raw)
         del raw
-        print(f"generated {archive.stat().st_size / 1e6:.0f} MB gzip.zip ({args.train} + {args.test} images) "
-              f"in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        print(
+            f"generated {archive.stat().st_size / 1e6:.0f} MB gzip.zip ({args.train} + {args.test} images) "
+            f"in {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
 
         floor = min(decompress_floor(archive) for _ in range(2))
         child = subprocess.run(
             [sys.executable, "-c", _CHILD, str(archive), str(tmp / "cache")],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         result = json.loads(child.stdout.strip().splitlines()[-1])
         cache = Path(result["path"])
@@ -113,7 +118,9 @@ def main() -> None:
     for name, seconds, base_name, base in rows:
         print(f"{name:34} {seconds:7.2f}s   {base_name:28} {base:7.2f}s {seconds / base:5.2f}x")
     print(f"peak memory of the prepare process (max RSS, imports included): {result['peak_gb']:.2f} GB")
-    print(f"image_stats(cache, 112), exact mean/std of the resized training pixels: {stats_s:.1f}s (once; cached after)")
+    print(
+        f"image_stats(cache, 112), exact mean/std of the resized training pixels: {stats_s:.1f}s (once; cached after)"
+    )
 
 
 def _timed(fn, *args) -> float:

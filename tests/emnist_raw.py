@@ -122,9 +122,7 @@ def _gz(name: str, data: bytes, compresslevel: int) -> tuple[str, bytes]:
     return name + ".gz", gzip.compress(data, compresslevel=compresslevel, mtime=0)
 
 
-def write_gzip_zip(
-    path: Path, *raws: RawSplit, compression: int = zipfile.ZIP_STORED, compresslevel: int = 6
-) -> Path:
+def write_gzip_zip(path: Path, *raws: RawSplit, compression: int = zipfile.ZIP_STORED, compresslevel: int = 6) -> Path:
     """The official archive layout: ``gzip/*.gz`` IDX members and ``gzip/*-mapping.txt``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,11 @@ def test_label_outside_the_splits_classes(tmp_path, capsys, gz_folder, raw):
     path = member(gz_folder, "test", "labels-idx1")
     path.write_bytes(gz(idx_bytes(labels)))
     line = cli_error(capsys, tmp_path / "cache", gz_folder)
-    assert str(path) in line and "label 47 is outside the 47 classes of balanced" in line and "expected labels 0..46" in line
+    assert (
+        str(path) in line
+        and "label 47 is outside the 47 classes of balanced" in line
+        and "expected labels 0..46" in line
+    )
 
 
 def test_letters_label_zero_is_outside(tmp_path, capsys):
@@ -192,7 +196,9 @@ def test_damaged_bytes_inside_a_zip_member(tmp_path, capsys, raw):
 
 def test_missing_path(tmp_path, capsys):
     line = cli_error(capsys, tmp_path / "cache", tmp_path / "nowhere.zip")
-    assert "nowhere.zip" in line and "no such file or folder" in line and "expected nist, synthetic, hf:OWNER/NAME" in line
+    assert (
+        "nowhere.zip" in line and "no such file or folder" in line and "expected nist, synthetic, hf:OWNER/NAME" in line
+    )
 
 
 def test_unknown_split(tmp_path, capsys, gz_folder):
@@ -209,7 +215,18 @@ def test_unsupported_file(tmp_path, capsys):
 
 def test_bad_synthetic_size(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, ["prepare", "--source", "synthetic", "--synthetic-train-per-class", "0", "--cache-dir", str(tmp_path / "c")])
+        run_cli(
+            main,
+            [
+                "prepare",
+                "--source",
+                "synthetic",
+                "--synthetic-train-per-class",
+                "0",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ],
+        )
     assert exit_info.value.code == 2
     assert "synthetic_train_per_class=0: expected an integer >= 1" in capsys.readouterr().err
     assert_no_dataset(tmp_path / "c")

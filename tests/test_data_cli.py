@@ -41,10 +41,27 @@ def test_inspect_counts_imbalance_and_picture(tmp_path, capsys):
     raw = RawSplit("digits", images, labels, images[:10], np.arange(10, dtype=np.uint8))
     archive = write_gzip_zip(tmp_path / "gzip.zip", raw)
     png = tmp_path / "grid.png"
-    out, _ = run(["inspect", "--split", "digits", "--source", str(archive), "--cache-dir", str(tmp_path / "c"), "--out", str(png), "--per-class", "4"], capsys)
+    out, _ = run(
+        [
+            "inspect",
+            "--split",
+            "digits",
+            "--source",
+            str(archive),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--out",
+            str(png),
+            "--per-class",
+            "4",
+        ],
+        capsys,
+    )
     lines = out.splitlines()
     assert lines[0] == f"EMNIST digits ({archive})"
-    assert "    0       12        1" in lines and "    9        4        1" in lines and "total       40       10" in lines
+    assert (
+        "    0       12        1" in lines and "    9        4        1" in lines and "total       40       10" in lines
+    )
     assert "imbalance (train, largest/smallest class): 4.0x ('0' 12, '1' 3)" in out
     assert lines[-1] == f"wrote {png}"
     with Image.open(png) as picture:
@@ -69,7 +86,9 @@ def test_mosaic_puts_each_class_in_its_row():
 def test_load_emnist(tmp_path):
     raw = random_split("balanced", 470, 94, seed=51)  # 10 samples per class, 2 per class in test
     archive = write_gzip_zip(tmp_path / "gzip.zip", raw)
-    cfg = DataConfig(split="balanced", source=str(archive), cache_dir=str(tmp_path / "c"), image_size=32, val_fraction=0.2)
+    cfg = DataConfig(
+        split="balanced", source=str(archive), cache_dir=str(tmp_path / "c"), image_size=32, val_fraction=0.2
+    )
     data = load_emnist(cfg, seed=0, progress=False)
     assert (len(data.train_labels), len(data.val_labels), len(data.test_labels)) == (376, 94, 94)
     assert data.train_class_counts.tolist() == [8] * 47 and torch.bincount(data.val_labels).tolist() == [2] * 47
@@ -79,7 +98,9 @@ def test_load_emnist(tmp_path):
     both = torch.cat([data.train_images, data.val_images])[:, 0].numpy()
     both_labels = torch.cat([data.train_labels, data.val_labels]).numpy()
     key = {img.tobytes(): label for img, label in zip(upright, raw.train_labels.astype(np.int64))}
-    assert len({img.tobytes() for img in both}) == 470 and all(key[img.tobytes()] == y for img, y in zip(both, both_labels))
+    assert len({img.tobytes() for img in both}) == 470 and all(
+        key[img.tobytes()] == y for img, y in zip(both, both_labels)
+    )
     assert torch.equal(data.test_labels, load_split(data.cache_path, "test")[1])
     assert (data.mean, data.std) == image_stats(data.cache_path, 32)
     assert data.description == f"EMNIST balanced ({archive})" and data.is_synthetic is False
@@ -90,7 +111,9 @@ def test_load_emnist(tmp_path):
 
 
 def test_load_emnist_synthetic_says_so(tmp_path):
-    cfg = DataConfig(split="digits", cache_dir=str(tmp_path), synthetic_train_per_class=10, synthetic_test_per_class=2, image_size=28)
+    cfg = DataConfig(
+        split="digits", cache_dir=str(tmp_path), synthetic_train_per_class=10, synthetic_test_per_class=2, image_size=28
+    )
     data = load_emnist(cfg, seed=0, progress=False)
     assert data.is_synthetic and data.source == "synthetic"
     assert data.description == "SYNTHETIC stand-in for digits (not EMNIST)"

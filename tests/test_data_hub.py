@@ -30,7 +30,9 @@ def assert_matches(cache, raw, first_label=0):
 def hub_image_dataset(images, labels, split):
     """What ``push_to_hub`` stores for an EMNIST copy: an Image feature (PNG bytes) and a ClassLabel."""
     features = Features({"image": Image(), "label": ClassLabel(names=class_names(split))})
-    return Dataset.from_dict({"image": [PILImage.fromarray(x) for x in images], "label": labels.tolist()}, features=features)
+    return Dataset.from_dict(
+        {"image": [PILImage.fromarray(x) for x in images], "label": labels.tolist()}, features=features
+    )
 
 
 def test_hub_parquet_with_png_images(tmp_path):
@@ -79,7 +81,9 @@ def test_saved_datasets_folder(tmp_path):
 
 
 def test_an_emnist_dist_cache_is_taken_as_is(tmp_path):
-    first = prepare("digits", "synthetic", tmp_path / "c1", synthetic_train_per_class=5, synthetic_test_per_class=2, progress=False)
+    first = prepare(
+        "digits", "synthetic", tmp_path / "c1", synthetic_train_per_class=5, synthetic_test_per_class=2, progress=False
+    )
     copy = prepare("digits", str(first), tmp_path / "c2", progress=False)
     for part in ("train", "test"):
         for a, b in zip(load_split(first, part), load_split(copy, part)):

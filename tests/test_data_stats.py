@@ -94,4 +94,6 @@ def test_image_stats_exact_and_cached(tmp_path):
 def test_resize_matrix_reproduces_resize_to_float(size):
     images = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(size))
     resize = resize_matrix(size)
-    assert torch.allclose(resize @ (images[:, 0].double() / 255) @ resize.T, resize_to_float(images, size)[:, 0].double(), atol=1e-6)
+    assert torch.allclose(
+        resize @ (images[:, 0].double() / 255) @ resize.T, resize_to_float(images, size)[:, 0].double(), atol=1e-6
+    )

@@ -50,9 +50,19 @@ def test_upright_when_rendered_and_after_the_cache(tmp_path):
     top_right, bottom_left = ink_top_right_vs_bottom_left(images[labels == BYCLASS.index("L")])
     assert bottom_left > 3 * top_right
 
-    cache = prepare("byclass", "synthetic", tmp_path, synthetic_train_per_class=30, synthetic_test_per_class=2, seed=3, progress=False)
+    cache = prepare(
+        "byclass",
+        "synthetic",
+        tmp_path,
+        synthetic_train_per_class=30,
+        synthetic_test_per_class=2,
+        seed=3,
+        progress=False,
+    )
     cached, cached_labels = load_split(cache, "train")
-    top_right, bottom_left = ink_top_right_vs_bottom_left(cached[:, 0].numpy()[cached_labels.numpy() == BYCLASS.index("L")])
+    top_right, bottom_left = ink_top_right_vs_bottom_left(
+        cached[:, 0].numpy()[cached_labels.numpy() == BYCLASS.index("L")]
+    )
     assert bottom_left > 3 * top_right
     # The source stores the glyphs transposed and the cache's fix undoes it exactly (train seed 2 * seed).
     expected, expected_labels = render_glyphs(BYCLASS, 30, seed=6)
@@ -60,7 +70,9 @@ def test_upright_when_rendered_and_after_the_cache(tmp_path):
 
 
 def test_says_it_is_synthetic(tmp_path):
-    cache = prepare("letters", "synthetic", tmp_path, synthetic_train_per_class=2, synthetic_test_per_class=1, progress=False)
+    cache = prepare(
+        "letters", "synthetic", tmp_path, synthetic_train_per_class=2, synthetic_test_per_class=1, progress=False
+    )
     meta = read_meta(cache)
     assert meta["synthetic"] is True
     assert meta["description"] == "SYNTHETIC stand-in for letters (not EMNIST)"
@@ -74,7 +86,12 @@ def test_a_tiny_cnn_learns_it(one_thread):
     test_x = torch.from_numpy(test_x).float().unsqueeze(1) / 255
     train_y, test_y = torch.from_numpy(train_y), torch.from_numpy(test_y)
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(400, 62)
+        nn.Conv2d(1, 8, 5, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(400, 62),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(8):

@@ -11,16 +11,24 @@ from .inspect import count_report, write_grid
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--split", default="byclass", help="byclass | bymerge | balanced | letters | digits | mnist (default: byclass)")
+    common.add_argument(
+        "--split", default="byclass", help="byclass | bymerge | balanced | letters | digits | mnist (default: byclass)"
+    )
     common.add_argument(
         "--source",
         default="synthetic",
         help="nist (official download) | a local path (gzip.zip, folder of .gz or IDX files, parquet, "
         "saved datasets folder) | hf:OWNER/NAME | synthetic (offline stand-in, NOT EMNIST; default)",
     )
-    common.add_argument("--cache-dir", default=None, help="cache root (default: $EMNIST_DIST_CACHE or ~/.cache/emnist_dist)")
-    common.add_argument("--synthetic-train-per-class", type=int, default=300, help="synthetic source: training glyphs per class")
-    common.add_argument("--synthetic-test-per-class", type=int, default=50, help="synthetic source: test glyphs per class")
+    common.add_argument(
+        "--cache-dir", default=None, help="cache root (default: $EMNIST_DIST_CACHE or ~/.cache/emnist_dist)"
+    )
+    common.add_argument(
+        "--synthetic-train-per-class", type=int, default=300, help="synthetic source: training glyphs per class"
+    )
+    common.add_argument(
+        "--synthetic-test-per-class", type=int, default=50, help="synthetic source: test glyphs per class"
+    )
     common.add_argument("--seed", type=int, default=0, help="synthetic source: drawing seed")
 
     parser = argparse.ArgumentParser(prog="python -m emnist_dist.data", description=__doc__)

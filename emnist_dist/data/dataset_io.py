@@ -68,7 +68,9 @@ def read_meta(path: str | Path) -> dict:
     """The cache's ``emnist_dist.json``: split, source, synthetic flag and description."""
     meta_path = Path(path) / META_FILE
     if not meta_path.is_file():
-        raise UserError(f"{path}: not a prepared emnist_dist dataset (no {META_FILE}): expected the folder `prepare` printed")
+        raise UserError(
+            f"{path}: not a prepared emnist_dist dataset (no {META_FILE}): expected the folder `prepare` printed"
+        )
     return json.loads(meta_path.read_text())
 
 
@@ -86,7 +88,9 @@ def write_dataset(target: Path, arrays: SplitArrays, info: SplitInfo, meta: dict
         images = np.require(getattr(arrays, f"{part}_images"), np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])
         if not arrays.upright:
             _transpose_in_place(images)
-        table = pa.table({"image": _image_array(images), "label": pa.array(getattr(arrays, f"{part}_labels"), pa.int64())})
+        table = pa.table(
+            {"image": _image_array(images), "label": pa.array(getattr(arrays, f"{part}_labels"), pa.int64())}
+        )
         dataset_info = DatasetInfo(description=meta["description"], features=feats)
         parts[part] = Dataset(InMemoryTable(table), info=dataset_info, split=part, fingerprint=f"{target.name}-{part}")
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")

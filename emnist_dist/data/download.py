@@ -52,15 +52,20 @@ def download(url: str, dest: Path, md5: str, progress: bool = True, timeout: flo
                 start = 0
             length = response.headers.get("Content-Length")
             total = start + int(length) if length is not None else None
-            with open(part, "ab" if start else "wb") as f, tqdm(
-                total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, disable=not progress
-            ) as bar:
+            with (
+                open(part, "ab" if start else "wb") as f,
+                tqdm(
+                    total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, disable=not progress
+                ) as bar,
+            ):
                 while chunk := response.read(_CHUNK):
                     f.write(chunk)
                     bar.update(len(chunk))
     except HTTPError as err:
         if err.code != 416:  # 416: nothing left to send, the .part file is already complete
-            raise UserError(f"{url}: download failed (HTTP {err.code} {err.reason}): expected the file to be served") from None
+            raise UserError(
+                f"{url}: download failed (HTTP {err.code} {err.reason}): expected the file to be served"
+            ) from None
     except (URLError, OSError, http.client.HTTPException) as err:
         _interrupted(url, part, getattr(err, "reason", None) or repr(err))
     if total is not None and part.stat().st_size < total:  # http.client returns a short body silently
@@ -68,16 +73,18 @@ def download(url: str, dest: Path, md5: str, progress: bool = True, timeout: flo
     got = file_md5(part)
     if got != md5:
         part.unlink()
-        raise UserError(
-            f"{url}: downloaded file has md5 {got}: expected {md5} (removed it; run again to retry)"
-        )
+        raise UserError(f"{url}: downloaded file has md5 {got}: expected {md5} (removed it; run again to retry)")
     os.replace(part, dest)
     return dest
 
 
 def _interrupted(url: str, part: Path, reason: object) -> None:
     received = part.stat().st_size if part.exists() else 0
-    what = f"interrupted after {received} bytes ({reason}); kept in {part}, run again to resume" if received else (
-        f"failed ({reason}); run again to retry"
+    what = (
+        f"interrupted after {received} bytes ({reason}); kept in {part}, run again to resume"
+        if received
+        else f"failed ({reason}); run again to retry"
     )
-    raise UserError(f"{url}: download {what}, or download it elsewhere and pass the local file (--source /path/to/gzip.zip)")
+    raise UserError(
+        f"{url}: download {what}, or download it elsewhere and pass the local file (--source /path/to/gzip.zip)"
+    )

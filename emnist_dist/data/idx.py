@@ -97,7 +97,9 @@ def _decompressed_chunks(stream: BinaryIO, name: str, gzipped: bool) -> Iterator
             try:
                 data = inflater.decompress(data)
             except zlib.error as err:
-                raise UserError(f"{name}: not a valid gzip stream ({err}): expected a gzip-compressed IDX file") from None
+                raise UserError(
+                    f"{name}: not a valid gzip stream ({err}): expected a gzip-compressed IDX file"
+                ) from None
             if inflater.unused_data:
                 raise UserError(f"{name}: data after the end of the gzip stream: expected a single gzip member")
         yield data

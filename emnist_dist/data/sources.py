@@ -177,7 +177,9 @@ def _read_zip(path: Path, info: SplitInfo) -> SplitArrays:
                     try:
                         return archive.open(by_name[name]), f"{path}:{by_name[name]}", gzipped
                     except (zipfile.BadZipFile, OSError) as err:
-                        raise UserError(f"{path}:{by_name[name]}: unreadable zip member ({err}): expected an intact archive") from None
+                        raise UserError(
+                            f"{path}:{by_name[name]}: unreadable zip member ({err}): expected an intact archive"
+                        ) from None
             raise UserError(f"{path}: no member {base}.gz: expected the EMNIST gzip.zip layout (gzip/{base}.gz)")
 
         return _read_members(info, open_member)
@@ -195,7 +197,8 @@ def _read_members(info: SplitInfo, open_member: Callable[[str, str], tuple[Binar
         n_images, n_labels = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
         if n_images != n_labels:
             raise UserError(
-                f"{names['images']} holds {n_images} images but {names['labels']} holds {n_labels} labels: expected equal counts"
+                f"{names['images']} holds {n_images} images but {names['labels']} holds {n_labels} labels: "
+                "expected equal counts"
             )
         arrays[f"{part}_labels"] = _class_ids(arrays[f"{part}_labels"], info, names["labels"])
     return SplitArrays(upright=False, **arrays)
@@ -221,7 +224,9 @@ def _class_ids(raw: np.ndarray, info: SplitInfo, name: str) -> np.ndarray:
 def _read_parquet_file(path: Path, info: SplitInfo) -> SplitArrays:
     """A ``...train....parquet`` file and its sibling with ``train`` replaced by ``test``."""
     if "train" not in path.name:
-        raise UserError(f"{path}: cannot tell the part: expected a file named like train-*.parquet next to its test-*.parquet")
+        raise UserError(
+            f"{path}: cannot tell the part: expected a file named like train-*.parquet next to its test-*.parquet"
+        )
     test = path.with_name(path.name.replace("train", "test"))
     if not test.is_file():
         raise UserError(f"{path}: no matching test file {test.name}: expected both train and test parquet files")
@@ -240,7 +245,10 @@ def _read_parquet_folder(path: Path, info: SplitInfo) -> SplitArrays:
     by_part = {part: [f for f in files if any(c.startswith(part) for c in f.relative_to(path).parts)] for part in PARTS}
     for part, found in by_part.items():
         if not found:
-            raise UserError(f"{path}: no {part} parquet files: expected files or folders named {part}* (e.g. data/{part}-00000-of-00001.parquet)")
+            raise UserError(
+                f"{path}: no {part} parquet files: expected files or folders named {part}* "
+                f"(e.g. data/{part}-00000-of-00001.parquet)"
+            )
     return _arrays_from_tables(info, by_part)
 
 
@@ -252,7 +260,10 @@ def _arrays_from_tables(info: SplitInfo, files: dict[str, list[Path]]) -> SplitA
             try:
                 tables.append(pq.read_table(f, columns=["image", "label"]))
             except (pa.ArrowInvalid, OSError, KeyError) as err:
-                raise UserError(f"{f}: unreadable parquet or no image+label columns ({_first_line(err)}): expected a parquet file with image and label columns") from None
+                raise UserError(
+                    f"{f}: unreadable parquet or no image+label columns ({_first_line(err)}): "
+                    "expected a parquet file with image and label columns"
+                ) from None
         name = str(paths[0]) if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} {part} files)"
         try:
             table = pa.concat_tables(tables)
@@ -272,12 +283,19 @@ def _read_saved_dataset(path: Path, info: SplitInfo) -> SplitArrays:
         train_images, train_labels = load_split(path, "train")
         test_images, test_labels = load_split(path, "test")
         return SplitArrays(
-            train_images.squeeze(1).numpy(), train_labels.numpy(), test_images.squeeze(1).numpy(), test_labels.numpy(), upright=True
+            train_images.squeeze(1).numpy(),
+            train_labels.numpy(),
+            test_images.squeeze(1).numpy(),
+            test_labels.numpy(),
+            upright=True,
         )
     try:
         saved = load_from_disk(str(path))
     except (OSError, ValueError) as err:
-        raise UserError(f"{path}: unreadable datasets folder ({_first_line(err)}): expected a folder saved by DatasetDict.save_to_disk") from None
+        raise UserError(
+            f"{path}: unreadable datasets folder ({_first_line(err)}): "
+            "expected a folder saved by DatasetDict.save_to_disk"
+        ) from None
     missing = [part for part in PARTS if part not in saved]
     if missing:
         raise UserError(f"{path}: no {missing[0]} split (found {', '.join(saved)}): expected train and test")
@@ -293,10 +311,15 @@ def _table_arrays(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``image`` (encoded PNG/... bytes, or nested integer lists) + ``label`` columns -> arrays."""
     missing = [c for c in ("image", "label") if c not in table.column_names]
     if missing:
-        raise UserError(f"{name}: no {missing[0]!r} column (found {', '.join(table.column_names)}): expected image and label")
+        raise UserError(
+            f"{name}: no {missing[0]!r} column (found {', '.join(table.column_names)}): expected image and label"
+        )
     label_col = table.column("label")
     if not pa.types.is_integer(label_col.type) or label_col.null_count:
-        raise UserError(f"{name}: label column holds {label_col.type} with {label_col.null_count} nulls: expected integers, no nulls")
+        raise UserError(
+            f"{name}: label column holds {label_col.type} with {label_col.null_count} nulls: "
+            "expected integers, no nulls"
+        )
     labels = label_col.to_numpy().astype(np.int64)
     images = np.empty((table.num_rows, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
     filled = 0
@@ -312,9 +335,15 @@ def _decode_images(chunk: pa.Array, name: str) -> np.ndarray:
         chunk = chunk.field("bytes")
         kind = chunk.type
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return np.stack([_decode_png(blob, name) for blob in chunk.to_pylist()]) if len(chunk) else np.zeros((0, 28, 28), np.uint8)
+        return (
+            np.stack([_decode_png(blob, name) for blob in chunk.to_pylist()])
+            if len(chunk)
+            else np.zeros((0, 28, 28), np.uint8)
+        )
     values = chunk
-    while pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type):
+    while (
+        pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type)
+    ):
         values = values.flatten()
     if not pa.types.is_integer(values.type) or values.null_count:
         raise UserError(f"{name}: image column holds {chunk.type}: expected encoded images or 28x28 integer arrays")
@@ -335,7 +364,9 @@ def _decode_png(blob: bytes | None, name: str) -> np.ndarray:
         image = image.convert("L") if image.mode != "L" else image
         pixels = np.asarray(image)
     except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"{name}: undecodable image ({_first_line(err)}): expected PNG (or another PIL format) bytes") from None
+        raise UserError(
+            f"{name}: undecodable image ({_first_line(err)}): expected PNG (or another PIL format) bytes"
+        ) from None
     if pixels.shape != (IMAGE_SIDE, IMAGE_SIDE):
         raise UserError(f"{name}: an image is {pixels.shape[1]}x{pixels.shape[0]}: expected 28x28")
     return pixels
@@ -360,10 +391,15 @@ def _hub_snapshot(repo_id: str, info: SplitInfo) -> Path:
         if isinstance(cause, OfflineModeIsEnabled):
             reason = "offline mode (HF_HUB_OFFLINE) is on and the repo is not in the local Hub cache"
         elif isinstance(err, LocalEntryNotFoundError) and cause is not None:
-            reason = f"Hub unreachable ({type(cause).__name__}: {_first_line(cause)}) and the repo is not in the local Hub cache"
+            reason = (
+                f"Hub unreachable ({type(cause).__name__}: {_first_line(cause)}) "
+                "and the repo is not in the local Hub cache"
+            )
         else:
             reason = f"{type(err).__name__}: {_first_line(err)}"
-        raise UserError(f"hf:{repo_id}: could not get the dataset from the Hugging Face Hub ({reason}); {_LOCAL_HINT}") from None
+        raise UserError(
+            f"hf:{repo_id}: could not get the dataset from the Hugging Face Hub ({reason}); {_LOCAL_HINT}"
+        ) from None
     return Path(folder)
 
 
@@ -373,7 +409,9 @@ def _hub_snapshot(repo_id: str, info: SplitInfo) -> Path:
 def _existing_path(source: str) -> Path:
     path = Path(source).expanduser()
     if not path.exists():
-        raise UserError(f"source {source!r}: no such file or folder: expected nist, synthetic, hf:OWNER/NAME or a local path")
+        raise UserError(
+            f"source {source!r}: no such file or folder: expected nist, synthetic, hf:OWNER/NAME or a local path"
+        )
     return path.resolve()
 
 
