@@ -7,6 +7,7 @@ culprit and what was expected, while genuine bugs still show a full traceback.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable
 
@@ -15,6 +16,13 @@ USER_ERROR_EXIT_CODE = 2
 
 class UserError(Exception):
     """A problem with the user's input. The message is one line: culprit, problem, expectation."""
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse whose errors are one-line :class:`UserError` s (exit 2 through run_cli, no usage dump)."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}")
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

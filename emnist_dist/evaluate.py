@@ -25,10 +25,10 @@ import torch
 
 from .data import class_names, load_split, prepare
 from .data.dataset_io import read_meta
-from .errors import UserError, run_cli
+from .errors import CliParser, UserError, run_cli
 from .export import load_model
 from .metrics import compute_metrics
-from .predict import CliParser, choose_device, predict_logits
+from .predict import choose_device, predict_logits
 from .report import (
     PAIR_COLUMNS,
     PER_CLASS_COLUMNS,

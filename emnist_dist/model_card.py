@@ -14,12 +14,11 @@ import json
 import os
 from pathlib import Path
 
-from .errors import UserError, run_cli
+from .errors import CliParser, UserError, run_cli
 from .evaluate import default_out_dir
 from .export import ModelInfo, read_model_info
 from .onnx_export import ATOL, ONNX_FILE, RTOL
-from .predict import CliParser
-from .preprocess import BLUR_SIGMA, BORDER
+from .preprocess import BLUR_SIGMA, BORDER, MIN_STROKE
 
 CARD_FILE = "README.md"
 
@@ -69,10 +68,12 @@ def render_model_card(info: ModelInfo, eval_metrics: dict | None = None, has_onn
               f"to {info.image_size}x{info.image_size} and normalised as `(x / 255 - mean) / std` with "
               f"mean = {info.mean:.6g}, std = {info.std:.6g}.", "",
               "`python -m emnist_dist.predict` turns a photo or scan into such a glyph the way EMNIST was made "
-              "from the NIST scans: grayscale (transparency on white), binarisation with Otsu's threshold, "
-              "polarity from the image border (dark ink on light paper is inverted), crop to the ink, "
-              f"Gaussian blur (sigma {BLUR_SIGMA:g}) at NIST scale, centring in a square with a {BORDER}-pixel "
-              "border keeping the aspect ratio, bicubic downsampling to 28x28, intensities stretched to 0..255.", ""]
+              "from the NIST scans: grayscale (transparency on white, EXIF orientation applied), uneven lighting "
+              "evened out, binarisation with Otsu's threshold, polarity from the image border (dark ink on light "
+              f"paper is inverted), crop to the ink, scaling to NIST size (hairline strokes thickened to "
+              f"{MIN_STROKE} px there), Gaussian blur (sigma {BLUR_SIGMA:g}), centring in a square with a "
+              f"{BORDER}-pixel border keeping the aspect ratio, bicubic downsampling to 28x28, intensities "
+              "stretched to 0..255.", ""]
     lines += ["## How to use", "", "```bash",
               "python -m emnist_dist.predict --model MODEL_DIR photo.jpg more_images/ --top-k 3",
               "python -m emnist_dist.evaluate --model MODEL_DIR", "```", ""]
@@ -90,11 +91,11 @@ def render_model_card(info: ModelInfo, eval_metrics: dict | None = None, has_onn
               "case; c/C, k/K, m/M, o/O, p/P, s/S, u/U, v/V, w/W, x/X, y/Y, z/Z are often indistinguishable "
               "and account for many byclass errors (hence the case-insensitive accuracy).",
               "- Look-alikes across classes: o/O/0, l/I/1/i, 2/Z/z, 5/S/s, 9/g/q, b/6, B/8.",
-              "- bymerge/balanced merge those 15 case pairs into one class each; letters has lower-case names for "
-              "both cases.",
+              "- bymerge/balanced merge the 15 letters whose cases look alike (C I J K L M O P S U V W X Y Z) into "
+              "one class each; letters merges both cases of every letter under its lower-case name.",
               "- One character per image on plain paper: no segmentation of words or lines; noise specks or "
               "shadows enlarge the crop and hurt the prediction; thin strokes on large images come out faint.",
-              "- Writers: NIST's American writers of the 1990s; other handwriting styles (e.g. crossed 7, "
+              "- Writers: NIST's American writers of the early 1990s; other handwriting styles (e.g. crossed 7, "
               "European 1) and other scripts are not covered. EMNIST also has some label noise.", ""]
     return "\n".join(lines)
 
@@ -146,7 +147,8 @@ def build_parser() -> CliParser:
     parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
     parser.add_argument("--eval", help="metrics.json of python -m emnist_dist.evaluate, or its folder "
                                        "(default: eval/metrics.json beside the model folder, when present).")
-    parser.add_argument("--push-to-hub", metavar="REPO", help="Also upload the model folder to this Hub repo (OWNER/NAME).")
+    parser.add_argument("--push-to-hub", metavar="REPO",
+                        help="Also upload the model folder to this Hub repo (OWNER/NAME).")
     parser.add_argument("--private", action="store_true", help="Create the Hub repo as private.")
     return parser
 

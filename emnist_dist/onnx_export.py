@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError, run_cli
+from .errors import CliParser, UserError, run_cli
 from .export import ModelInfo, load_model
-from .predict import CliParser
 
 ONNX_FILE = "model.onnx"
 ATOL = 1e-4

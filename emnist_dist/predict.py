@@ -11,7 +11,6 @@ the exit code is 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import UserError, run_cli
+from .errors import CliParser, UserError, run_cli
 from .export import ModelInfo, load_model
 from .preprocess import preprocess_file
 from .transforms import to_model_input
@@ -30,13 +29,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 """Files with these suffixes are taken from folders; files named explicitly are tried whatever their suffix."""
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
 """Test-time augmentation: one-pixel shifts of the 28x28 glyph (no flips: characters are not symmetric)."""
-
-
-class CliParser(argparse.ArgumentParser):
-    """argparse whose errors are one-line :class:`UserError` s (exit 2 through run_cli, no usage dump)."""
-
-    def error(self, message: str):
-        raise UserError(f"{self.prog}: {message}")
 
 
 def choose_device(cpu: bool = False) -> torch.device:

@@ -7,10 +7,12 @@ rescaling the intensities to 0..255. A user's image first needs what NIST alread
 had: one grey channel, bright ink on a black background, and the character at about
 the NIST scale. So :func:`to_emnist` does, in order:
 
-1. binarise with Otsu's threshold, like the binary NIST scans; polarity: the image
-   border is taken as paper, so dark ink on light paper becomes bright ink on black;
+1. even out the lighting (a smooth surface fitted to the image border, taken as paper),
+   then binarise with Otsu's threshold, like the binary NIST scans; polarity: the
+   border is paper, so dark ink on light paper becomes bright ink on black;
 2. crop to the ink's bounding box;
-3. scale the crop so its longer side is ``WORK_SIDE`` pixels (the NIST stage);
+3. scale the crop so its longer side is ``WORK_SIDE`` pixels (the NIST stage), thickening
+   strokes thinner than ``MIN_STROKE`` pixels there (a pen-width match, not in the paper);
 4. the NIST conversion itself: blur (sigma=1), square frame with a 2-pixel border,
    bicubic (antialiased) downsampling to 28x28, intensities stretched to 0..255.
 
@@ -19,6 +21,7 @@ The output is upright and white-on-black like the orientation-fixed EMNIST array
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -38,8 +41,13 @@ MIN_SIDE = 8
 """Smaller images cannot show a character."""
 MIN_CONTRAST = 0.1
 """Ink and paper must differ by at least this much (intensities in [0, 1]), else the image is blank."""
+MAX_PAPER_NOISE = 0.08
+"""Lighting is only evened out when the border fits a smooth surface this closely (robust sigma)."""
 WORK_SIDE = 96
 """Longer side of the ink at the NIST stage, where the sigma=1 blur and the 2-pixel border apply."""
+MIN_STROKE = 6
+"""Thinner strokes (in pixels at the NIST stage) are thickened: EMNIST's pen strokes come out 2-3 pixels
+wide at 28x28, while a ball-point pen photographed up close would come out as a faint hairline."""
 BLUR_SIGMA = 1.0
 BORDER = 2
 GLYPH_SIDE = 28
@@ -125,21 +133,66 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
+def _border_band(height: int, width: int) -> np.ndarray:
+    """Boolean mask of the outer band (5% of the shorter side, at least one pixel): taken as paper."""
+    band = max(1, min(height, width) // 20)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = True, True, True, True
+    return mask
+
+
+def flatten_illumination(gray: np.ndarray) -> np.ndarray:
+    """Remove uneven lighting: subtract a quadratic surface fitted to the border band (taken as paper).
+
+    Photos are often lit from one side; left alone, the gradient across the paper pulls
+    Otsu's threshold into the paper and the "ink" becomes the shadowed half. The fit is
+    redone once without the band pixels far from the first fit (ink touching the border).
+    When even then the band is no smooth surface (a tight crop whose ink covers much of
+    the border), or the lighting is even, the image comes back unchanged.
+    """
+    height, width = gray.shape
+    ys, xs = np.nonzero(_border_band(height, width))
+    step = max(1, len(ys) // 20_000)  # a subsample is plenty for six coefficients
+    ys, xs = ys[::step], xs[::step]
+
+    def basis(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+        y, x = y / max(height - 1, 1) - 0.5, x / max(width - 1, 1) - 0.5
+        return [np.ones_like(x), x, y, x * x, x * y, y * y]
+
+    design = np.stack(basis(ys.astype(np.float64), xs.astype(np.float64)), axis=1)
+    values = gray[ys, xs].astype(np.float64)
+    keep = np.ones(len(values), dtype=bool)
+    for _ in range(2):
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        residual = np.abs(values - design @ coef)
+        keep = residual <= 3 * 1.4826 * np.median(residual[keep]) + 1e-3
+    if 1.4826 * np.median(residual[keep]) > MAX_PAPER_NOISE or np.ptp(design[:, 1:] @ coef[1:]) < 1e-3:
+        return gray
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    surface = sum(c * term for c, term in zip(coef, basis(y, x)))
+    return np.clip(gray - surface + np.median(values[keep]), 0.0, 1.0).astype(np.float32)
+
+
 def ink_mask(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """Grey levels -> boolean mask of the ink, whatever the polarity.
 
-    Pixels beyond Otsu's threshold on the ink's side are ink; the image border is taken
-    as paper, so when it is brighter than the threshold the ink is the dark side. Raises
+    After :func:`flatten_illumination`, Otsu's threshold splits the image in two; the side
+    that holds most of the border band is paper. When the band is split about evenly (a
+    crop so tight that ink covers much of the border), the smaller side is the ink. Raises
     UserError (naming ``name``) for an image too small or too uniform to hold a character.
     """
     height, width = gray.shape
     if min(height, width) < MIN_SIDE:
         raise UserError(f"{name}: {width}x{height} pixels is too small; expected at least {MIN_SIDE}x{MIN_SIDE}")
-    t = otsu_threshold(gray)
-    band = max(1, min(height, width) // 20)
-    border = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()])
-    dark_ink = np.median(border) > t
-    mask = gray <= t if dark_ink else gray > t
+    gray = flatten_illumination(gray)
+    bright = gray > otsu_threshold(gray)
+    band_bright = bright[_border_band(height, width)].mean()
+    if band_bright >= 0.65:
+        mask = ~bright
+    elif band_bright <= 0.35:
+        mask = bright
+    else:
+        mask = bright if bright.mean() < 0.5 else ~bright
     ink, paper = gray[mask], gray[~mask]
     if ink.size == 0 or paper.size == 0 or abs(float(np.median(ink) - np.median(paper))) < MIN_CONTRAST:
         raise UserError(f"{name}: no ink found (the image is blank or has too little contrast); "
@@ -157,11 +210,15 @@ def to_emnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     rows, cols = np.nonzero(mask)
     crop = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     crop = torch.from_numpy(crop.astype(np.float32))[None, None]
-    # The NIST stage: the character at about the size it had in the 128x128 scans.
+    # The NIST stage: the character at about the size it had in the 128x128 scans, its strokes
+    # at least MIN_STROKE wide (grown by dilation, which adds `grow` pixels on every side).
     h, w = crop.shape[-2:]
-    scale = WORK_SIDE / max(h, w)
+    grow = max(0, math.ceil((MIN_STROKE - stroke_width(crop) * WORK_SIDE / max(h, w)) / 2))
+    scale = (WORK_SIDE - 2 * grow) / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+    if grow:
+        crop = F.max_pool2d(F.pad(crop, (grow,) * 4), 2 * grow + 1, stride=1, padding=grow)
     roi = _blur_roi(crop)
     # Centre in a square keeping the aspect ratio, with the 2-pixel border.
     h, w = roi.shape[-2:]
@@ -172,6 +229,17 @@ def to_emnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     glyph = glyph[0, 0].clamp_(min=0.0)
     glyph = glyph / glyph.max() * 255.0
     return glyph.round().to(torch.uint8).numpy()
+
+
+def stroke_width(mask: torch.Tensor) -> float:
+    """Mean stroke width in pixels of a binary ``(1, 1, H, W)`` mask: twice its area over its boundary.
+
+    (A stroke of width w and length L has area wL and two edges of L pixels; one- and
+    two-pixel lines both read as 2.)
+    """
+    padded = F.pad(mask, (1, 1, 1, 1))
+    eroded = -F.max_pool2d(-padded, 3, stride=1, padding=1)
+    return float(2 * mask.sum() / (padded - eroded).sum().clamp(min=1))
 
 
 def _blur_roi(crop: torch.Tensor) -> torch.Tensor:

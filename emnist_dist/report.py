@@ -2,7 +2,8 @@
 
 Everything takes the confusion matrix (rows: true class, columns: prediction) or the
 predictions themselves, so it serves the ``evaluate`` command and the trackers alike.
-Figures are drawn with matplotlib's Agg backend (no display needed).
+Figures are matplotlib ``Figure`` objects drawn with the Agg canvas, without pyplot: no
+display, no global backend switch, nothing to close.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ import csv
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import PowerNorm  # noqa: E402
-from torchmetrics.functional.classification import (  # noqa: E402
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from torchmetrics.functional.classification import (
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
@@ -59,9 +58,9 @@ def confused_pairs(confusion: torch.Tensor, class_names: list[str], top: int = 2
         if count == 0:
             break
         t, p = divmod(index, cm.shape[1])
-        rows.append({"true": class_names[t], "pred": class_names[p], "count": count,
-                     "rate": count / int(support[t]),
-                     "case_only": class_names[t] != class_names[p] and class_names[t].lower() == class_names[p].lower()})
+        true, pred = class_names[t], class_names[p]
+        rows.append({"true": true, "pred": pred, "count": count, "rate": count / int(support[t]),
+                     "case_only": true != pred and true.lower() == pred.lower()})
     return rows
 
 
@@ -80,7 +79,7 @@ def write_csv(rows: list[dict], path: str | os.PathLike, columns: list[str]) -> 
     os.replace(tmp, path)
 
 
-def confusion_matrix_figure(confusion: torch.Tensor, class_names: list[str]) -> plt.Figure:
+def confusion_matrix_figure(confusion: torch.Tensor, class_names: list[str]) -> Figure:
     """Row-normalised confusion matrix, class characters on both axes.
 
     Sized so 62 classes stay readable (about a quarter inch per class); a square-root
@@ -91,7 +90,8 @@ def confusion_matrix_figure(confusion: torch.Tensor, class_names: list[str]) -> 
     rates = (cm / cm.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
     n = len(class_names)
     side = max(6.0, 0.26 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    fig = Figure(figsize=(side + 1.2, side))
+    ax = fig.subplots()
     image = ax.imshow(rates, cmap="viridis", norm=PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0), interpolation="nearest")
     ticks = np.arange(n)
     font = 10 if n <= 30 else 8
@@ -114,7 +114,7 @@ def confusion_matrix_figure(confusion: torch.Tensor, class_names: list[str]) -> 
 
 
 def worst_misclassified_figure(images: np.ndarray, targets: np.ndarray, preds: np.ndarray, confidence: np.ndarray,
-                               class_names: list[str], count: int = 36) -> plt.Figure:
+                               class_names: list[str], count: int = 36) -> Figure:
     """Grid of the misclassified images predicted with the highest confidence.
 
     Args:
@@ -128,7 +128,8 @@ def worst_misclassified_figure(images: np.ndarray, targets: np.ndarray, preds: n
     worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
     cols = 6
     rows = max(1, -(-len(worst) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.85), squeeze=False)
+    fig = Figure(figsize=(cols * 1.6, rows * 1.85))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, worst):
@@ -140,18 +141,16 @@ def worst_misclassified_figure(images: np.ndarray, targets: np.ndarray, preds: n
     return fig
 
 
-def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Save as PNG atomically and release the figure."""
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Save as PNG atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
     os.replace(tmp, path)
 
 
-def figure_to_array(fig: plt.Figure) -> np.ndarray:
-    """Render a figure to an RGB uint8 array ``(H, W, 3)`` (for trackers) and release it."""
-    fig.canvas.draw()
-    array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return array
+def figure_to_array(fig: Figure) -> np.ndarray:
+    """Render a figure to an RGB uint8 array ``(H, W, 3)`` (for trackers)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -19,11 +19,17 @@ from emnist_dist.errors import run_cli
 from emnist_dist.evaluate import default_out_dir, main
 from emnist_dist.export import load_model
 from emnist_dist.predict import predict_logits, shift
-from emnist_dist.report import confused_pairs, confusion_matrix, figure_to_array, confusion_matrix_figure, per_class_table
+from emnist_dist.report import (
+    confused_pairs,
+    confusion_matrix,
+    confusion_matrix_figure,
+    figure_to_array,
+    per_class_table,
+)
 from emnist_dist.transforms import to_model_input
-from trained_model import trained_model_dir  # noqa: F401  (session fixture)
 
-REPORT_FILES = {"metrics.json", "per_class.csv", "confused_pairs.csv", "confusion_matrix.png", "worst_misclassified.png"}
+REPORT_FILES = {"metrics.json", "per_class.csv", "confused_pairs.csv", "confusion_matrix.png",
+                "worst_misclassified.png"}
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -19,7 +19,6 @@ from emnist_dist.model_card import main as card_main
 from emnist_dist.onnx_export import ATOL, RTOL, ParityError, check_parity, export_onnx
 from emnist_dist.data.synthetic import render_glyphs
 from emnist_dist.transforms import to_model_input
-from trained_model import trained_model_dir  # noqa: F401  (session fixture)
 
 
 def run(main, argv, capsys) -> tuple[int, str, str]:
@@ -109,13 +108,18 @@ def test_model_card_states_synthetic_data_metrics_classes_preprocessing_and_limi
     assert not (model_dir / "README.md.tmp").exists()
 
 
-@pytest.mark.parametrize("token, message", [(None, "no Hugging Face token"), ("hf_dummy", "upload failed")])
+@pytest.mark.parametrize("token, message", [(None, "no Hugging Face token"),
+                                            ("hf_dummy", "upload failed (OfflineModeIsEnabled")])
 def test_push_to_hub_offline_is_one_clear_line(tmp_path, trained_model_dir, capsys, monkeypatch, token, message):
+    from huggingface_hub import constants
+
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model_dir, model_dir)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored token from the machine
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never reach the network from a test
-    monkeypatch.delenv("HF_TOKEN", raising=False)
+    # huggingface_hub reads these at import: set its constants, not only the environment.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # never reach the network from a test
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no_token"))  # ignore a stored login
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
     if token:
         monkeypatch.setenv("HF_TOKEN", token)
     code, out, err = run(card_main, ["--model", str(model_dir), "--push-to-hub", "someone/emnist-digits"], capsys)

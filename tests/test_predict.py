@@ -17,7 +17,6 @@ from PIL import Image, ImageDraw, ImageFont
 from emnist_dist.errors import run_cli
 from emnist_dist.predict import main
 from emnist_dist.preprocess import preprocess_file
-from trained_model import trained_model_dir  # noqa: F401  (session fixture)
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 

@@ -39,7 +39,7 @@ L_SHAPE = ((0, 0, 60, 12), (48, 0, 60, 40))
 
 
 def shifted(boxes, dy, dx):
-    return tuple((t + dy, l + dx, b + dy, r + dx) for t, l, b, r in boxes)
+    return tuple((top + dy, left + dx, bottom + dy, right + dx) for top, left, bottom, right in boxes)
 
 
 def bright_box(glyph: np.ndarray, level: int = 128) -> tuple[int, int, int, int]:
@@ -120,6 +120,37 @@ def test_ink_box_is_centred_with_the_margin_and_keeps_its_aspect_ratio(height, w
     assert first == math.ceil(margin - 0.5) == 1
     # Nothing is cut: the outermost rows/cols hold at most the faint tail of the blur.
     assert glyph[[0, 27], :].max() < 64 and glyph[:, [0, 27]].max() < 64
+
+
+@pytest.mark.parametrize("polarity", ["dark on light", "light on dark"])
+def test_a_crop_so_tight_that_the_ink_covers_half_the_border(polarity):
+    tight = paper(60, 40, *L_SHAPE)  # the L's bar and foot are the left and bottom edges of the image
+    roomy = paper(90, 70, *shifted(L_SHAPE, 15, 12))
+    if polarity == "light on dark":
+        tight = 1.0 - tight
+    np.testing.assert_array_equal(to_emnist(tight), to_emnist(roomy))
+
+
+def test_uneven_lighting_is_evened_out_before_thresholding():
+    even = paper(300, 400, *shifted(L_SHAPE, 120, 170), ink=0.1)
+    # Lit from the left: the paper darkens from 1.0 to 0.45 across the page (ink darkens with it).
+    light = np.linspace(1.0, 0.45, 400, dtype=np.float32)[None, :]
+    shaded = even * light
+    # The gradient is strong enough to fool a plain Otsu threshold: it falls inside the paper's range,
+    # so far more than the ink would be taken as ink.
+    t = otsu_threshold(shaded)
+    assert (shaded <= t).mean() > 10 * (even < 0.5).mean()
+    assert np.abs(to_emnist(shaded).astype(int) - to_emnist(even).astype(int)).mean() < 3
+
+
+def test_hairline_strokes_are_thickened_like_a_pen():
+    thin = paper(300, 300, (40, 100, 240, 101), (239, 100, 240, 200))  # 1-pixel "L", 200 pixels tall
+    thick = paper(300, 300, (40, 100, 240, 114), (226, 100, 240, 200))  # same L, strokes 7% of its height
+    a, b = to_emnist(thin), to_emnist(thick)
+    # Both come out with strokes of about the same weight (7% of 96 is about MIN_STROKE at the NIST stage);
+    # left alone, the hairline gives a 1-pixel line: 0.75x the bright pixels, mean difference 17.
+    assert 0.85 < (a >= 128).sum() / (b >= 128).sum() < 1.5
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 13
 
 
 def test_otsu_threshold_separates_two_levels():

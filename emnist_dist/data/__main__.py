@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
-from ..errors import run_cli
+from ..errors import CliParser, run_cli
 from .cache import prepare
 from .inspect import count_report, write_grid
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def build_parser() -> CliParser:
+    common = CliParser(add_help=False)
     common.add_argument(
         "--split", default="byclass", help="byclass | bymerge | balanced | letters | digits | mnist (default: byclass)"
     )
@@ -31,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--seed", type=int, default=0, help="synthetic source: drawing seed")
 
-    parser = argparse.ArgumentParser(prog="python -m emnist_dist.data", description=__doc__)
+    parser = CliParser(prog="python -m emnist_dist.data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "prepare", parents=[common], help="convert a split into the cache (once) and print its folder as the last line"
