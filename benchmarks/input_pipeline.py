@@ -176,8 +176,9 @@ def time_model_step(args, device) -> float:
 
 def main() -> None:
     args = parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.samples, 1, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, NUM_CLASSES, (args.samples,), generator=generator)

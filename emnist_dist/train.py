@@ -43,7 +43,7 @@ from .mixup import MixUpCutMix, smooth_one_hot
 from .model import create_model
 from .optim import build_optimizer, build_scheduler
 from .tracking import log_image, start_tracking
-from .transforms import RandomAffine, resize_to_float, to_model_input
+from .transforms import RandomAffine, normalize, resize_to_float, to_model_input
 
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 x = resize_to_float(images, cfg.data.image_size)
                 if affine.enabled:
                     x = affine(x)
-                x = (x - data.mean) / data.std
+                x = normalize(x, data.mean, data.std)
                 if cfg.model.channels_last and x.is_cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
                 if mixing:
