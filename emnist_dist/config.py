@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
 from .errors import UserError
 
@@ -59,12 +59,15 @@ class AugmentConfig:
     shear: float = 0.0
     """Max shear in degrees."""
     mixup_alpha: float = 0.22
+    """MixUp Beta(alpha, alpha) parameter (0 = no MixUp)."""
     cutmix_alpha: float = 0.62
+    """CutMix Beta(alpha, alpha) parameter (0 = no CutMix)."""
     mix_prob: float = 0.8
     """Probability that a batch is mixed at all."""
     switch_prob: float = 0.5
     """Probability of CutMix instead of MixUp when both alphas are > 0."""
     label_smoothing: float = 0.1
+    """Label smoothing of the soft targets (mixed or not)."""
     mixup_off_epoch: Optional[int] = None
     """Epoch from which MixUp/CutMix is switched off (None = never)."""
 
@@ -78,7 +81,9 @@ class ModelConfig:
     pretrained: Union[bool, str] = False
     """false | true (Hugging Face Hub) | path to a local weights file (.safetensors/.pth)."""
     drop_rate: float = 0.3
+    """Dropout before the classifier."""
     drop_path_rate: float = 0.2
+    """Stochastic depth (for models that support it)."""
     channels_last: bool = True
     """Use channels_last memory format (CUDA only; ignored on CPU)."""
     compile: bool = False
@@ -86,6 +91,7 @@ class ModelConfig:
     ema: bool = False
     """Keep an exponential moving average of the weights; evaluated and exported when on."""
     ema_decay: float = 0.9998
+    """EMA decay per optimizer step."""
 
 
 @dataclass
@@ -110,10 +116,13 @@ class TrainConfig:
     T_0: float = 10.0
     """First cosine cycle length in epochs (CosineAnnealingWarmRestarts)."""
     T_mult: int = 1
+    """Each cosine cycle is T_mult times longer than the previous one."""
     eta_min: float = 1e-6
+    """Learning rate at the bottom of each cosine cycle."""
     class_weighting: Literal["none", "inverse", "minmax", "effective_number"] = "minmax"
     """Class weights of the KL loss; minmax = inverse frequency scaled to [1, 2] (the recipe)."""
     effective_number_beta: float = 0.9999
+    """beta of the effective_number class weighting (Cui et al. 2019)."""
     grad_accum_steps: int = 1
     clip_grad_norm: Optional[float] = 1.0
     """Clip the global gradient norm to this value (None = off)."""
@@ -144,7 +153,9 @@ class LogConfig:
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
     """auto = online when a W&B API key is configured, else offline."""
     project: str = "emnist_dist"
+    """Tracker project name."""
     run_name: Optional[str] = None
+    """Tracker run name (default: the output_dir folder name)."""
     log_every: int = 50
     """Log training loss / lr / throughput every N optimizer steps."""
     progress: bool = True
@@ -165,6 +176,7 @@ class Config:
     """Run folder: config.yaml, metrics.jsonl, final.json, checkpoints/, model/. $VARS are expanded
     (e.g. runs/sweep/$WANDB_RUN_ID)."""
     seed: int = 0
+    """Seeds initial weights, the epoch permutations, augmentation and the validation carve-out."""
     cpu: bool = False
     """Force the CPU even when a GPU is present (also for multi-process CPU DDP)."""
     resume: str = "auto"
@@ -175,6 +187,7 @@ class Config:
 
 def build_parser(prog: str = "python -m emnist_dist.train") -> ArgumentParser:
     """The command-line parser: ``--config FILE`` then ``--section.key VALUE`` overrides."""
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings become --help text
     parser = ArgumentParser(
         prog=prog,
         description="Train an EMNIST classifier. Every field below can be set in the YAML "
