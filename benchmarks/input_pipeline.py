@@ -65,16 +65,14 @@ def batches_forever(loader: TrainLoader):
 
 
 def time_device_pipeline(images, labels, args, device, affine: RandomAffine | None) -> float:
-    """Images/s of: index gather -> resize -> [RandomAffine] -> normalize -> MixUp/CutMix, all on ``device``."""
+    """Images/s of: index gather -> [RandomAffine at 28 px] -> resize -> normalize -> MixUp/CutMix, on ``device``."""
     loader = TrainLoader(images, labels, args.batch_size, seed=0, device=device)
     mixer = MixUpCutMix(NUM_CLASSES, seed=0)
     batches = batches_forever(loader)
 
     def step():
         x, y = next(batches)
-        x = resize_to_float(x, args.image_size)
-        if affine is not None:
-            x = affine(x)
+        x = resize_to_float(x, args.image_size, augment=affine)
         return mixer(normalize(x, MEAN, STD), y)
 
     return measure(step, args, device)

@@ -99,14 +99,17 @@ class TrainConfig:
     """Optimisation: batch, optimizer, schedule, precision, evaluation cadence."""
 
     epochs: int = 30
+    """Training epochs (passes over the training part of the split)."""
     batch_size: int = 256
     """Global batch per step, summed over all processes (each takes batch_size / world_size)."""
     eval_batch_size: int = 1024
+    """Evaluation batch, summed over all processes."""
     lr: float = 1e-4
     """Peak learning rate (Lion wants 3-10x less than AdamW)."""
     weight_decay: float = 0.1
     """Decoupled weight decay; never applied to biases or normalisation weights."""
     optimizer: Literal["lion", "adamw", "sgd"] = "lion"
+    """lion (the recipe), adamw or sgd (Nesterov), to repeat the reference's comparison."""
     momentum: float = 0.9
     """SGD (Nesterov) momentum."""
     betas: tuple[float, float] = (0.9, 0.99)
@@ -124,6 +127,7 @@ class TrainConfig:
     effective_number_beta: float = 0.9999
     """beta of the effective_number class weighting (Cui et al. 2019)."""
     grad_accum_steps: int = 1
+    """Micro-batches accumulated per optimizer step (effective batch = batch_size x this)."""
     clip_grad_norm: Optional[float] = 1.0
     """Clip the global gradient norm to this value (None = off)."""
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"

@@ -171,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         epoch_start = time.perf_counter()
         for images, labels in loader:
             with accelerator.accumulate(model):
-                x = resize_to_float(images, cfg.data.image_size)
-                if affine.enabled:
-                    x = affine(x)
+                x = resize_to_float(images, cfg.data.image_size, augment=affine if affine.enabled else None)
                 x = normalize(x, data.mean, data.std)
                 if cfg.model.channels_last and x.is_cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
