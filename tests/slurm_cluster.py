@@ -91,6 +91,8 @@ SlurmctldPidFile={root}/slurmctld.pid
 SlurmdPidFile={root}/slurmd-%n.pid
 SlurmctldLogFile={root}/log/slurmctld.log
 SlurmdLogFile={root}/log/slurmd-%n.log
+SlurmctldDebug=debug
+SlurmdDebug=debug
 {node_lines}
 PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
@@ -139,6 +141,18 @@ class SlurmCluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id}: {what or 'condition'} not reached in {timeout:.0f}s: {job}")
             time.sleep(0.5)
+
+    def release_requeued(self, job_id: int) -> None:
+        """Start a requeued job now instead of after SLURM's hold (``BeginTime``, about 2 minutes).
+
+        Call it once the job shows ``PENDING`` again (no longer ``COMPLETING``): the requeue has then
+        revoked the old job credential on every node. slurmd compares credential times in whole
+        seconds, so a launch whose new credential is from that same second counts as revoked
+        ("Killing non-startable batch JobId=N: Job credential revoked", the job ends FAILED 1:0);
+        release it only once the clock has moved on to the next second.
+        """
+        time.sleep(1.1 - time.time() % 1)
+        self.run("scontrol", "update", f"jobid={job_id}", "starttime=now")
 
     def wait_finished(self, job_id: int, timeout: float) -> dict[str, str]:
         """Wait until the job has ended (completed, failed, cancelled, ...)."""

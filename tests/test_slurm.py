@@ -179,9 +179,9 @@ def test_preempted_job_requeues_and_resumes(cluster, submit, submit_dir, backgro
                     OUTPUT_DIR=str(out))
     signal_when_training(cluster, job_id)
     # the script forwards USR1, the ranks checkpoint and stop, the script requeues the job;
-    # SLURM holds a requeued job ~2 minutes (BeginTime): release it now
+    # SLURM holds a requeued job ~2 minutes (BeginTime): release it early
     cluster.wait_job(job_id, lambda j: j["Restarts"] == "1" and j["JobState"] == "PENDING", 120, "requeue")
-    cluster.run("scontrol", "update", f"jobid={job_id}", "starttime=now")
+    cluster.release_requeued(job_id)
     job = finish(cluster, job_id)
     assert job["Restarts"] == "1"
 
