@@ -20,6 +20,7 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
 from .errors import UserError
+from .files import write_text_atomic
 
 Split = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]
 
@@ -267,10 +268,7 @@ def config_to_dict(config: Config) -> dict:
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write the resolved tree as YAML (readable back through ``--config``), atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(_yaml_safe(config_to_dict(config)), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(_yaml_safe(config_to_dict(config)), sort_keys=False))
 
 
 def _yaml_safe(value):

@@ -26,6 +26,7 @@ import torch
 from .data import class_names, load_split, prepare
 from .data.dataset_io import read_meta
 from .errors import CliParser, UserError, run_cli
+from .files import write_text_atomic
 from .export import load_model
 from .metrics import compute_metrics
 from .predict import choose_device, predict_logits
@@ -114,9 +115,7 @@ def write_report(result: dict, out_dir: str | os.PathLike) -> Path:
     save_figure(worst_misclassified_figure(torch.as_tensor(result["images"]).numpy(), result["targets"].numpy(),
                                            result["preds"].numpy(), result["confidence"].numpy(), names),
                 out / "worst_misclassified.png")
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(result["metrics"], indent=2) + "\n")
-    os.replace(tmp, out / "metrics.json")
+    write_text_atomic(out / "metrics.json", json.dumps(result["metrics"], indent=2) + "\n")
     return out
 
 

@@ -50,14 +50,21 @@ class ModelInfo:
         return len(self.class_names)
 
 
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write the model's state dict as safetensors (on the CPU), atomically."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp, metadata=metadata)
+    os.replace(tmp, path)
+
+
 def save_model(model: torch.nn.Module, out_dir: str | os.PathLike, info: ModelInfo) -> Path:
     """Write ``out_dir/model.safetensors`` and ``out_dir/config.json`` atomically; returns out_dir."""
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, tmp / WEIGHTS_FILE, metadata={"architecture": info.architecture})
+    save_weights(model, tmp / WEIGHTS_FILE, metadata={"architecture": info.architecture})
     (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
     if out_dir.exists():
         old = out_dir.with_name(out_dir.name + ".old")

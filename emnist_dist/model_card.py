@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from .errors import CliParser, UserError, run_cli
+from .files import write_text_atomic
 from .evaluate import default_out_dir
 from .export import ModelInfo, read_model_info
 from .onnx_export import ATOL, ONNX_FILE, RTOL
@@ -104,10 +105,8 @@ def write_model_card(model_dir: str | os.PathLike, eval_metrics: dict | None = N
     """Write ``model_dir/README.md`` atomically; returns its path."""
     info = read_model_info(model_dir)
     path = Path(model_dir) / CARD_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_model_card(info, eval_metrics, has_onnx=(Path(model_dir) / ONNX_FILE).is_file()))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, render_model_card(info, eval_metrics,
+                                                     has_onnx=(Path(model_dir) / ONNX_FILE).is_file()))
 
 
 def read_eval_metrics(path: str | os.PathLike) -> dict:

@@ -28,14 +28,15 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from .config import Config, parse_config, save_config
 from .data import EmnistData, load_emnist
 from .errors import UserError, run_cli
-from .export import ModelInfo, save_model
+from .export import ModelInfo, save_model, save_weights
+from .files import write_text_atomic
 from .loader import TrainLoader, eval_batches
 from .loss import WeightedKLDivLoss, class_weights
 from .metrics import EvalMetrics
@@ -341,9 +342,7 @@ def save_best_weights(model: torch.nn.Module, output_dir: Path) -> None:
     """The best-by-validation weights, kept whatever the checkpoint rotation deletes."""
     path = output_dir / "checkpoints" / "best_model.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, path)
+    save_weights(model, path)
 
 
 def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
@@ -352,14 +351,15 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
     net = eval_model(accelerator, model, ema)
     broadcast_buffers(accelerator, net)
     in_sync = ranks_in_sync(accelerator, net)
-    last = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels).compute()
+    last_metrics = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels)
+    last = last_metrics.compute()
     best_path = out / "checkpoints" / "best_model.safetensors"
     accelerator.wait_for_everyone()
     if len(data.val_labels) and best_path.is_file():
         net.load_state_dict(load_file(best_path))
         best_metrics = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels)
-    else:  # no validation split: best == last
-        best_metrics = evaluate(cfg, accelerator, net, data, data.test_images, data.test_labels)
+    else:  # no validation split: the best weights are the last ones, already evaluated
+        best_metrics = last_metrics
     best = best_metrics.compute()
     confusion = best_metrics.confusion.compute().cpu()
     final = {
@@ -377,9 +377,7 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
                          mean=data.mean, std=data.std, split=data.split, source=cfg.data.source,
                          metrics={k: v for k, v in final.items() if k.startswith("test/")})
         save_model(net, out / "model", info)
-        tmp = out / "final.json.tmp"
-        tmp.write_text(json.dumps(final, indent=2) + "\n")
-        os.replace(tmp, out / "final.json")
+        write_text_atomic(out / "final.json", json.dumps(final, indent=2) + "\n")
         log_image(accelerator, "test/confusion_matrix", confusion_image(confusion, data.class_names), progress.step)
     accelerator.wait_for_everyone()
     return final

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
 
+from ..files import write_text_atomic
 from ..transforms import resize_to_float
 from .dataset_io import load_split
 from .idx import IMAGE_SIDE
@@ -99,9 +99,7 @@ def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:
     std = math.sqrt(max(float(total_sq) / count - mean**2, 0.0))
     cached = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     cached[key] = {"mean": mean, "std": std}
-    tmp = stats_path.with_name(f"{STATS_FILE}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(cached, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, stats_path)
+    write_text_atomic(stats_path, json.dumps(cached, indent=2, sort_keys=True) + "\n")
     return mean, std
 
 
