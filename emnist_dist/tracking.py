@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import netrc
 import os
+import secrets
+import string
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +67,13 @@ def start_tracking(accelerator: Accelerator, cfg: Config, extra: dict) -> None:
 
 
 def _wandb_run_id(output_dir: Path) -> str:
+    """The run's W&B id, made once and kept in the run folder so a resume continues the same run.
+    W&B accepts any id of letters and digits; wandb has no public id generator, so ``secrets`` draws it."""
     path = output_dir / "wandb_run_id"
     if not path.is_file():
         output_dir.mkdir(parents=True, exist_ok=True)
-        import wandb
-
-        path.write_text(wandb.util.generate_id())
+        alphabet = string.ascii_lowercase + string.digits
+        path.write_text("".join(secrets.choice(alphabet) for _ in range(12)))
     return path.read_text().strip()
 
 
