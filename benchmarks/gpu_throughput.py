@@ -5,7 +5,7 @@ model-FLOPs utilisation (MFU: training FLOPs (3x the counted forward) per second
 with and without ``torch.compile``. Each step is the trainer's: device batch -> resize -> normalise
 -> MixUp/CutMix -> weighted KL -> Lion.
 
-    python benchmarks/gpu_throughput.py [--batch-size 256] [--steps 50] [--peak-tflops 989]
+    python -m benchmarks.gpu_throughput [--batch-size 256] [--steps 50] [--peak-tflops 989]
 
 On a machine without CUDA it runs a short fp32 CPU pass (to check the script) and says so.
 """
@@ -18,11 +18,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from emnist_dist.loss import WeightedKLDivLoss
-from emnist_dist.mixup import MixUpCutMix
-from emnist_dist.model import create_model
-from emnist_dist.optim import build_optimizer
-from emnist_dist.transforms import resize_to_float
+from emnist_dist.train.loss import WeightedKLDivLoss
+from emnist_dist.train.mixup import MixUpCutMix
+from emnist_dist.train.network import create_model
+from emnist_dist.train.optim import build_optimizer
+from emnist_dist.data.resize import resize_to_float
 
 BYCLASS_TRAIN = 697_932
 NUM_CLASSES = 62

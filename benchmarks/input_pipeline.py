@@ -11,8 +11,8 @@ with the same batch size, side by side. With CUDA it also times an EfficientNet-
 step (bf16, channels_last) at the same image size, to show what share of a step the
 input pipeline costs. The last line is ``device/per-image ratio: X``.
 
-    python benchmarks/input_pipeline.py                 # about a minute on a 2-core CPU
-    python benchmarks/input_pipeline.py --batches 200 --repeats 5 --device cuda
+    python -m benchmarks.input_pipeline                 # about a minute on a 2-core CPU
+    python -m benchmarks.input_pipeline --batches 200 --repeats 5 --device cuda
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from timm.data import Mixup
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from emnist_dist.loader import TrainLoader
-from emnist_dist.mixup import MixUpCutMix
-from emnist_dist.transforms import RandomAffine, normalize, resize_to_float
+from emnist_dist.train.batches import TrainLoader
+from emnist_dist.train.mixup import MixUpCutMix
+from emnist_dist.train.augment import RandomAffine
+from emnist_dist.data.resize import normalize, resize_to_float
 
 MEAN, STD = 0.17, 0.33  # EMNIST-like statistics; the values do not affect throughput
 NUM_CLASSES = 62
@@ -142,9 +143,9 @@ def measure(step, args, device) -> float:
 
 def time_model_step(args, device) -> float:
     """Images/s of an EfficientNet-B3 training step at ``image_size`` (bf16 autocast, channels_last)."""
-    from emnist_dist.loss import WeightedKLDivLoss
-    from emnist_dist.model import create_model
-    from emnist_dist.optim import build_optimizer
+    from emnist_dist.train.loss import WeightedKLDivLoss
+    from emnist_dist.train.network import create_model
+    from emnist_dist.train.optim import build_optimizer
 
     model = create_model("efficientnet_b3", NUM_CLASSES, drop_rate=0.3, drop_path_rate=0.2)
     model = model.to(device, memory_format=torch.channels_last).train()

@@ -1,6 +1,6 @@
 """Benchmark ``prepare`` and ``load_split`` on raw files of full EMNIST ByClass size.
 
-    python benchmarks/prepare.py [--train 697932] [--test 116323]
+    python -m benchmarks.prepare [--train 697932] [--test 116323]
 
 Generates a ``gzip.zip`` in the official layout (glyph-like images, so the gzip ratio is
 EMNIST-like) in a temporary folder, then prints side by side:
@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from emnist_raw import RawSplit, write_gzip_zip  # noqa: E402
-
-from emnist_dist.data import class_names, image_stats, load_split  # noqa: E402
-from emnist_dist.data.synthetic import render_glyphs  # noqa: E402
+from emnist_dist.data import class_names, image_stats, load_split
+from emnist_dist.data.synthetic import render_glyphs
+from tests.helpers.emnist_raw import RawSplit, write_gzip_zip
 
 # The child reports its own peak RSS (VmHWM): getrusage's ru_maxrss of a child also counts
 # the parent's memory it was forked from, which here would be the generated data.

@@ -6,7 +6,7 @@ steps (the first logging window of the trainer, which holds start-up, is exclude
 The two alternate ``--repeats`` times and the best rate of each is compared, so that a burst of
 load from elsewhere on the machine does not decide the ratio.
 
-    python benchmarks/trainer_overhead.py [--model test_resnet] [--steps 60] [--batch-size 64] [--repeats 3]
+    python -m benchmarks.trainer_overhead [--model test_resnet] [--steps 60] [--batch-size 64] [--repeats 3]
 
 Prints both rates and, last, ``trainer/bare ratio: X`` (goal >= 0.95).
 """
@@ -25,11 +25,11 @@ import torch
 
 from emnist_dist.config import DataConfig
 from emnist_dist.data import load_emnist
-from emnist_dist.loss import WeightedKLDivLoss, class_weights
-from emnist_dist.mixup import MixUpCutMix
-from emnist_dist.model import create_model
-from emnist_dist.optim import build_optimizer, build_scheduler
-from emnist_dist.transforms import resize_to_float
+from emnist_dist.train.loss import WeightedKLDivLoss, class_weights
+from emnist_dist.train.mixup import MixUpCutMix
+from emnist_dist.train.network import create_model
+from emnist_dist.train.optim import build_optimizer, build_scheduler
+from emnist_dist.data.resize import resize_to_float
 
 
 def trainer_steps_per_s(args, cache: str, out: str) -> float:

@@ -19,7 +19,7 @@ from typing import Literal, Optional, Union
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .files import write_text_atomic
 
 Split = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]
@@ -218,7 +218,7 @@ def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_di
         with redirect_stderr(captured):
             namespace = parser.parse_args(args)
     except (Exception, SystemExit) as err:  # jsonargparse raises ArgumentError or exits
-        raise UserError(_one_line(str(err) or captured.getvalue())) from None
+        raise UserError(_first_informative_line(str(err) or captured.getvalue())) from None
     namespace.pop("config", None)
     config = parser.instantiate_classes(namespace)
     config = Config(**{f.name: config[f.name] for f in dataclasses.fields(Config)})
@@ -227,14 +227,14 @@ def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_di
     return config
 
 
-def _one_line(message: str) -> str:
+def _first_informative_line(message: str) -> str:
     """jsonargparse errors span lines (usage, nested causes); keep the informative first line."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith("usage:")]
     text = lines[0] if lines else "invalid arguments"
     if len(lines) > 1 and text.endswith(":"):
         text = f"{text} {lines[1]}"
-    return text
+    return one_line(text)
 
 
 def validate(config: Config) -> None:

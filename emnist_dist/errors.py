@@ -18,6 +18,12 @@ class UserError(Exception):
     """A problem with the user's input. The message is one line: culprit, problem, expectation."""
 
 
+def one_line(error: BaseException | str, limit: int = 240) -> str:
+    """An error's message on one line, shortened (e.g. ``load_state_dict`` lists every key)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class CliParser(argparse.ArgumentParser):
     """argparse whose errors are one-line :class:`UserError` s (exit 2 through run_cli, no usage dump)."""
 

@@ -1,3 +1,3 @@
-"""Shared fixtures: the small trained model (tests/trained_model.py) is available to every test file."""
+"""Shared fixtures: the small trained model (tests/helpers/trained_model.py) is available to every test file."""
 
-pytest_plugins = ["trained_model"]
+pytest_plugins = ["tests.helpers.trained_model"]

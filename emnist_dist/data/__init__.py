@@ -11,7 +11,7 @@ Command line: ``python -m emnist_dist.data prepare|inspect --split SPLIT --sourc
 
 from .cache import default_cache_dir, prepare
 from .dataset_io import load_split
-from .loader import EmnistData, load_emnist
+from .emnist import EmnistData, load_emnist
 from .splits import SPLITS, SplitInfo, class_names
 from .stats import class_counts, image_stats, stratified_split, stratified_subset
 

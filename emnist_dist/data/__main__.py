@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import CliParser, run_cli
 from .cache import prepare
-from .inspect import count_report, write_grid
+from .glyph_grid import count_report, write_grid
 
 
 def build_parser() -> CliParser:
@@ -61,5 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console script entry point (``emnist-data``)."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..files import write_text_atomic
-from ..transforms import resize_to_float
+from .resize import resize_to_float
 from .dataset_io import load_split
 from .idx import IMAGE_SIDE
 

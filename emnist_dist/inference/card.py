@@ -1,0 +1,165 @@
+"""Write the model card ``model/README.md``, optionally push the folder to the Hugging Face Hub.
+
+    python -m emnist_dist.model_card --model runs/x/model [--eval runs/x/eval/metrics.json]
+    python -m emnist_dist.model_card --model runs/x/model --push-to-hub OWNER/NAME
+
+The card states the data (plainly when it is the synthetic stand-in), the test metrics
+(from config.json, and from an ``evaluate`` report when one is given or found beside
+the model folder), the classes, the preprocessing, intended use and limits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import CliParser, UserError, run_cli
+from ..files import write_text_atomic
+from .evaluation import default_out_dir
+from .artifact import ModelInfo, read_model_info
+from .onnx_conversion import ATOL, ONNX_FILE, RTOL
+from .preprocess import BLUR_SIGMA, BORDER, MIN_STROKE
+
+CARD_FILE = "README.md"
+
+_METRIC_NAMES = {
+    "test/acc": "accuracy",
+    "test/balanced_acc": "balanced accuracy (mean per-class recall)",
+    "test/macro_f1": "macro F1",
+    "test/weighted_f1": "weighted F1",
+    "test/case_insensitive_acc": "case-insensitive accuracy",
+}
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    rows = [f"| {label} | {100 * metrics[key]:.2f}% |" for key, label in _METRIC_NAMES.items() if key in metrics]
+    return ["| metric | value |", "| --- | --- |", *rows] if rows else ["(not recorded)"]
+
+
+def render_model_card(info: ModelInfo, eval_metrics: dict | None = None, has_onnx: bool = False) -> str:
+    """The model card as Markdown with Hugging Face front matter."""
+    synthetic = info.source == "synthetic" or bool(eval_metrics and eval_metrics.get("synthetic"))
+    n = info.num_classes
+    lines = ["---", "library_name: timm", "pipeline_tag: image-classification",
+             "tags: [image-classification, handwriting, emnist, timm]", "---", "",
+             f"# EMNIST {info.split} classifier ({info.architecture})", "",
+             f"Recognises one handwritten character per image: {n} classes of the EMNIST `{info.split}` split, "
+             f"with a timm `{info.architecture}` network (1-channel input, {info.image_size}x{info.image_size}).", ""]
+    if synthetic:
+        lines += ["> **Trained on SYNTHETIC data, not on EMNIST.** The glyphs were rendered from fonts by "
+                  "emnist_dist's offline stand-in. This model is a pipeline check: its metrics say nothing "
+                  "about real handwriting and it should not be used to read it.", ""]
+    lines += ["## Data", "",
+              f"- split: `{info.split}` ({n} classes)",
+              f"- source: `{info.source or 'not recorded'}`" + (" (synthetic font renderings)" if synthetic else ""),
+              "- EMNIST (Cohen et al., 2017, arXiv:1702.05373) is derived from NIST Special Database 19: "
+              "characters written by US Census Bureau employees and high-school students." if not synthetic else
+              "- EMNIST itself was not used.", ""]
+    lines += ["## Metrics", "", "On the test split, as recorded at export:", "", *_metrics_table(info.metrics), ""]
+    if eval_metrics:
+        lines += [f"From `emnist_dist.evaluate` on split `{eval_metrics.get('split')}` "
+                  f"({eval_metrics.get('test/num_samples')} images"
+                  + (", test-time augmentation" if eval_metrics.get("tta") else "") + "):", "",
+                  *_metrics_table(eval_metrics), ""]
+    lines += ["## Classes", "", "Output index -> character:", "", "```",
+              " ".join(f"{i}:{c}" for i, c in enumerate(info.class_names)), "```", ""]
+    lines += ["## Input and preprocessing", "",
+              "The network takes upright 28x28 EMNIST-style glyphs (bright ink on black), resized bilinearly "
+              f"to {info.image_size}x{info.image_size} and normalised as `(x / 255 - mean) / std` with "
+              f"mean = {info.mean:.6g}, std = {info.std:.6g}.", "",
+              "`python -m emnist_dist.predict` turns a photo or scan into such a glyph the way EMNIST was made "
+              "from the NIST scans: grayscale (transparency on white, EXIF orientation applied), uneven lighting "
+              "evened out, binarisation with Otsu's threshold, polarity from the image border (dark ink on light "
+              f"paper is inverted), crop to the ink, scaling to NIST size (hairline strokes thickened to "
+              f"{MIN_STROKE} px there), Gaussian blur (sigma {BLUR_SIGMA:g}), centring in a square with a "
+              f"{BORDER}-pixel border keeping the aspect ratio, bicubic downsampling to 28x28, intensities "
+              "stretched to 0..255.", ""]
+    lines += ["## How to use", "", "```bash",
+              "python -m emnist_dist.predict --model MODEL_DIR photo.jpg more_images/ --top-k 3",
+              "python -m emnist_dist.evaluate --model MODEL_DIR", "```", ""]
+    if has_onnx:
+        lines += [f"`{ONNX_FILE}` holds the same network for onnxruntime: input `input` float32 "
+                  f"(batch, 1, {info.image_size}, {info.image_size}) normalised as above, output `logits` "
+                  f"(batch, {n}); dynamic batch. It matched PyTorch within {ATOL:g} + {RTOL:g} * |logit|. "
+                  "Class names, size, mean and std are also in its metadata.", ""]
+    lines += ["## Intended use", "",
+              "Reading single, isolated handwritten characters (digits and Latin letters) that are cut out one "
+              "per image; teaching and benchmarking. Not for unattended decisions about people (forms, exams, "
+              "identity documents) without a human check.", ""]
+    lines += ["## Limits", "",
+              "- Case: EMNIST scales every character to fill its frame, so size cannot tell upper from lower "
+              "case; c/C, k/K, m/M, o/O, p/P, s/S, u/U, v/V, w/W, x/X, y/Y, z/Z are often indistinguishable "
+              "and account for many byclass errors (hence the case-insensitive accuracy).",
+              "- Look-alikes across classes: o/O/0, l/I/1/i, 2/Z/z, 5/S/s, 9/g/q, b/6, B/8.",
+              "- bymerge/balanced merge the 15 letters whose cases look alike (C I J K L M O P S U V W X Y Z) into "
+              "one class each; letters merges both cases of every letter under its lower-case name.",
+              "- One character per image on plain paper: no segmentation of words or lines; noise specks or "
+              "shadows enlarge the crop and hurt the prediction; thin strokes on large images come out faint.",
+              "- Writers: NIST's American writers of the early 1990s; other handwriting styles (e.g. crossed 7, "
+              "European 1) and other scripts are not covered. EMNIST also has some label noise.", ""]
+    return "\n".join(lines)
+
+
+def write_model_card(model_dir: str | os.PathLike, eval_metrics: dict | None = None) -> Path:
+    """Write ``model_dir/README.md`` atomically; returns its path."""
+    info = read_model_info(model_dir)
+    path = Path(model_dir) / CARD_FILE
+    return write_text_atomic(path, render_model_card(info, eval_metrics,
+                                                     has_onnx=(Path(model_dir) / ONNX_FILE).is_file()))
+
+
+def read_eval_metrics(path: str | os.PathLike) -> dict:
+    """An ``evaluate`` report's metrics.json (or the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read evaluation metrics ({err.__class__.__name__}); expected the "
+                        "metrics.json written by python -m emnist_dist.evaluate") from None
+
+
+def push_to_hub(model_dir: str | os.PathLike, repo_id: str, private: bool = False) -> str:
+    """Upload the model folder to the Hub repo ``repo_id`` (created if needed); returns its URL."""
+    from huggingface_hub import HfApi, get_token
+
+    if get_token() is None:
+        raise UserError(f"--push-to-hub {repo_id}: no Hugging Face token; log in with `hf auth login` "
+                        "or set HF_TOKEN")
+    api = HfApi()
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(model_dir), commit_message="Upload emnist_dist model")
+    # The network stack's exception types differ between huggingface_hub versions (requests,
+    # httpx): whatever stops the upload is reported as one line.
+    except Exception as err:  # noqa: BLE001
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise UserError(f"--push-to-hub {repo_id}: upload failed ({err.__class__.__name__}: {detail})") from None
+    return str(url)
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog="python -m emnist_dist.model_card",
+                       description=f"Write MODEL/{CARD_FILE} (the model card); optionally push the folder to the Hub.")
+    parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
+    parser.add_argument("--eval", help="metrics.json of python -m emnist_dist.evaluate, or its folder "
+                                       "(default: eval/metrics.json beside the model folder, when present).")
+    parser.add_argument("--push-to-hub", metavar="REPO",
+                        help="Also upload the model folder to this Hub repo (OWNER/NAME).")
+    parser.add_argument("--private", action="store_true", help="Create the Hub repo as private.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    read_model_info(args.model)  # fail early, before reading anything else
+    found = default_out_dir(args.model) / "metrics.json"
+    eval_path = args.eval or (found if found.is_file() else None)
+    eval_metrics = read_eval_metrics(eval_path) if eval_path else None
+    path = write_model_card(args.model, eval_metrics)
+    print(f"wrote {path}" + (f" (with the metrics of {eval_path})" if eval_path else ""))
+    if args.push_to_hub:
+        print(f"pushed to {push_to_hub(args.model, args.push_to_hub, args.private)}")
+    return 0

@@ -1,0 +1,86 @@
+"""Experiment tracking through Accelerate's trackers (Weights & Biases, TensorBoard).
+
+A resumed run continues the same W&B run: its id is kept in ``output_dir/wandb_run_id`` (a W&B
+sweep agent's own ``WANDB_RUN_ID`` takes precedence).
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import secrets
+import string
+from pathlib import Path
+
+import numpy as np
+from accelerate import Accelerator
+
+from ..config import Config, config_to_dict
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    """``auto`` is online when an API key is configured (env or ~/.netrc), else offline."""
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    try:
+        return "online" if netrc.netrc().authenticators("api.wandb.ai") else "offline"
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return "offline"
+
+
+def flat_config(cfg: Config) -> dict:
+    """``{"train.lr": 1e-4, ...}`` with scalar values only (what TensorBoard hparams accept)."""
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}{key}" if not prefix else f"{prefix}.{key}", sub)
+        elif isinstance(value, (list, tuple)):
+            flat[prefix] = ",".join(map(str, value))
+        else:
+            flat[prefix] = value
+
+    walk("", config_to_dict(cfg))
+    return flat
+
+
+def start_tracking(accelerator: Accelerator, cfg: Config, extra: dict) -> None:
+    """Initialise the configured trackers with the flattened config plus ``extra`` facts about the run."""
+    if not cfg.log.trackers:
+        return
+    init_kwargs = {}
+    if "wandb" in cfg.log.trackers:
+        run_id = os.environ.get("WANDB_RUN_ID")
+        if run_id is None and accelerator.is_main_process:
+            run_id = _wandb_run_id(Path(cfg.output_dir))
+        init_kwargs["wandb"] = {
+            "mode": resolve_wandb_mode(cfg.log.wandb_mode),
+            "dir": cfg.output_dir,
+            "name": cfg.log.run_name or Path(cfg.output_dir).name,
+            "id": run_id,
+            "resume": "allow",
+        }
+    accelerator.init_trackers(cfg.log.project, config={**flat_config(cfg), **extra}, init_kwargs=init_kwargs)
+
+
+def _wandb_run_id(output_dir: Path) -> str:
+    """The run's W&B id, made once and kept in the run folder so a resume continues the same run.
+    W&B accepts any id of letters and digits; wandb has no public id generator, so ``secrets`` draws it."""
+    path = output_dir / "wandb_run_id"
+    if not path.is_file():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        alphabet = string.ascii_lowercase + string.digits
+        path.write_text("".join(secrets.choice(alphabet) for _ in range(12)))
+    return path.read_text().strip()
+
+
+def log_image(accelerator: Accelerator, name: str, image: np.ndarray, step: int) -> None:
+    """Log one RGB ``(H, W, 3)`` uint8 image to every active tracker."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.log_images({name: image[None]}, step=step, dataformats="NHWC")
+        elif tracker.name == "wandb":
+            tracker.log_images({name: [image]}, step=step)

@@ -1,0 +1,63 @@
+"""Running the real training entry point in subprocesses, as users and launchers do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A run small enough for a test: synthetic Balanced (47 classes, 20 glyphs each, 3 test glyphs each:
+# 141 test samples, an odd count so exact sharding over 2 ranks is exercised), timm's tiny
+# test_efficientnet at 32 px.
+SYNTHETIC = ["--data.split", "balanced", "--data.source", "synthetic",
+             "--data.synthetic_train_per_class", "20", "--data.synthetic_test_per_class", "3"]
+TINY = [*SYNTHETIC, "--data.image_size", "32", "--model.name", "test_efficientnet", "--model.pretrained", "false",
+        "--train.epochs", "2", "--train.batch_size", "32", "--train.eval_batch_size", "64", "--train.lr", "1e-3",
+        "--train.warmup_epochs", "0.5", "--train.T_0", "1", "--log.trackers", "[]", "--log.progress", "false",
+        "--log.log_every", "1", "--cpu", "true"]
+
+
+def env_for_tests(tmp_path: Path) -> dict:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_SILENT="true",
+               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    return env
+
+
+def train_cmd(args: list[str], processes: int = 1) -> list[str]:
+    if processes == 1:
+        return [sys.executable, "-m", "emnist_dist.train", *args]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(REPO / "accelerate_configs" / "cpu_ddp.yaml"), "--num_processes", str(processes),
+            "--main_process_port", str(free_port()), "-m", "emnist_dist.train", *args]
+
+
+def run_train(args: list[str], tmp_path: Path, processes: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(train_cmd(args, processes), cwd=REPO, env=env_for_tests(tmp_path), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def final(out: Path) -> dict:
+    return json.loads((out / "final.json").read_text())
+
+
+def metrics_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(out: Path) -> dict:
+    return load_file(out / "model" / "model.safetensors")

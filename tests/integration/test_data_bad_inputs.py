@@ -1,0 +1,232 @@
+"""Every bad input: one error line naming the file, what was wrong, what was expected; exit 2;
+nothing left in the cache."""
+
+import gzip
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.helpers.emnist_raw import (
+    idx_bytes,
+    member_name,
+    random_split,
+    write_gz_folder,
+    write_gzip_zip,
+    write_idx_folder,
+)
+
+from emnist_dist.data.__main__ import main
+from emnist_dist.errors import run_cli
+
+SPLIT = "balanced"
+
+
+def cli_error(capsys, cache: Path, source, split: str = SPLIT) -> str:
+    """Run ``prepare`` through the CLI; assert exit 2, a single error line, no traceback, no dataset."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["prepare", "--split", split, "--source", str(source), "--cache-dir", str(cache)])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and captured.err.rstrip().endswith(errors[0])
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert_no_dataset(cache)
+    return errors[0]
+
+
+def assert_no_dataset(cache: Path) -> None:
+    """The cache holds no dataset, finished or partial (a resumable download may stay)."""
+    leftovers = [p for p in cache.rglob("*") if "downloads" not in p.relative_to(cache).parts] if cache.exists() else []
+    assert leftovers == []
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+@pytest.fixture
+def raw():
+    return random_split(SPLIT, 60, 20, seed=1)
+
+
+@pytest.fixture
+def gz_folder(tmp_path, raw):
+    return write_gz_folder(tmp_path / "src", raw)
+
+
+def member(folder: Path, part: str, kind: str, suffix: str = ".gz") -> Path:
+    return folder / (member_name(SPLIT, part, kind) + suffix)
+
+
+def test_truncated_gzip(tmp_path, capsys, gz_folder):
+    path = member(gz_folder, "train", "images-idx3")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert str(path) in line and "truncated" in line and "expected a complete .gz file" in line
+
+
+def test_member_that_is_not_gzip(tmp_path, capsys, gz_folder, raw):
+    path = member(gz_folder, "train", "labels-idx1")
+    path.write_bytes(idx_bytes(raw.train_labels))  # plain IDX under a .gz name
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert str(path) in line and "not a valid gzip stream" in line and "expected a gzip-compressed IDX file" in line
+
+
+def test_wrong_idx_magic(tmp_path, capsys, gz_folder, raw):
+    path = member(gz_folder, "test", "images-idx3")
+    path.write_bytes(gz(idx_bytes(raw.test_images, magic=2049)))
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert str(path) in line and "magic number 2049" in line and "expected 2051" in line
+
+
+def test_wrong_image_size(tmp_path, capsys, gz_folder):
+    path = member(gz_folder, "train", "images-idx3")
+    path.write_bytes(gz(idx_bytes(np.zeros((60, 32, 32), np.uint8))))
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert str(path) in line and "32x32" in line and "expected 28x28" in line
+
+
+def test_image_label_count_mismatch(tmp_path, capsys, gz_folder, raw):
+    path = member(gz_folder, "train", "labels-idx1")
+    path.write_bytes(gz(idx_bytes(raw.train_labels[:-1])))
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert "holds 60 images" in line and f"{path} holds 59 labels" in line and "expected equal counts" in line
+
+
+def test_payload_shorter_than_header(tmp_path, capsys, raw):
+    folder = write_idx_folder(tmp_path / "idx", raw)
+    path = member(folder, "test", "images-idx3", suffix="")
+    path.write_bytes(path.read_bytes()[:-100])
+    line = cli_error(capsys, tmp_path / "cache", folder)
+    assert str(path) in line and "payload has 15580 bytes" in line and "20x28x28 = 15680" in line
+
+
+def test_payload_longer_than_header(tmp_path, capsys, raw):
+    folder = write_idx_folder(tmp_path / "idx", raw)
+    path = member(folder, "test", "labels-idx1", suffix="")
+    path.write_bytes(path.read_bytes() + b"\0")
+    line = cli_error(capsys, tmp_path / "cache", folder)
+    assert str(path) in line and "payload longer" in line
+
+
+def test_label_outside_the_splits_classes(tmp_path, capsys, gz_folder, raw):
+    labels = raw.test_labels.copy()
+    labels[7] = 47  # balanced has 47 classes: 0..46
+    path = member(gz_folder, "test", "labels-idx1")
+    path.write_bytes(gz(idx_bytes(labels)))
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert (
+        str(path) in line
+        and "label 47 is outside the 47 classes of balanced" in line
+        and "expected labels 0..46" in line
+    )
+
+
+def test_letters_label_zero_is_outside(tmp_path, capsys):
+    raw = random_split("letters", 30, 10)
+    raw.train_labels[0] = 0  # letters' raw labels run 1..26
+    folder = write_gz_folder(tmp_path / "src", raw)
+    line = cli_error(capsys, tmp_path / "cache", folder, split="letters")
+    assert "label 0 is outside the 26 classes of letters" in line and "expected labels 1..26" in line
+
+
+def test_missing_member_in_folder(tmp_path, capsys, gz_folder):
+    member(gz_folder, "test", "labels-idx1").unlink()
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert str(gz_folder) in line and "emnist-balanced-test-labels-idx1-ubyte[.gz] is missing" in line
+
+
+def test_missing_member_in_zip(tmp_path, capsys, raw):
+    full = write_gzip_zip(tmp_path / "full.zip", raw)
+    archive = tmp_path / "gzip.zip"
+    with zipfile.ZipFile(full) as src, zipfile.ZipFile(archive, "w") as dst:
+        for name in src.namelist():
+            if "train-images" not in name:
+                dst.writestr(name, src.read(name))
+    line = cli_error(capsys, tmp_path / "cache", archive)
+    assert str(archive) in line and "no member emnist-balanced-train-images-idx3-ubyte.gz" in line
+
+
+def test_split_not_in_the_folder(tmp_path, capsys, gz_folder):
+    line = cli_error(capsys, tmp_path / "cache", gz_folder, split="digits")
+    assert str(gz_folder) in line and "no EMNIST digits files found" in line
+
+
+def test_empty_archive_file(tmp_path, capsys):
+    archive = tmp_path / "gzip.zip"
+    archive.touch()
+    line = cli_error(capsys, tmp_path / "cache", archive)
+    assert str(archive) in line and "empty file" in line
+
+
+def test_empty_member(tmp_path, capsys, gz_folder):
+    path = member(gz_folder, "train", "images-idx3", suffix="")
+    member(gz_folder, "train", "images-idx3").unlink()
+    path.touch()
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    assert str(path) in line and "empty file" in line
+
+
+def test_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    line = cli_error(capsys, tmp_path / "cache", tmp_path / "empty")
+    assert str(tmp_path / "empty") in line and "empty folder" in line
+
+
+def test_corrupt_zip(tmp_path, capsys):
+    archive = tmp_path / "gzip.zip"
+    archive.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    line = cli_error(capsys, tmp_path / "cache", archive)
+    assert str(archive) in line and "not a readable zip archive" in line and "expected the EMNIST gzip.zip" in line
+
+
+def test_damaged_bytes_inside_a_zip_member(tmp_path, capsys, raw):
+    archive = write_gzip_zip(tmp_path / "gzip.zip", raw)
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo(f"gzip/{member_name(SPLIT, 'train', 'images-idx3')}.gz")
+    data = bytearray(archive.read_bytes())
+    middle = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    data[middle : middle + 8] = bytes(8 - i for i in range(8))
+    archive.write_bytes(bytes(data))
+    line = cli_error(capsys, tmp_path / "cache", archive)
+    # noise images are stored (not deflated) inside the .gz, so the zip's CRC-32 is what catches it
+    assert f"{archive}:{info.filename}" in line and "Bad CRC-32" in line and "expected an intact file" in line
+
+
+def test_missing_path(tmp_path, capsys):
+    line = cli_error(capsys, tmp_path / "cache", tmp_path / "nowhere.zip")
+    assert (
+        "nowhere.zip" in line and "no such file or folder" in line and "expected nist, synthetic, hf:OWNER/NAME" in line
+    )
+
+
+def test_unknown_split(tmp_path, capsys, gz_folder):
+    line = cli_error(capsys, tmp_path / "cache", gz_folder, split="bytes")
+    assert "unknown EMNIST split 'bytes'" in line and "byclass, bymerge, balanced, letters, digits, mnist" in line
+
+
+def test_unsupported_file(tmp_path, capsys):
+    path = tmp_path / "emnist.tar"
+    path.write_bytes(b"x" * 10)
+    line = cli_error(capsys, tmp_path / "cache", path)
+    assert str(path) in line and "expected gzip.zip, a .parquet file, or a folder" in line
+
+
+def test_bad_synthetic_size(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(
+            main,
+            [
+                "prepare",
+                "--source",
+                "synthetic",
+                "--synthetic-train-per-class",
+                "0",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ],
+        )
+    assert exit_info.value.code == 2
+    assert "synthetic_train_per_class=0: expected an integer >= 1" in capsys.readouterr().err
+    assert_no_dataset(tmp_path / "c")

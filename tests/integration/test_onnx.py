@@ -1,0 +1,134 @@
+"""ONNX export with its parity check (emnist_dist.onnx_export) and the model card (emnist_dist.model_card)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from emnist_dist.errors import run_cli
+from emnist_dist.inference.artifact import load_model
+from emnist_dist.inference.card import main as card_main
+from emnist_dist.inference.onnx_conversion import ATOL, RTOL, ParityError, check_parity, export_onnx
+from emnist_dist.data.synthetic import render_glyphs
+from emnist_dist.data.resize import to_model_input
+
+
+def run(main, argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory, trained_model_dir):
+    """The CLI's export (through ``python -m``) of the trained model into a copy of its folder."""
+    model_dir = tmp_path_factory.mktemp("onnx") / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    done = subprocess.run([sys.executable, "-m", "emnist_dist.onnx_export", "--model", str(model_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {model_dir / 'model.onnx'}" in done.stdout and "parity with PyTorch" in done.stdout
+    return model_dir
+
+
+def test_onnx_matches_pytorch_on_real_glyphs_with_any_batch_size(onnx_model):
+    model, info = load_model(onnx_model)
+    session = ort.InferenceSession(str(onnx_model / "model.onnx"), providers=["CPUExecutionProvider"])
+    images, _ = render_glyphs(info.class_names, 3, seed=11)
+    x = to_model_input(torch.from_numpy(images).unsqueeze(1), info.image_size, info.mean, info.std)
+    with torch.inference_mode():
+        expected = model(x).numpy()
+    for batch in (1, 4, len(x)):  # the batch axis is dynamic
+        got = np.concatenate([session.run(["logits"], {"input": x[i : i + batch].numpy()})[0]
+                              for i in range(0, len(x), batch)])
+        assert np.abs(got - expected).max() <= ATOL + RTOL * np.abs(expected).max()
+        np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+    assert not (onnx_model / "model.onnx.tmp").exists()
+
+
+def test_onnx_metadata_describes_the_input(onnx_model):
+    proto = onnx.load(str(onnx_model / "model.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    config = json.loads((onnx_model / "config.json").read_text())
+    assert json.loads(meta["class_names"]) == config["class_names"]
+    assert int(meta["image_size"]) == config["image_size"]
+    assert float(meta["mean"]) == config["mean"] and float(meta["std"]) == config["std"]
+    batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic, not a fixed size
+
+
+def test_parity_check_catches_a_model_that_differs(tmp_path, trained_model_dir):
+    model, info = load_model(trained_model_dir)
+    path = export_onnx(model, info, tmp_path / "m.onnx")
+    assert check_parity(model, info, path) <= ATOL
+    with torch.no_grad():
+        model.fc.bias.add_(0.01)  # PyTorch now disagrees with the exported file
+    with pytest.raises(ParityError, match="differ"):
+        check_parity(model, info, path)
+
+
+def test_export_of_a_broken_model_folder_is_one_line(tmp_path, trained_model_dir, capsys):
+    from emnist_dist.inference.onnx_conversion import main as export_main
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    (model_dir / "model.safetensors").unlink()
+    code, out, err = run(export_main, ["--model", str(model_dir)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "model.safetensors" in err
+    assert not (model_dir / "model.onnx").exists()
+
+
+def test_model_card_states_synthetic_data_metrics_classes_preprocessing_and_limits(tmp_path, onnx_model, capsys):
+    model_dir = tmp_path / "run" / "model"
+    shutil.copytree(onnx_model, model_dir)
+    eval_dir = tmp_path / "run" / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "metrics.json").write_text(json.dumps({"test/acc": 0.9123, "test/balanced_acc": 0.9, "split": "digits",
+                                                       "test/num_samples": 500, "tta": True, "synthetic": True}))
+    code, out, _ = run(card_main, ["--model", str(model_dir)], capsys)
+    assert code == 0 and str(eval_dir / "metrics.json") in out  # found beside the model by default
+    card = (model_dir / "README.md").read_text()
+    config = json.loads((model_dir / "config.json").read_text())
+    assert card.startswith("---\n") and "library_name: timm" in card
+    assert "SYNTHETIC data, not on EMNIST" in card
+    assert f"{100 * config['metrics']['test/acc']:.2f}%" in card  # recorded at export
+    assert "91.23%" in card and "test-time augmentation" in card  # from the evaluate report
+    assert " ".join(f"{i}:{c}" for i, c in enumerate(config["class_names"])) in card
+    assert f"mean = {config['mean']:.6g}" in card and "Otsu" in card and "2-pixel" in card
+    assert "model.onnx" in card and "## Intended use" in card and "c/C" in card and "o/O/0" in card
+    assert not (model_dir / "README.md.tmp").exists()
+
+
+@pytest.mark.parametrize("token, message", [(None, "no Hugging Face token"),
+                                            ("hf_dummy", "upload failed (OfflineModeIsEnabled")])
+def test_push_to_hub_offline_is_one_clear_line(tmp_path, trained_model_dir, capsys, monkeypatch, token, message):
+    from huggingface_hub import constants
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    # huggingface_hub reads these at import: set its constants, not only the environment.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # never reach the network from a test
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no_token"))  # ignore a stored login
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    code, out, err = run(card_main, ["--model", str(model_dir), "--push-to-hub", "someone/emnist-digits"], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err and "someone/emnist-digits" in err
+    assert (model_dir / "README.md").is_file()  # the card is written before the upload is tried
+
+
+def test_model_card_eval_file_that_is_not_json(tmp_path, trained_model_dir, capsys):
+    bad = tmp_path / "metrics.json"
+    bad.write_text("nope")
+    code, _, err = run(card_main, ["--model", str(trained_model_dir), "--eval", str(bad)], capsys)
+    assert code == 2 and err.count("\n") == 1 and str(bad) in err

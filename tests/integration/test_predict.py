@@ -1,0 +1,186 @@
+"""``python -m emnist_dist.predict`` on a user's own images, with a model trained in the test session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from emnist_dist.errors import run_cli
+from emnist_dist.inference.predictor import main
+from emnist_dist.inference.preprocess import preprocess_file
+
+FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def draw_char(path: Path, char: str, *, size=(300, 200), at=(40, 20), font_px=110, font="DejaVuSerif.ttf",
+              ink=(20, 20, 60), paper=(245, 240, 225), mode="RGB") -> Path:
+    """A character drawn like a photo of writing: dark ink on light paper, off-centre on a wider canvas."""
+    image = Image.new("RGB", size, paper)
+    ImageDraw.Draw(image).text(at, char, fill=ink, font=ImageFont.truetype(str(FONTS / font), font_px))
+    image.convert(mode).save(path)
+    return path
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the CLI in-process through run_cli; returns (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_predicts_digits_drawn_dark_on_light_at_another_size_and_position(tmp_path, trained_model_dir, capsys):
+    for d in range(10):
+        draw_char(tmp_path / f"digit_{d}.png", str(d), at=(20 + 17 * d, 5 + 6 * d), font_px=90 + 4 * d)
+    code, out, err = run(["--model", str(trained_model_dir), str(tmp_path), "--json", "--top-k", "3", "--cpu"], capsys)
+    assert code == 0 and err == ""
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [Path(r["path"]).name for r in records] == [f"digit_{d}.png" for d in range(10)]
+    for r in records:
+        probs = [p["prob"] for p in r["predictions"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-5
+        assert all(set(p) == {"label", "prob"} for p in r["predictions"])
+    right = sum(r["predictions"][0]["label"] == Path(r["path"]).stem[-1] for r in records)
+    assert right >= 8, records
+
+
+def test_human_output_shows_top_k_with_probabilities(tmp_path, trained_model_dir, capsys):
+    a = draw_char(tmp_path / "a.png", "3", font="DejaVuSans.ttf")
+    b = draw_char(tmp_path / "b.jpg", "7", ink=(250, 250, 250), paper=(10, 10, 10), mode="L")  # light on dark
+    code, out, _ = run(["--model", str(trained_model_dir), str(a), str(b), "--top-k", "2"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2
+    for line, path in zip(lines, (a, b)):
+        head, rest = line.split(": ", 1)
+        assert head == str(path)
+        cells = rest.split("  ")
+        assert len(cells) == 2
+        percents = [float(cell.split(" ")[1].rstrip("%")) for cell in cells]
+        assert percents[0] >= percents[1]
+    code, out_json, _ = run(["--model", str(trained_model_dir), str(a), str(b), "--top-k", "2", "--json"], capsys)
+    top = [json.loads(line)["predictions"][0]["label"] for line in out_json.splitlines()]
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == top
+
+
+def test_folders_are_searched_recursively_and_a_bad_file_does_not_stop_the_others(tmp_path, trained_model_dir, capsys):
+    folder = tmp_path / "scans"
+    (folder / "sub").mkdir(parents=True)
+    draw_char(folder / "sub" / "one.png", "1")
+    draw_char(folder / "two.jpg", "2")
+    (folder / "notes.txt").write_text("not an image, and not an image suffix: skipped\n")
+    (folder / "broken.png").write_text("not a PNG\n")
+    code, out, err = run(["--model", str(trained_model_dir), str(folder), "--json"], capsys)
+    assert code == 1
+    assert [Path(json.loads(line)["path"]).name for line in out.splitlines()] == ["one.png", "two.jpg"]
+    assert err.count("\n") == 1 and err.startswith("error: ") and str(folder / "broken.png") in err
+
+
+def test_each_bad_input_is_one_line_on_stderr_and_the_exit_code_is_1(tmp_path, trained_model_dir, capsys):
+    good = draw_char(tmp_path / "good.png", "5")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello\n")
+    Image.new("L", (1, 1), 0).save(tmp_path / "tiny.png")
+    Image.new("RGB", (120, 90), "white").save(tmp_path / "blank.png")
+    (tmp_path / "empty_folder").mkdir()
+    bad = ["missing.png", "empty.png", "text.png", "tiny.png", "blank.png", "empty_folder"]
+    argv = ["--model", str(trained_model_dir), str(good), *(str(tmp_path / name) for name in bad)]
+    code, out, err = run(argv, capsys)
+    assert code == 1
+    assert out.splitlines()[0].startswith(f"{good}: ")
+    lines = err.splitlines()
+    assert len(lines) == len(bad)
+    for name in bad:
+        assert sum(str(tmp_path / name) in line for line in lines) == 1, (name, lines)
+    assert all(line.startswith("error: ") for line in lines) and "Traceback" not in err
+
+
+def _broken_model(src: Path, dst: Path, problem: str) -> Path:
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    if problem == "no config":
+        (dst / "config.json").unlink()
+    elif problem == "no weights":
+        (dst / "model.safetensors").unlink()
+    elif problem == "fewer classes than the weights":
+        config["class_names"] = config["class_names"][:9]
+        (dst / "config.json").write_text(json.dumps(config))
+    elif problem == "other architecture":
+        config["architecture"] = "resnet18"
+        (dst / "config.json").write_text(json.dumps(config))
+    elif problem == "unknown architecture":
+        config["architecture"] = "no_such_net"
+        (dst / "config.json").write_text(json.dumps(config))
+    elif problem == "config not JSON":
+        (dst / "config.json").write_text("{ not json")
+    elif problem == "weights not safetensors":
+        (dst / "model.safetensors").write_bytes(b"garbage" * 10)
+    return dst
+
+
+@pytest.mark.parametrize("problem", ["no config", "no weights", "fewer classes than the weights", "other architecture",
+                                     "unknown architecture", "config not JSON", "weights not safetensors"])
+def test_model_folder_problems_are_one_line_and_exit_2(tmp_path, trained_model_dir, capsys, problem):
+    model = _broken_model(trained_model_dir, tmp_path / "model", problem)
+    image = draw_char(tmp_path / "x.png", "4")
+    code, out, err = run(["--model", str(model), str(image)], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(model) in err
+
+
+def test_model_path_that_is_not_a_folder(tmp_path, capsys):
+    code, _, err = run(["--model", str(tmp_path / "nothing"), "x.png"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "not a folder" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--top-k", "0", "x.png"], "--top-k 0"),
+    (["--batch-size", "0", "x.png"], "--batch-size 0"),
+    (["--frobnicate", "x.png"], "unrecognized arguments"),
+    ([], "required"),
+])
+def test_argument_errors_are_one_line(trained_model_dir, capsys, argv, message):
+    code, _, err = run(["--model", str(trained_model_dir), *argv], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_small_batches_give_the_same_predictions_and_saved_glyphs_are_what_the_model_saw(tmp_path, trained_model_dir,
+                                                                                          capsys):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i, char in enumerate("0123456"):
+        draw_char(images / f"{i}.png", char, at=(30 + 10 * i, 10))
+    (images / "3b.png").write_text("broken")  # a failure inside a chunk must not shift the others
+    base = ["--model", str(trained_model_dir), str(images), "--json", "--top-k", "10"]
+    code_all, all_at_once, _ = run(base, capsys)
+    code_small, in_pairs, _ = run([*base, "--batch-size", "2", "--save-glyphs", str(tmp_path / "glyphs")], capsys)
+    assert code_all == code_small == 1
+    a = [json.loads(line) for line in all_at_once.splitlines()]
+    b = [json.loads(line) for line in in_pairs.splitlines()]
+    assert [r["path"] for r in a] == [r["path"] for r in b]
+    for ra, rb in zip(a, b):
+        pa = {p["label"]: p["prob"] for p in ra["predictions"]}
+        pb = {p["label"]: p["prob"] for p in rb["predictions"]}
+        assert pa.keys() == pb.keys() and all(abs(pa[k] - pb[k]) < 1e-5 for k in pa)
+    saved = sorted((tmp_path / "glyphs").iterdir())
+    assert len(saved) == 7
+    np.testing.assert_array_equal(np.asarray(Image.open(saved[0])), preprocess_file(images / "0.png"))
+
+
+def test_python_dash_m_entry_point(tmp_path, trained_model_dir):
+    image = draw_char(tmp_path / "eight.png", "8")
+    done = subprocess.run([sys.executable, "-m", "emnist_dist.predict", "--model", str(trained_model_dir), str(image),
+                           "--json", "--cpu"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["path"] == str(image) and len(record["predictions"]) == 3
+    assert torch.tensor([p["prob"] for p in record["predictions"]]).sum() <= 1 + 1e-5

