@@ -86,7 +86,7 @@ class ModelConfig:
     drop_path_rate: float = 0.2
     """Stochastic depth (for models that support it)."""
     channels_last: bool = True
-    """Use channels_last memory format (CUDA only; ignored on CPU)."""
+    """channels_last memory format for the model and its input batches (GPU and CPU alike)."""
     compile: bool = False
     """Wrap the model in torch.compile."""
     ema: bool = False

@@ -38,9 +38,11 @@ def train_cmd(args: list[str], processes: int = 1) -> list[str]:
             "--main_process_port", str(free_port()), "-m", "emnist_dist.train", *args]
 
 
-def run_train(args: list[str], tmp_path: Path, processes: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(train_cmd(args, processes), cwd=REPO, env=env_for_tests(tmp_path), capture_output=True,
-                          text=True, timeout=timeout)
+def run_train(args: list[str], tmp_path: Path, processes: int = 1, timeout: float = 300,
+              extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**env_for_tests(tmp_path), **(extra_env or {})}
+    return subprocess.run(train_cmd(args, processes), cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def free_port() -> int:

@@ -1,0 +1,115 @@
+"""The GPU code paths (bf16, torch.compile, channels_last, EMA, accumulation) run end to end on the CPU,
+alone and together, and still learn; the steady-state step never waits for the device."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers.train_runs import REPO, env_for_tests, final, metrics_lines, run_train
+
+pytestmark = pytest.mark.slow
+
+# 10 synthetic digit classes, 40 training glyphs each: chance is 0.10. Three epochs of a small
+# ResNet at 28 px reach well above it in a few seconds.
+DIGITS = ["--data.split", "digits", "--data.source", "synthetic", "--data.synthetic_train_per_class", "40",
+          "--data.synthetic_test_per_class", "10", "--data.image_size", "28", "--model.name", "resnet10t",
+          "--model.pretrained", "false", "--model.channels_last", "false", "--model.drop_rate", "0", "--model.drop_path_rate", "0",
+          "--train.epochs", "3", "--train.batch_size", "32", "--train.lr", "3e-4", "--train.warmup_epochs", "0.5",
+          "--train.T_0", "3", "--augment.mix_prob", "0", "--log.trackers", "[]", "--log.log_every", "5",
+          "--cpu", "true"]
+PATHS = {
+    "bf16": ["--train.mixed_precision", "bf16"],
+    "compile": ["--model.compile", "true"],
+    "channels_last": ["--model.channels_last", "true"],
+    "ema": ["--model.ema", "true", "--model.ema_decay", "0.99"],
+    "accumulate": ["--train.grad_accum_steps", "2", "--train.batch_size", "16"],
+}
+PATHS["all"] = [arg for flags in PATHS.values() for arg in flags]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_gpu_path_runs_on_cpu_and_learns(tmp_path, cache, path):
+    out = tmp_path / "run"
+    env = {"TORCH_LOGS": "recompiles"}
+    result = run_train([*DIGITS, "--data.cache_dir", cache, "--output_dir", str(out), *PATHS[path]], tmp_path,
+                       extra_env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = final(out)
+    assert results["test/acc"] >= 0.5, results  # chance is 0.1
+    if "--train.mixed_precision" in PATHS[path]:
+        assert "precision bf16" in result.stdout
+    if "--train.grad_accum_steps" in PATHS[path]:
+        # 400 - 40 validation glyphs = 360 = 22 micro-batches of 16 = 11 optimizer steps per epoch
+        assert results["step"] == 3 * 11, results
+    if "--model.compile" in PATHS[path]:
+        # TORCH_LOGS=recompiles logs each recompilation; evaluation runs the plain module, so
+        # steady-state training must never recompile (the train/eval switch would be the one allowed).
+        recompiles = result.stderr.count("Recompiling function")
+        assert recompiles <= 1, result.stderr[-3000:]
+    if "--model.ema" in PATHS[path]:
+        # Evaluated beside the raw weights; with EMA warmup neither is at chance after 33 steps.
+        records = metrics_lines(out)
+        assert all("val_ema/acc" in r and "val/acc" in r for r in records)
+        assert results["test_last_ema/acc"] >= 0.5 and results["test_last/acc"] >= 0.5, results
+        assert results["best_weights"] in ("raw", "ema")
+        best = max(records, key=lambda r: max(r["val/acc"], r["val_ema/acc"]))
+        assert results["best_val_acc"] == pytest.approx(max(best["val/acc"], best["val_ema/acc"]))
+
+
+def test_fp16_on_cpu_is_one_clear_line(tmp_path, cache):
+    out = tmp_path / "run"
+    result = run_train([*DIGITS, "--data.cache_dir", cache, "--output_dir", str(out),
+                        "--train.mixed_precision", "fp16"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: train.mixed_precision=fp16")
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+# Counts every Tensor method that copies a value to the host (on CUDA each one blocks the host until
+# the device has caught up) while the trainer runs steady-state steps, in a fresh process.
+SYNC_PROBE = r"""
+import json, sys, torch
+from emnist_dist.config import parse_config
+from emnist_dist.train.trainer import Trainer
+
+trainer = Trainer(parse_config(sys.argv[1:]))
+for _ in range(3):  # warm-up: first-step allocations, lazy initialisation
+    trainer.train_step()
+calls = []
+for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__"):
+    original = getattr(torch.Tensor, name)
+    def probe(self, *args, _name=name, _original=original, **kwargs):
+        calls.append(_name)
+        return _original(self, *args, **kwargs)
+    setattr(torch.Tensor, name, probe)
+for _ in range(5):
+    trainer.train_step()
+conv = next(m for m in trainer.network.modules()
+            if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1 and m.kernel_size[0] > 1)
+print(json.dumps({"host_reads": calls, "step": trainer.state.step,
+                  "channels_last": conv.weight.is_contiguous(memory_format=torch.channels_last)}))
+"""
+
+
+@pytest.mark.parametrize("path", ["plain", "all"])
+def test_steady_state_step_never_reads_the_device(tmp_path, cache, path):
+    flags = [*DIGITS, "--data.cache_dir", cache, "--output_dir", str(tmp_path / "run"),
+             "--augment.mix_prob", "1", "--augment.degrees", "10"]
+    if path == "all":
+        flags += PATHS["all"]
+    result = subprocess.run([sys.executable, "-c", SYNC_PROBE, *flags], cwd=REPO, env=env_for_tests(tmp_path),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe["step"] == 8
+    assert probe["host_reads"] == [], probe
+    assert probe["channels_last"] is (path == "all")
