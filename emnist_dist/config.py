@@ -19,10 +19,15 @@ from typing import Literal, Optional, Union
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
 
+from .data.splits import SPLITS
 from .errors import UserError, one_line
 from .files import write_text_atomic
 
-Split = Literal["byclass", "bymerge", "balanced", "letters", "digits", "mnist"]
+# The allowed values of the choice fields, defined once: the components that act on them
+# (data.splits, train.optim, train.loss) check against these same lists.
+Split = Literal[tuple(SPLITS)]
+OptimizerName = Literal["lion", "adamw", "sgd"]
+ClassWeighting = Literal["none", "inverse", "minmax", "effective_number"]
 
 
 @dataclass
@@ -90,7 +95,8 @@ class ModelConfig:
     compile: bool = False
     """Wrap the model in torch.compile."""
     ema: bool = False
-    """Keep an exponential moving average of the weights; evaluated and exported when on."""
+    """Keep an exponential moving average of the weights (timm's, with warmup); raw and EMA weights are both
+    evaluated, the better by validation is exported."""
     ema_decay: float = 0.9998
     """EMA decay per optimizer step."""
 
@@ -109,7 +115,7 @@ class TrainConfig:
     """Peak learning rate (Lion wants 3-10x less than AdamW)."""
     weight_decay: float = 0.1
     """Decoupled weight decay; never applied to biases or normalisation weights."""
-    optimizer: Literal["lion", "adamw", "sgd"] = "lion"
+    optimizer: OptimizerName = "lion"
     """lion (the recipe), adamw or sgd (Nesterov), to repeat the reference's comparison."""
     momentum: float = 0.9
     """SGD (Nesterov) momentum."""
@@ -123,7 +129,7 @@ class TrainConfig:
     """Each cosine cycle is T_mult times longer than the previous one."""
     eta_min: float = 1e-6
     """Learning rate at the bottom of each cosine cycle."""
-    class_weighting: Literal["none", "inverse", "minmax", "effective_number"] = "minmax"
+    class_weighting: ClassWeighting = "minmax"
     """Class weights of the KL loss; minmax = inverse frequency scaled to [1, 2] (the recipe)."""
     effective_number_beta: float = 0.9999
     """beta of the effective_number class weighting (Cui et al. 2019)."""
@@ -164,7 +170,7 @@ class LogConfig:
     log_every: int = 50
     """Log training loss / lr / throughput every N optimizer steps."""
     progress: bool = True
-    """Show a progress bar (main process only)."""
+    """Show a progress bar on an interactive terminal (main process only); otherwise plain log lines."""
 
 
 @dataclass
@@ -220,7 +226,7 @@ def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_di
     except (Exception, SystemExit) as err:  # jsonargparse raises ArgumentError or exits
         raise UserError(_first_informative_line(str(err) or captured.getvalue())) from None
     namespace.pop("config", None)
-    config = parser.instantiate_classes(namespace)
+    config = parser.instantiate(namespace)
     config = Config(**{f.name: config[f.name] for f in dataclasses.fields(Config)})
     config.output_dir = os.path.expandvars(config.output_dir)
     validate(config)

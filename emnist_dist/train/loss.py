@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, get_args
 
 import torch
 import torch.nn.functional as F
 
+from ..config import ClassWeighting
 from ..errors import UserError
 
-SCHEMES = ("none", "inverse", "minmax", "effective_number")
+SCHEMES = get_args(ClassWeighting)
 
 
 def class_weights(counts: torch.Tensor, scheme: str, *, beta: float = 0.9999) -> torch.Tensor:

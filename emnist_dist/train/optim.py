@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 from lion_pytorch import Lion
 from timm.optim import param_groups_weight_decay
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, LinearLR, LRScheduler, SequentialLR
 
+from ..config import OptimizerName
 from ..errors import UserError
 
-OPTIMIZERS = ("lion", "adamw", "sgd")
+OPTIMIZERS = get_args(OptimizerName)
 
 
 def build_optimizer(

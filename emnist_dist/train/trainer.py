@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from safetensors.torch import load_file
-from timm.utils import ModelEmaV3
+from timm.utils import ModelEmaV3, distribute_bn
 from tqdm.auto import tqdm
 
 from ..config import Config, parse_config, save_config
@@ -471,15 +471,10 @@ def build_ema(cfg: Config, model: torch.nn.Module) -> ModelEmaV3 | None:
 
 
 def broadcast_buffers(accelerator: Accelerator, model: torch.nn.Module) -> None:
-    """Give every rank rank 0's buffers (BatchNorm statistics). DDP broadcasts them only at the start of
-    each forward, so after the last step every rank holds statistics of its own last batch.
-
-    ``timm.utils.distribute_bn`` does the same with ``reduce=False``, but by iterating over
-    ``named_buffers`` it skips nothing we need and adds a name filter we do not: the plain loop is shorter.
-    """
+    """Give every rank rank 0's BatchNorm statistics (timm's ``distribute_bn``). DDP broadcasts them only at
+    the start of each forward, so after the last step every rank holds statistics of its own last batch."""
     if accelerator.num_processes > 1:
-        for buffer in model.buffers():
-            torch.distributed.broadcast(buffer.data, src=0)
+        distribute_bn(model, accelerator.num_processes, reduce=False)
 
 
 def ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module) -> bool:
