@@ -54,7 +54,8 @@ def tracker_env(tmp_path: Path) -> dict:
     env = env_for_tests(tmp_path)
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_BASE_URL", None)
-    env["NETRC"] = str(tmp_path / "no-netrc")
+    env.update(NETRC=str(tmp_path / "no-netrc"), WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
+               WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"))
     return env
 
 
