@@ -10,6 +10,7 @@ One recipe is stopped by SIGTERM and resumed: both halves must log to one W&B ru
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -107,8 +108,9 @@ def trained(tmp_path_factory):
     return _trained
 
 
+@functools.cache
 def wandb_records(run_folder: Path) -> list[dict]:
-    """The records of an offline run's .wandb log, through W&B's own reader."""
+    """The records of an offline run's .wandb log, through W&B's own reader (read once per folder)."""
     result = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_folder)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
