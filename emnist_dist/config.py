@@ -160,9 +160,11 @@ class LogConfig:
     """Trackers, console progress and logging cadence."""
 
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
-    """Any of: wandb, tensorboard (empty = none)."""
+    """Any tracker Accelerate supports: wandb, tensorboard, mlflow, comet_ml, aim, clearml, dvclive, swanlab,
+    trackio (empty = none). Each needs its package installed."""
     wandb_mode: Literal["auto", "online", "offline", "disabled"] = "auto"
-    """auto = online when a W&B API key is configured, else offline."""
+    """auto = online when an API key for the W&B server ($WANDB_BASE_URL, default api.wandb.ai) is configured
+    ($WANDB_API_KEY or its netrc entry), else offline."""
     project: str = "emnist_dist"
     """Tracker project name."""
     run_name: Optional[str] = None
@@ -260,11 +262,24 @@ def validate(config: Config) -> None:
         raise UserError(f"data.val_fraction={d.val_fraction}: expected a fraction in [0, 1)")
     if d.image_size < 8:
         raise UserError(f"data.image_size={d.image_size}: expected at least 8 pixels")
-    for name in config.log.trackers:
-        if name not in ("wandb", "tensorboard"):
-            raise UserError(f"log.trackers contains {name!r}: expected any of wandb, tensorboard")
+    check_trackers(config.log.trackers)
     if config.resume not in ("never", "auto") and not Path(config.resume).exists():
         raise UserError(f"resume={config.resume!r}: expected never, auto, or an existing checkpoint folder")
+
+
+def check_trackers(names: list[str]) -> None:
+    """Each name must be a tracker Accelerate supports and its package must be installed (Accelerate itself
+    skips a tracker whose package is missing, silently)."""
+    if not names:
+        return
+    import accelerate.utils  # here: importing accelerate (and torch) is only needed to check trackers
+
+    supported = [kind.value for kind in accelerate.utils.LoggerType if kind is not accelerate.utils.LoggerType.ALL]
+    for name in names:
+        if name not in supported:
+            raise UserError(f"log.trackers contains {name!r}: expected any of {', '.join(supported)}")
+        if not getattr(accelerate.utils, f"is_{name}_available")():
+            raise UserError(f"log.trackers contains {name!r} but its package is not installed: pip install {name}")
 
 
 def config_to_dict(config: Config) -> dict:

@@ -1,4 +1,4 @@
-"""Experiment tracking through Accelerate's trackers (Weights & Biases, TensorBoard).
+"""Experiment tracking through Accelerate's trackers (Weights & Biases, TensorBoard, or any other it supports).
 
 A resumed run continues the same W&B run: its id is kept in ``output_dir/wandb_run_id`` (a W&B
 sweep agent's own ``WANDB_RUN_ID`` takes precedence).
@@ -11,6 +11,7 @@ import os
 import secrets
 import string
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from accelerate import Accelerator
@@ -19,15 +20,24 @@ from ..config import Config, config_to_dict
 
 
 def resolve_wandb_mode(mode: str) -> str:
-    """``auto`` is online when an API key is configured (env or ~/.netrc), else offline."""
+    """``auto`` is online when an API key for the W&B server is configured, else offline.
+
+    The server is ``$WANDB_BASE_URL`` (a self-hosted one) or W&B's cloud; the key is ``$WANDB_API_KEY``
+    or the netrc entry for the server's host[:port] in ``$NETRC`` or ``~/.netrc`` (where ``wandb login``
+    stores it; for a key kept elsewhere set ``log.wandb_mode online``). wandb has no public call that
+    answers "is a key configured" without contacting the server, hence this lookup.
+    """
     if mode != "auto":
         return mode
     if os.environ.get("WANDB_API_KEY"):
         return "online"
+    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     try:
-        return "online" if netrc.netrc().authenticators("api.wandb.ai") else "offline"
-    except (FileNotFoundError, netrc.NetrcParseError):
+        entry = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):  # no netrc file, or one that cannot be read: no key
         return "offline"
+    return "online" if entry and entry[2] else "offline"
 
 
 def flat_config(cfg: Config) -> dict:

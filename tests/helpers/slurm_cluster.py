@@ -121,9 +121,10 @@ class SlurmCluster:
         kwargs.setdefault("env", self.env)
         return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60, **kwargs)
 
-    def sbatch(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
-        """Submit a batch job (``sbatch --parsable ARGS``) and return its id."""
-        out = self.run("sbatch", "--parsable", *args, env={**self.env, **(env or {})}, cwd=cwd)
+    def sbatch(self, *args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None) -> int:
+        """Submit a batch job (``sbatch --parsable ARGS``) and return its id; ``env`` values of None unset."""
+        job_env = {k: v for k, v in {**self.env, **(env or {})}.items() if v is not None}
+        out = self.run("sbatch", "--parsable", *args, env=job_env, cwd=cwd)
         return int(out.stdout.strip().split(";")[0])
 
     def job(self, job_id: int) -> dict[str, str]:

@@ -1,9 +1,10 @@
-"""The SLURM templates, unmodified, against a real SLURM on loopback (tests/slurm_cluster.py).
+"""The SLURM templates, unmodified, against a real SLURM on loopback (tests/helpers/slurm_cluster.py).
 
 Environment overrides (EMNIST_CPU=1, PROCS_PER_NODE) and arguments after the script make each
-template train timm's tiny test_efficientnet on synthetic data, on CPU, with 2 processes in all.
-The cluster has two nodes (two slurmd on 127.0.0.1), so the multi-node template also runs for real
-on 2 nodes x 1 process.
+template train timm's tiny test_efficientnet on synthetic data, on CPU, with 2 processes in all;
+the recipe's trackers stay on (W&B offline, as `log.wandb_mode auto` chooses on a node without a
+key, and TensorBoard). The cluster has two nodes (two slurmd on 127.0.0.1), so the multi-node
+template also runs for real on 2 nodes x 1 process.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ TINY = ["--data.source", "synthetic", "--data.synthetic_train_per_class", "8",
         "--data.synthetic_test_per_class", str(TEST_PER_CLASS), "--data.image_size", "32",
         "--model.name", "test_efficientnet", "--model.pretrained", "false", "--train.epochs", "2",
         "--train.batch_size", "32", "--train.eval_batch_size", "256", "--train.warmup_epochs", "1",
-        "--log.trackers", "[]", "--log.progress", "false"]
+        "--log.log_every", "5"]  # a few progress lines in a run this short (28 steps)
 # Long enough (4 epochs x 29 steps) for a signal to land mid-run.
 LONGER = [*TINY, "--data.synthetic_train_per_class", "16", "--train.epochs", "4"]
 
@@ -75,11 +76,13 @@ def submit(cluster: SlurmCluster, submit_dir: Path):
             "PROCS_PER_NODE": "2",
             "EMNIST_DIST_CACHE": str(submit_dir / "cache"),
             "OMP_NUM_THREADS": "1",
-            "WANDB_MODE": "disabled",
             "HF_HUB_OFFLINE": "1",
+            # no W&B key on the nodes: log.wandb_mode auto logs offline, into each run folder
+            "WANDB_API_KEY": None, "WANDB_BASE_URL": None, "WANDB_MODE": None,
+            "NETRC": str(submit_dir / "no-netrc"),
+            "WANDB_CACHE_DIR": str(submit_dir / "wandb-cache"), "WANDB_CONFIG_DIR": str(submit_dir / "wandb-config"),
         }
         job_env.update(env)
-        job_env = {k: v for k, v in job_env.items() if v is not None}
         return cluster.sbatch(*sbatch_args, str(REPO / "slurm" / template), *train_args, env=job_env, cwd=submit_dir)
 
     return _submit
@@ -144,6 +147,20 @@ def test_single_node_template_trains(cluster, background_jobs, submit_dir, templ
     assert final["test/num_samples"] == classes * TEST_PER_CLASS
     assert Path(job["StdOut"]) == submit_dir / "logs" / f"{job_name}-{job_id}.out"
     assert f"finished: runs/{job_name}/final.json" in job_log(cluster, job_id)
+    # the recipe's trackers ran: one offline W&B run (the id kept in the run folder) and TensorBoard events
+    (wandb_run,) = (out / "wandb").glob("offline-run-*")
+    assert wandb_run.name.endswith("-" + (out / "wandb_run_id").read_text().strip())
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_job_log_holds_plain_progress_lines(cluster, background_jobs):
+    """A batch log is a file, not a terminal: progress comes as plain lines, never a redrawn bar."""
+    job_id = background_jobs["byclass_b3.sh"]
+    finish(cluster, job_id)
+    log = job_log(cluster, job_id)
+    assert "\r" not in log
+    assert re.search(r"^step \d+/\d+ epoch \d+ loss [\d.]+ lr \S+ images/s \d+ eta", log, re.MULTILINE), log
 
 
 @pytest.mark.slow
@@ -198,6 +215,10 @@ def test_preempted_job_requeues_and_resumes(cluster, submit, submit_dir, backgro
     assert final["step"] == read_final(submit_dir / "two_nodes")["step"]
     assert final["world_size"] == 2
     assert "(restart 1)" in log and f"requeueing job {job_id}" in log
+    # both halves logged to one W&B run: an offline folder each, one run id
+    run_id = (out / "wandb_run_id").read_text().strip()
+    halves = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(halves) == 2 and all(h.name.endswith(f"-{run_id}") for h in halves), halves
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from emnist_dist.config import parse_config
 
@@ -35,9 +34,9 @@ def test_every_parameter_parses_as_an_override(name, monkeypatch):
     fixed = [str(a) for a in SWEEP["command"][5:-1]]
     section, key = name.split(".")
     for value in candidate_values(SWEEP["parameters"][name]):
-        # The agent turns each sampled value into `--name=value`, exactly as here.
-        flags = create_sweep_command_args({"args": {name: {"value": value}}})["args"]
-        cfg = parse_config([*fixed, *flags])
+        # `${args}` expands to `--name=value` per parameter (W&B's sweep-configuration reference; wandb's
+        # agent formats the value with str()).
+        cfg = parse_config([*fixed, f"--{name}={value}"])
         actual = getattr(getattr(cfg, section), key)
         assert actual == (pytest.approx(value) if isinstance(value, float) else value)
         assert cfg.output_dir == "runs/sweeps/abc123"  # one folder per trial
