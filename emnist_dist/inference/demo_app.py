@@ -1,0 +1,185 @@
+"""The draw-a-character web demo: a Gradio app around an exported model folder.
+
+The page has a sketchpad (mouse or finger) and an upload box for a photo. It shows the
+top 5 classes with probabilities, the 28x28 glyph the model actually saw, and a hint when
+the top classes are characters that handwriting cannot tell apart (c/C, o/O/0, l/I/1 ...).
+
+Every prediction, from the page or from the API endpoint ``/predict``, goes through
+:func:`classify`, which calls exactly what ``python -m emnist_dist.predict`` calls for one
+image file. :func:`export_space` writes a Hugging Face Space folder running this app.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import UserError
+from .artifact import ModelInfo, load_model
+from .predictor import predict_logits, top_k
+from .preprocess import preprocess_file
+
+TOP_K = 5
+CANVAS = (400, 400)
+BRUSH_RADIUS = 10
+"""Pen radius on the 400x400 canvas: a character drawn across most of it gets EMNIST-like 2-3 pixel strokes at 28x28."""
+SHOWN_GLYPH_SIDE = 224
+"""The 28x28 glyph is shown enlarged 8x with nearest-neighbour pixels, so each pixel stays visible."""
+LOOK_ALIKES = (frozenset("oO0"), frozenset("lI1"), frozenset("sS5"), frozenset("zZ2"), frozenset("gq9"))
+"""Characters that handwriting often cannot tell apart, besides upper/lower case of one letter."""
+HINT_MIN_PROB = 0.1
+"""A runner-up look-alike is mentioned only when the model gives it at least this probability."""
+SPACE_REQUIREMENTS = ("torch", "timm", "safetensors", "numpy", "pillow")
+"""Distributions the demo imports besides gradio (a Space installs gradio from its README's sdk_version)."""
+
+
+def classify(model: torch.nn.Module, info: ModelInfo, image: str | os.PathLike,
+             device: torch.device | str = "cpu") -> tuple[dict[str, float], np.ndarray]:
+    """One image file -> (the top-5 ``{label: probability}``, the uint8 28x28 glyph the model saw).
+
+    The same calls as ``python -m emnist_dist.predict`` makes for a file; raises UserError
+    for an image without a usable character.
+    """
+    glyph = preprocess_file(image)
+    probs = predict_logits(model, info, glyph[None], device).softmax(dim=1)
+    return {p["label"]: p["prob"] for p in top_k(probs, info.class_names, TOP_K)[0]}, glyph
+
+
+def _look_alike(a: str, b: str) -> bool:
+    return a.lower() == b.lower() or any(a in group and b in group for group in LOOK_ALIKES)
+
+
+def look_alike_hint(confidences: dict[str, float]) -> str:
+    """A Markdown hint when a likely runner-up is a case twin or look-alike of the top class, else ""."""
+    ranked = sorted(confidences.items(), key=lambda item: item[1], reverse=True)
+    if not ranked:
+        return ""
+    best = ranked[0][0]
+    twins = [(label, prob) for label, prob in ranked[1:] if prob >= HINT_MIN_PROB and _look_alike(best, label)]
+    if not twins:
+        return ""
+    shown = ", ".join(f"`{label}` ({100 * prob:.0f} %)" for label, prob in [ranked[0], *twins])
+    kind = "differ only by case" if all(label.lower() == best.lower() for label, _ in twins) else "look alike"
+    return (f"**Hint:** {shown} {kind} in handwriting; EMNIST itself labels such glyphs inconsistently, "
+            "so the model cannot always tell them apart.")
+
+
+def trained_on(info: ModelInfo) -> str:
+    """What the model was trained on, in words (synthetic runs say so plainly)."""
+    if info.source == "synthetic":
+        return f"a synthetic stand-in for EMNIST {info.split} (not EMNIST)"
+    return f"EMNIST {info.split}"
+
+
+def build_app(model: torch.nn.Module, info: ModelInfo, device: torch.device | str = "cpu") -> gr.Blocks:
+    """The page: sketchpad and photo upload on the left; top 5, the glyph seen and the hint on the right."""
+
+    def predict(image: str | None) -> tuple[dict[str, float], tuple[np.ndarray, str]]:
+        """The ``/predict`` endpoint and the page's photo box: the Label value (+ glyph and hint, page only)."""
+        if image is None:
+            raise gr.Error("No image: upload a photo of one character, or draw one.")
+        try:
+            confidences, glyph = classify(model, info, image, device)
+        except UserError as err:
+            raise gr.Error(str(err)) from None
+        return confidences, (glyph, look_alike_hint(confidences))
+
+    def predict_drawing(sketch: dict | None) -> tuple[dict[str, float], tuple[np.ndarray, str]]:
+        if not sketch or sketch.get("composite") is None:
+            raise gr.Error("Draw one character on the canvas first.")
+        return predict(sketch["composite"])
+
+    def show_seen(seen: tuple[np.ndarray, str]) -> tuple[Image.Image, str]:
+        glyph, hint = seen
+        return Image.fromarray(glyph).resize((SHOWN_GLYPH_SIDE,) * 2, Image.Resampling.NEAREST), hint
+
+    metrics = f", test accuracy {100 * info.metrics['test/acc']:.2f} %" if "test/acc" in info.metrics else ""
+    with gr.Blocks(title="emnist_dist demo") as app:
+        gr.Markdown(f"## Draw one character\n`{info.architecture}` trained on {trained_on(info)}: "
+                    f"{info.num_classes} classes ({' '.join(info.class_names)}){metrics}.")
+        with gr.Row():
+            with gr.Column():
+                with gr.Tab("Draw"):
+                    sketch = gr.Sketchpad(type="filepath", format="png", canvas_size=CANVAS, height=CANVAS[1] + 120,
+                                          brush=gr.Brush(default_size=BRUSH_RADIUS, colors=["#000000"],
+                                                         color_mode="fixed"),
+                                          layers=False, transforms=(), elem_id="sketch",
+                                          label="Draw one character (pick the brush on the left first)")
+                    draw_button = gr.Button("Predict", variant="primary", elem_id="predict-drawing")
+                with gr.Tab("Photo"):
+                    # image_mode=None: the uploaded file reaches the preprocessing untouched, as with predict.
+                    photo = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
+                                     label="Photo or scan of one character", elem_id="photo")
+                    photo_button = gr.Button("Predict", variant="primary", elem_id="predict-photo")
+            with gr.Column():
+                label = gr.Label(num_top_classes=TOP_K, label="Top 5", elem_id="top5")
+                glyph = gr.Image(label="What the model saw (28x28)", interactive=False, buttons=["download"],
+                                 height=SHOWN_GLYPH_SIDE, elem_id="glyph")
+                hint = gr.Markdown(elem_id="hint")
+        seen = gr.State()  # not part of the API: clients of /predict get the Label value alone
+        gr.on([photo.upload, photo_button.click], predict, photo, [label, seen], api_name="predict",
+              api_description="Top 5 classes of an image of one handwritten character (a gr.Label value).").then(
+            show_seen, seen, [glyph, hint], api_visibility="private")
+        draw_button.click(predict_drawing, sketch, [label, seen], api_visibility="private").then(
+            show_seen, seen, [glyph, hint], api_visibility="private")
+    return app
+
+
+SPACE_APP = '''"""Hugging Face Space: draw a character and see what the EMNIST model thinks.
+
+Written by `python -m emnist_dist.demo --export-space`; runs the same demo on ./model.
+"""
+
+import os
+from pathlib import Path
+
+from emnist_dist.demo import main
+from emnist_dist.errors import run_cli
+
+# Spaces set GRADIO_SERVER_NAME (0.0.0.0) and GRADIO_SERVER_PORT; elsewhere this stays on loopback.
+argv = ["--model", str(Path(__file__).parent / "model"), "--host", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")]
+if "GRADIO_SERVER_PORT" in os.environ:
+    argv += ["--port", os.environ["GRADIO_SERVER_PORT"]]
+run_cli(main, argv)
+'''
+
+
+def export_space(model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write a Hugging Face Space folder running this demo: app.py, requirements.txt, README.md,
+    the emnist_dist package and the model folder. Built beside ``out_dir`` and renamed into place.
+
+    The package is copied whole (its inference modules are what the app runs); the
+    requirements pin the versions this export runs with.
+    """
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if out_dir.exists():
+        raise UserError(f"{out_dir}: already exists; expected a new folder for the Space")
+    _, info = load_model(model_dir)  # refuse a model folder that would not load in the Space
+    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        package = Path(__file__).resolve().parents[1]
+        shutil.copytree(package, tmp / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(model_dir, tmp / "model")
+        # Plain writes: the whole folder appears at once by the rename below.
+        (tmp / "app.py").write_text(SPACE_APP)
+        (tmp / "requirements.txt").write_text(
+            "".join(f"{name}=={importlib.metadata.version(name)}\n" for name in SPACE_REQUIREMENTS))
+        (tmp / "README.md").write_text(
+            f"---\ntitle: EMNIST {info.split} demo\nsdk: gradio\nsdk_version: {gr.__version__}\n"
+            f"app_file: app.py\npinned: false\n---\n\n"
+            f"Draw one character and see what `{info.architecture}`, trained on {trained_on(info)}, thinks. "
+            "Written by `python -m emnist_dist.demo --export-space`; the model folder is `model/`.\n")
+        os.replace(tmp, out_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{out_dir}: cannot write the Space folder ({err})") from None
+    return out_dir
