@@ -31,7 +31,8 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from .checkpoint import CheckpointParts, load_checkpoint, resolve_resume, save_checkpoint
+from .run_folder import claim_run_folder, run_identity, truncate_metrics
 from ..config import Config, parse_config, save_config
 from ..data import EmnistData, load_emnist
 from ..errors import UserError, run_cli
@@ -124,33 +125,28 @@ def main(argv: list[str] | None = None) -> int:
     model, optimizer = accelerator.prepare(model, optimizer)
     ema = build_ema(cfg, accelerator.unwrap_model(model))
     progress = Progress()
-    accelerator.register_for_checkpointing(scheduler, progress, loader, *([ema] if ema else []))
     rank_seed = cfg.seed * 1000 + accelerator.process_index
     aug = cfg.augment
     affine = RandomAffine(aug.degrees, aug.translate, aug.scale, aug.shear, seed=rank_seed)
     mixer = MixUpCutMix(num_classes, mixup_alpha=aug.mixup_alpha, cutmix_alpha=aug.cutmix_alpha, prob=aug.mix_prob,
                         switch_prob=aug.switch_prob, label_smoothing=aug.label_smoothing, seed=rank_seed)
 
-    resume_from = resolve_resume(cfg.resume, out)
+    parts = CheckpointParts(model=model, optimizer=optimizer, scheduler=scheduler, progress=progress, loader=loader,
+                            ema=ema, per_rank={"affine": affine, "mixup": mixer})
+    claim_run_folder(accelerator, out)
+    resume_from = resolve_resume(accelerator, cfg.resume, out, run_identity(cfg))
     if resume_from is not None:
-        rank_state = load_checkpoint(accelerator, resume_from)
-        affine.load_state_dict(rank_state["affine"])
-        mixer.load_state_dict(rank_state["mixup"])
+        load_checkpoint(accelerator, resume_from, parts, seed=cfg.seed)
         say(f"resumed from {resume_from} at step {progress.step} (epoch {progress.epoch}, "
             f"batch {loader.state_dict()['batch']})")
-        if progress.world_size != accelerator.num_processes:
-            say(f"warning: the checkpoint was written by {progress.world_size} processes, this run has "
-                f"{accelerator.num_processes}: training continues with the same global batch, but not "
-                "bit-identically to an uninterrupted run")
     progress.world_size = accelerator.num_processes
     if is_main:
-        out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         truncate_metrics(out / "metrics.jsonl", progress.step)
     start_tracking(accelerator, cfg, {"data.description": data.description, "world_size": accelerator.num_processes})
 
     def checkpoint() -> None:
-        save_checkpoint(accelerator, out, progress.step, {"affine": affine.state_dict(), "mixup": mixer.state_dict()},
+        save_checkpoint(accelerator, out, progress.step, parts, identity=run_identity(cfg),
                         keep_last=cfg.checkpoint.keep_last,
                         protect_step=progress.best_step if progress.best_step >= 0 else None)
 
@@ -402,14 +398,6 @@ def confusion_image(confusion: torch.Tensor, class_names: list[str]):
     from ..inference.reports import confusion_matrix_figure, figure_to_array
 
     return figure_to_array(confusion_matrix_figure(confusion, class_names))
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop evaluation records written after the checkpoint (they will be redone)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 class ThroughputWindow:
