@@ -97,7 +97,7 @@ def verify_dataset(path: str | Path) -> str | None:
         if not file.is_file():
             return f"{name} is missing"
         if file.stat().st_size != size:
-            return f"{name} has {file.stat().st_size} bytes: expected {size}"
+            return f"{name} has {file.stat().st_size} bytes where {META_FILE} says {size}"
         if file_sha256(file) != digest:
             return f"{name} does not match its SHA-256 in {META_FILE}"
     return None

@@ -126,12 +126,12 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, ste
     """
     folder = checkpoints_dir(output_dir)
     partial = folder / f".step_{step:08d}.partial"
-    main_decides(accelerator, lambda: _begin(folder, partial))
+    main_decides(accelerator, lambda: _begin(folder, partial, step))
     written, problem = {}, None
     try:
         written = _write_parts(accelerator, partial, step, parts, identity)
     except OSError as err:
-        problem = f"checkpoint at step {step}: {write_error(folder, err)}"
+        problem = str(_save_error(step, folder, err))
     files = {}
     try:
         all_succeed(accelerator, problem)
@@ -144,7 +144,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, ste
     return Path(main_decides(accelerator, lambda: str(_publish(partial, step, files, keep_last, protect_step))))
 
 
-def _begin(folder: Path, partial: Path) -> None:
+def _begin(folder: Path, partial: Path, step: int) -> None:
     """Sweep what killed saves left behind and create the folder this save writes into."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,11 @@ def _begin(folder: Path, partial: Path) -> None:
             shutil.rmtree(stale)
         partial.mkdir()
     except OSError as err:
-        raise write_error(folder, err) from None
+        raise _save_error(step, folder, err) from None
+
+
+def _save_error(step: int, folder: Path, err: OSError) -> UserError:
+    return UserError(f"checkpoint at step {step}: {write_error(folder, err)}")
 
 
 def _write_parts(accelerator: Accelerator, partial: Path, step: int, parts: CheckpointParts,
@@ -214,7 +218,7 @@ def _publish(partial: Path, step: int, files: dict, keep_last: int, protect_step
         _rotate(final, keep_last, protect_step)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
-        raise UserError(f"checkpoint at step {step}: {write_error(folder, err)}") from None
+        raise _save_error(step, folder, err) from None
     return final
 
 
@@ -270,7 +274,7 @@ def verify_checkpoint(path: str | os.PathLike) -> str | None:
         if Path(name).name != name or not file.is_file():
             return f"{name} is missing"
         if file.stat().st_size != size:
-            return f"{name} has {file.stat().st_size} bytes: expected {size}"
+            return f"{name} has {file.stat().st_size} bytes where {MANIFEST} says {size}"
         if file_sha256(file) != digest:
             return f"{name} does not match its SHA-256 in {MANIFEST}"
     try:
