@@ -77,11 +77,16 @@ def prepare(
         start = time.perf_counter()
         _say(progress, f"preparing {description} ...")
         try:
-            arrays = read_source(info, source, root, train_per_class=synthetic_train_per_class,
-                                 test_per_class=synthetic_test_per_class, seed=seed, progress=progress)
-        except OSError as err:
-            raise UserError(f"source {source}: cannot be read ({err.strerror or err}): expected a readable "
-                            "file or folder") from None
+            try:
+                arrays = read_source(info, source, root, train_per_class=synthetic_train_per_class,
+                                     test_per_class=synthetic_test_per_class, seed=seed, progress=progress)
+            except OSError as err:
+                raise UserError(f"source {source}: cannot be read ({err.strerror or err}): expected a readable "
+                                "file or folder") from None
+        except UserError as err:
+            if problem is None:
+                raise
+            raise UserError(f"cache {target} is damaged ({problem}) and could not be rebuilt: {err}") from None
         meta = {"split": split, "source": source, "synthetic": is_synthetic(source), "description": description}
         write_dataset(target, arrays, info, meta)
     _say(

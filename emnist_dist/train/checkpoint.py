@@ -132,15 +132,13 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, ste
         written = _write_parts(accelerator, partial, step, parts, identity)
     except OSError as err:
         problem = str(_save_error(step, folder, err))
-    files = {}
-    try:
-        all_succeed(accelerator, problem)
-        for report in _gather(accelerator, written):
-            files.update(report)
-    except UserError:
+    reports = gather_object([(written, problem)]) if accelerator.num_processes > 1 else [(written, problem)]
+    problems = [p for _, p in reports if p]
+    if problems:  # every process raises the same line; the unfinished folder goes
         if accelerator.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
-        raise
+        raise UserError(problems[0])
+    files = {name: entry for report, _ in reports for name, entry in report.items()}
     return Path(main_decides(accelerator, lambda: str(_publish(partial, step, files, keep_last, protect_step))))
 
 
@@ -199,10 +197,6 @@ def _write(path: Path, data: bytes) -> dict:
         f.flush()
         os.fsync(f.fileno())
     return {path.name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
-
-
-def _gather(accelerator: Accelerator, written: dict) -> list[dict]:
-    return gather_object([written]) if accelerator.num_processes > 1 else [written]
 
 
 def _publish(partial: Path, step: int, files: dict, keep_last: int, protect_step: int | None) -> Path:

@@ -105,6 +105,20 @@ def test_a_damaged_read_only_cache_says_in_one_line_that_it_cannot_be_rebuilt(tm
     assert f"and cannot be rebuilt: {tmp_path / 'shared'} is not writable (" in err[0]
 
 
+def test_a_damaged_cache_whose_source_is_gone_says_so_in_one_line(tmp_path, archive_server):
+    cache = prepare("digits", "nist", tmp_path, progress=False)
+    flip_a_byte(arrow_file(cache))
+    (tmp_path / "downloads" / "gzip.zip").unlink()
+    archive_server.shutdown()
+    archive_server.server_close()
+    with pytest.raises(UserError) as err:
+        prepare("digits", "nist", tmp_path, progress=False)
+    message = str(err.value)
+    assert message.startswith(f"cache {cache} is damaged (train/data-00000-of-00001.arrow does not match its SHA-256")
+    assert ") and could not be rebuilt: http://127.0.0.1:" in message and "download failed" in message
+    assert "\n" not in message
+
+
 def test_a_read_only_cache_serves_new_image_sizes_from_memory(tmp_path, read_only):
     writable = prepare("digits", "synthetic", tmp_path / "writable", progress=False, **SMALL)
     shared = prepare("digits", "synthetic", tmp_path / "shared", progress=False, **SMALL)

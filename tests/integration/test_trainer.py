@@ -58,7 +58,7 @@ def test_single_process_run_writes_the_contract(tmp_path, cache):
 
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert "best_model.safetensors" in checkpoints
-    assert not any(name.endswith(".tmp") for name in checkpoints)
+    assert not any(name.startswith(".") for name in checkpoints)  # no unfinished or half-deleted checkpoint
     assert len([n for n in checkpoints if n.startswith("step_")]) <= 3  # keep_last=2, plus the best
 
 
