@@ -71,7 +71,7 @@ def read_meta(path: str | Path) -> dict:
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as err:
-        raise UserError(f"{meta_path}: unreadable ({err}): expected the metadata `prepare` wrote") from None
+        raise UserError(f"{meta_path}: unreadable ({one_line(err)}): expected the metadata `prepare` wrote") from None
     if not isinstance(meta, dict):
         raise UserError(f"{meta_path}: holds {type(meta).__name__}: expected the metadata `prepare` wrote")
     return meta
