@@ -245,6 +245,9 @@ def _first_informative_line(message: str) -> str:
     return one_line(text)
 
 
+_NULLABLE = ("train.max_steps", "checkpoint.every_steps")
+
+
 def validate(config: Config) -> None:
     """Checks that span fields or that the types cannot express; raises UserError."""
     t, d = config.train, config.data
@@ -256,8 +259,20 @@ def validate(config: Config) -> None:
         )
     if t.lr <= 0:
         raise UserError(f"train.lr={t.lr}: expected a positive learning rate")
-    if t.grad_accum_steps < 1:
-        raise UserError(f"train.grad_accum_steps={t.grad_accum_steps}: expected an integer >= 1")
+    positive = {
+        "train.grad_accum_steps": t.grad_accum_steps,
+        "train.eval_every": t.eval_every,
+        "train.eval_batch_size": t.eval_batch_size,
+        "train.max_steps": t.max_steps,
+        "checkpoint.every_steps": config.checkpoint.every_steps,
+        "checkpoint.keep_last": config.checkpoint.keep_last,
+        "log.log_every": config.log.log_every,
+    }
+    for name, value in positive.items():
+        if value is not None and value < 1:
+            raise UserError(f"{name}={value}: expected an integer >= 1" + (" (or null)" if name in _NULLABLE else ""))
+    if t.clip_grad_norm is not None and not t.clip_grad_norm > 0:
+        raise UserError(f"train.clip_grad_norm={t.clip_grad_norm}: expected a positive norm (or null for no clipping)")
     if not 0.0 <= d.val_fraction < 1.0:
         raise UserError(f"data.val_fraction={d.val_fraction}: expected a fraction in [0, 1)")
     if d.image_size < 8:

@@ -1,17 +1,28 @@
-"""``prepare``: turn a source into a cached dataset once, then reuse it."""
+"""``prepare``: turn a source into a cached dataset once, then reuse it (verified) ever after.
+
+Several processes may prepare the same cache entry at once (the ranks of a run, jobs sharing a
+cache on a cluster file system): building an entry takes a lock beside it (``filelock``), so one
+process builds while the others wait and then reuse the result. A cache entry that does not match
+its own metadata (a truncated or altered file) is rebuilt from its source, or reported in one line
+when it cannot be. A cache that is only read never needs to be writable.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from .dataset_io import is_complete, write_dataset
+from filelock import FileLock, Timeout
+
+from ..errors import UserError
+from ..files import sweep_temporaries
+from .dataset_io import verify_dataset, write_dataset
 from .sources import cache_name, describe, is_synthetic, read_source
 from .splits import get_split
-
-FORMAT_VERSION = 1
 
 
 def default_cache_dir() -> Path:
@@ -41,42 +52,85 @@ def prepare(
 
     Returns:
         The folder of a ``datasets.DatasetDict`` (see :mod:`.dataset_io`). A folder that already
-        exists for the same key is returned as is, without reading the source again.
+        exists for the same key and matches its metadata is returned as is, without reading the
+        source again; one that does not is rebuilt (a line on stderr says so).
 
     Raises:
-        UserError: unknown split, unusable source or bad files; nothing is left in the cache.
+        UserError: unknown split, unusable source or bad files, a damaged entry that cannot be
+            rebuilt, a cache folder that cannot be written; nothing is left in the cache.
     """
     info = get_split(split)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     target = root / cache_name(split, source, synthetic_train_per_class, synthetic_test_per_class, seed)
-    if is_complete(target):
+    problem = verify_dataset(target) if target.exists() else None
+    if target.exists() and problem is None:
+        _sweep_if_idle(target)
         return target
-    description = describe(split, source)
-    start = time.perf_counter()
-    _say(progress, f"preparing {description} ...")
-    arrays = read_source(
-        info,
-        source,
-        root,
-        train_per_class=synthetic_train_per_class,
-        test_per_class=synthetic_test_per_class,
-        seed=seed,
-        progress=progress,
-    )
-    meta = {
-        "format": FORMAT_VERSION,
-        "split": split,
-        "source": source,
-        "synthetic": is_synthetic(source),
-        "description": description,
-    }
-    write_dataset(target, arrays, info, meta)
+    with _building(target, problem):
+        sweep_temporaries(target)  # left by processes killed while building; we hold the lock
+        problem = verify_dataset(target) if target.exists() else None
+        if target.exists() and problem is None:  # another process built it while we waited
+            return target
+        if problem is not None:
+            _say(True, f"cache {target} is damaged ({problem}): rebuilding it from {source}")
+        description = describe(split, source)
+        start = time.perf_counter()
+        _say(progress, f"preparing {description} ...")
+        try:
+            try:
+                arrays = read_source(info, source, root, train_per_class=synthetic_train_per_class,
+                                     test_per_class=synthetic_test_per_class, seed=seed, progress=progress)
+            except OSError as err:
+                raise UserError(f"source {source}: cannot be read ({err.strerror or err}): expected a readable "
+                                "file or folder") from None
+        except UserError as err:
+            if problem is None:
+                raise
+            raise UserError(f"cache {target} is damaged ({problem}) and could not be rebuilt: {err}") from None
+        meta = {"split": split, "source": source, "synthetic": is_synthetic(source), "description": description}
+        write_dataset(target, arrays, info, meta)
     _say(
         progress,
         f"cached {len(arrays.train_labels)} train + {len(arrays.test_labels)} test images "
         f"in {time.perf_counter() - start:.1f} s",
     )
     return target
+
+
+def _lock_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextmanager
+def _building(target: Path, problem: str | None) -> Iterator[None]:
+    """Hold the entry's build lock (waiting for another builder, saying so); one line if it cannot be taken."""
+    lock = FileLock(_lock_path(target))
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            _say(True, f"waiting for another process preparing {target} ...")
+            lock.acquire()
+    except OSError as err:
+        state = f"is damaged ({problem}) and cannot be rebuilt" if problem else "cannot be created"
+        raise UserError(f"cache {target} {state}: {target.parent} is not writable ({err.strerror}): "
+                        "expected a writable cache_dir, or a cache prepared there beforehand") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _sweep_if_idle(target: Path) -> None:
+    """Remove a killed builder's leftovers beside a finished entry, unless someone holds the lock."""
+    leftovers = [*target.parent.glob(f".{target.name}.tmp-*"), *target.parent.glob(f".{target.name}.old-*")]
+    if not leftovers:
+        return
+    try:
+        with FileLock(_lock_path(target), timeout=0):
+            sweep_temporaries(target)
+    except (Timeout, OSError):
+        pass  # another process is building (its temporaries are live) or the cache is read-only
 
 
 def _say(enabled: bool, message: str) -> None:

@@ -3,16 +3,16 @@
 Each prepared split is a folder saved with ``DatasetDict.save_to_disk``: parts ``train`` and
 ``test``, features ``image`` (28x28 uint8, a fixed-size list of fixed-size lists, stored
 upright) and ``label`` (``ClassLabel`` with the split's class names), plus ``emnist_dist.json``
-(split, source, description). The Arrow table is built straight from the decompressed
-buffers and written once; loading copies the Arrow value buffers into one tensor, without
-per-sample Python work (going through Python lists costs about 4x the time and 3x the memory).
+(split, source, description, the row count of each part and the size and SHA-256 of every file,
+written last). The Arrow table is built straight from the decompressed buffers and written once;
+loading copies the Arrow value buffers into one tensor, without per-sample Python work (going
+through Python lists costs about 4x the time and 3x the memory). :func:`verify_dataset` checks a
+folder against its metadata (a truncated Arrow file can otherwise load as a shorter dataset).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +25,13 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, List, Value
 from datasets.table import InMemoryTable
 
-from ..errors import UserError
+from ..errors import UserError, one_line
+from ..files import atomic_path, file_sha256, write_error
 from .idx import IMAGE_SIDE
 from .splits import SplitInfo
 
 META_FILE = "emnist_dist.json"
+FORMAT_VERSION = 2  # 2: row counts and file checksums in META_FILE
 PARTS = ("train", "test")
 _TRANSPOSE_CHUNK = 1 << 16
 
@@ -59,28 +61,57 @@ def features(info: SplitInfo) -> Features:
     )
 
 
-def is_complete(path: Path) -> bool:
-    """Whether ``path`` is a finished cache folder (the metadata file is written last, before the rename)."""
-    return (Path(path) / META_FILE).is_file()
-
-
 def read_meta(path: str | Path) -> dict:
-    """The cache's ``emnist_dist.json``: split, source, synthetic flag and description."""
+    """The cache's ``emnist_dist.json``: split, source, synthetic flag, description, rows and files."""
     meta_path = Path(path) / META_FILE
     if not meta_path.is_file():
         raise UserError(
             f"{path}: not a prepared emnist_dist dataset (no {META_FILE}): expected the folder `prepare` printed"
         )
-    return json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{meta_path}: unreadable ({one_line(err)}): expected the metadata `prepare` wrote") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_path}: holds {type(meta).__name__}: expected the metadata `prepare` wrote")
+    return meta
+
+
+def verify_dataset(path: str | Path) -> str | None:
+    """What is wrong with the cache folder ``path`` (one phrase), or None when it matches its metadata.
+
+    Checks the format version and the size and SHA-256 of every file the metadata lists.
+    """
+    path = Path(path)
+    try:
+        meta = read_meta(path)
+        files = {name: (int(entry["bytes"]), str(entry["sha256"])) for name, entry in meta["files"].items()}
+    except UserError:
+        return f"no readable {META_FILE}"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return f"{META_FILE} lists no files"
+    if meta.get("format") != FORMAT_VERSION:
+        return f"written by another emnist_dist version (format {meta.get('format')}, expected {FORMAT_VERSION})"
+    for name, (size, digest) in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes where {META_FILE} says {size}"
+        if file_sha256(file) != digest:
+            return f"{name} does not match its SHA-256 in {META_FILE}"
+    return None
 
 
 def write_dataset(target: Path, arrays: SplitArrays, info: SplitInfo, meta: dict) -> None:
-    """Write ``arrays`` as the cache folder ``target``, atomically.
+    """Write ``arrays`` as the cache folder ``target``, atomically (replacing a damaged one).
 
-    The images are fixed to upright in place (when ``arrays.upright`` is False). Everything is
-    written into a temporary sibling folder that is renamed to ``target`` only when complete;
-    on any error the temporary folder is removed. If another process finished ``target``
-    first, its result is kept.
+    The images are fixed to upright in place (when ``arrays.upright`` is False). ``meta`` gets the
+    format version, the row counts and every file's size and SHA-256, and is written last. The
+    caller makes sure no other process writes ``target`` at the same time (``prepare`` holds a lock).
+
+    Raises:
+        UserError: the cache folder cannot be written (read-only, full); nothing is left behind.
     """
     feats = features(info)
     parts = {}
@@ -95,21 +126,21 @@ def write_dataset(target: Path, arrays: SplitArrays, info: SplitInfo, meta: dict
         # datasets' documented table class, with a fingerprint given: Dataset.from_dict would pickle the
         # whole table to hash one (measured 0.44 s and a full copy per 100k glyphs).
         parts[part] = Dataset(InMemoryTable(table), info=dataset_info, split=part, fingerprint=f"{target.name}-{part}")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(target, err) from None
+    with atomic_path(target) as tmp:
         with _quiet_datasets():
             DatasetDict(parts).save_to_disk(str(tmp))
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if target.exists() and not is_complete(target):  # debris, not ours to keep (we never write it)
-            shutil.rmtree(target)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not is_complete(target):  # not a lost race with another process: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        files = {
+            str(f.relative_to(tmp)): {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
+            for f in sorted(tmp.rglob("*"))
+            if f.is_file()
+        }
+        rows = {part: len(dataset) for part, dataset in parts.items()}
+        full_meta = {**meta, "format": FORMAT_VERSION, "rows": rows, "files": files}
+        (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2) + "\n")
 
 
 def _transpose_in_place(images: np.ndarray) -> None:
@@ -151,8 +182,19 @@ def load_split(cache_path: str | Path, which: str) -> tuple[torch.Tensor, torch.
     """
     if which not in PARTS:
         raise UserError(f"which={which!r}: expected one of {', '.join(PARTS)}")
-    read_meta(cache_path)
-    table = Dataset.load_from_disk(str(Path(cache_path) / which)).data  # datasets' memory-mapped Table
+    rows = read_meta(cache_path).get("rows")
+    if not isinstance(rows, dict) or not isinstance(rows.get(which), int):
+        raise UserError(f"{cache_path}: no row counts in {META_FILE} (an older emnist_dist wrote it): run `prepare` again")
+    expected_rows = rows[which]
+    try:
+        table = Dataset.load_from_disk(str(Path(cache_path) / which)).data  # datasets' memory-mapped Table
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise UserError(f"{cache_path}: its {which} part is unreadable ({one_line(err)}): run `prepare` again") from None
+    if table.num_rows != expected_rows:
+        raise UserError(
+            f"{cache_path}: its {which} part holds {table.num_rows} rows: expected {expected_rows} "
+            "(damaged or from an older emnist_dist; run `prepare` again)"
+        )
     # Allocated by numpy, which asks Linux for transparent huge pages on large arrays: first
     # touching the fresh memory is then ~4x cheaper than with torch.empty (measured).
     images = np.empty((table.num_rows, 1, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)

@@ -1,17 +1,20 @@
-"""Resumable, md5-checked HTTP download with a progress bar (standard library + tqdm)."""
+"""Resumable, md5-checked HTTP download with a progress bar (standard library + tqdm + filelock)."""
 
 from __future__ import annotations
 
 import hashlib
 import http.client
 import os
+import sys
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..files import fsync_tree, write_error
 
 _CHUNK = 1 << 20
 
@@ -30,18 +33,39 @@ def download(url: str, dest: Path, md5: str, progress: bool = True, timeout: flo
 
     An existing ``dest`` with the right md5 is reused. Otherwise bytes go to ``dest.part``,
     which a later call resumes with an HTTP Range request (a server that ignores Range makes
-    it start over); ``dest`` appears, by rename, only once the md5 matches.
+    it start over); ``dest`` appears, by rename, only once the md5 matches. (Not the package's
+    atomic writer: its temporaries vanish on failure, and this one must survive for resuming.)
+
+    Processes downloading the same ``dest`` at once (jobs sharing a cache) take turns on a lock
+    file beside it (``filelock``): one downloads, the others wait and then reuse its file.
 
     Raises:
-        UserError: network failure (the ``.part`` file is kept for resuming) or md5 mismatch
-            (the ``.part`` file is removed).
+        UserError: network failure (the ``.part`` file is kept for resuming), md5 mismatch
+            (the ``.part`` file is removed), or a folder that cannot be written.
     """
     dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(dest.with_name(dest.name + ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if progress:
+                print(f"waiting for another process downloading {dest} ...", file=sys.stderr, flush=True)
+            lock.acquire()
+    except OSError as err:
+        raise write_error(dest, err) from None
+    try:
+        return _download_locked(url, dest, md5, progress, timeout)
+    finally:
+        lock.release()
+
+
+def _download_locked(url: str, dest: Path, md5: str, progress: bool, timeout: float) -> Path:
     if dest.exists():
         if file_md5(dest) == md5:
             return dest
         dest.unlink()
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={start}-"} if start else {}
@@ -53,7 +77,7 @@ def download(url: str, dest: Path, md5: str, progress: bool = True, timeout: flo
             length = response.headers.get("Content-Length")
             total = start + int(length) if length is not None else None
             with (
-                open(part, "ab" if start else "wb") as f,
+                _PartFile(part, append=bool(start)) as f,
                 tqdm(
                     total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, disable=not progress
                 ) as bar,
@@ -74,8 +98,35 @@ def download(url: str, dest: Path, md5: str, progress: bool = True, timeout: flo
     if got != md5:
         part.unlink()
         raise UserError(f"{url}: downloaded file has md5 {got}: expected {md5} (removed it; run again to retry)")
+    fsync_tree(part)
     os.replace(part, dest)
+    fsync_tree(dest.parent, recursive=False)
     return dest
+
+
+class _PartFile:
+    """The ``.part`` file, whose write errors (a full disk) are reported as such, not as a network failure."""
+
+    def __init__(self, path: Path, append: bool):
+        self.path = path
+        try:
+            self.file = open(path, "ab" if append else "wb", buffering=0)  # errors surface at write()
+        except OSError as err:
+            raise write_error(path, err) from None
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:  # an unbuffered write may take only part of the data
+                view = view[self.file.write(view) :]
+        except OSError as err:
+            raise write_error(self.path, err) from None
+
+    def __enter__(self) -> "_PartFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
 
 
 def _interrupted(url: str, part: Path, reason: object) -> None:

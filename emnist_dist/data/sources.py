@@ -412,6 +412,8 @@ def _existing_path(source: str) -> Path:
         raise UserError(
             f"source {source!r}: no such file or folder: expected nist, synthetic, hf:OWNER/NAME or a local path"
         )
+    if not (path.is_file() or path.is_dir()):  # /dev/null, a FIFO (reading one would block), a socket
+        raise UserError(f"source {source!r}: not a regular file or folder: expected gzip.zip, parquet or a folder")
     return path.resolve()
 
 

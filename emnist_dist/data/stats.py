@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from ..files import write_text_atomic
 from .resize import resize_to_float
 from .dataset_io import load_split
@@ -71,7 +72,8 @@ def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:
 
     Over the whole training part of the prepared split, exact up to the float32 rounding the
     resized pixels themselves have (sums in float64), and cached in ``image_stats.json``
-    inside the dataset folder, keyed by ``image_size``.
+    inside the dataset folder, keyed by ``image_size``. A cache that cannot be written (a shared,
+    read-only dataset) gets them computed in memory each time; an unreadable stats file is ignored.
 
     Resizing every image to 112x112 takes minutes on a 2-core CPU for ByClass. Instead:
     bilinear resizing is linear and separable, ``resize(x) = A x A^T`` (:func:`resize_matrix`),
@@ -81,7 +83,7 @@ def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:
     """
     stats_path = Path(cache_path) / STATS_FILE
     key = str(image_size)
-    cached = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    cached = _read_stats(stats_path)
     if key in cached:
         return cached[key]["mean"], cached[key]["std"]
     images, _ = load_split(cache_path, "train")
@@ -97,10 +99,28 @@ def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:
     count = images.shape[0] * image_size**2
     mean = float(total) / count
     std = math.sqrt(max(float(total_sq) / count - mean**2, 0.0))
-    cached = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    cached = _read_stats(stats_path)
     cached[key] = {"mean": mean, "std": std}
-    write_text_atomic(stats_path, json.dumps(cached, indent=2, sort_keys=True) + "\n")
+    try:
+        write_text_atomic(stats_path, json.dumps(cached, indent=2, sort_keys=True) + "\n")
+    except UserError:
+        pass  # a read-only cache: the numbers are correct, only not kept for next time
     return mean, std
+
+
+def _read_stats(path: Path) -> dict:
+    """``{size: {"mean", "std"}}`` from the stats file; entries that are not two numbers are left out."""
+    try:
+        stored = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        key: value
+        for key, value in stored.items()
+        if isinstance(value, dict) and all(isinstance(value.get(k), (int, float)) for k in ("mean", "std"))
+    }
 
 
 def resize_matrix(image_size: int) -> torch.Tensor:

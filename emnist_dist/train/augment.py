@@ -31,6 +31,10 @@ class RandomAffine:
             if not 0 <= value < limit:
                 raise UserError(f"augment.{name}={value}: expected a value in [0, {limit})")
         self.degrees, self.translate, self.scale, self.shear = degrees, translate, scale, shear
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Start a fresh stream from ``seed`` (a resume on another number of processes)."""
         self.generator = torch.Generator().manual_seed(seed)
 
     @property

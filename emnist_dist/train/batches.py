@@ -100,14 +100,32 @@ class TrainLoader:
             yield self.images[index], self.labels[index]
 
     def state_dict(self) -> dict:
-        """``{"epoch": e, "batch": index of the NEXT batch}``."""
-        return {"epoch": self.epoch, "batch": self.batch}
+        """``{"epoch": e, "batch": index of the NEXT global batch, "batch_size", "samples"}``.
+
+        The position counts global batches, which do not depend on the number of processes: a
+        state saved by N processes resumes on M with the same global batches in the same order
+        (each process then takes its ``1/M`` block of them).
+        """
+        return {"epoch": self.epoch, "batch": self.batch, "batch_size": self.batch_size, "samples": len(self.images)}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resume at ``state``; a following ``set_epoch(state["epoch"])`` keeps the position."""
-        self.epoch = int(state["epoch"])
-        self.batch = int(state["batch"])
-        self._resumed = True
+        """Resume at ``state``; a following ``set_epoch(state["epoch"])`` keeps the position.
+
+        Raises:
+            UserError: the state was saved with another global batch or another number of samples
+                (its position would point at other samples).
+        """
+        saved = (int(state["batch_size"]), int(state["samples"]))
+        if saved != (self.batch_size, len(self.images)):
+            raise UserError(
+                f"the checkpoint's loader state is for global batch {saved[0]} over {saved[1]} samples: "
+                f"expected global batch {self.batch_size} over {len(self.images)} samples"
+            )
+        self.seek(int(state["epoch"]), int(state["batch"]))
+
+    def seek(self, epoch: int, batch: int) -> None:
+        """Position the stream at global batch ``batch`` of ``epoch``; a following ``set_epoch(epoch)`` keeps it."""
+        self.epoch, self.batch, self._resumed = epoch, batch, True
 
 
 def eval_batches(

@@ -1,98 +1,415 @@
-"""Resumable checkpoints under ``output_dir/checkpoints/``.
+"""Resumable checkpoints under ``output_dir/checkpoints/``: nothing in them can run code, a crash
+never leaves one that looks complete, and every file is verified before it is used.
 
-Each checkpoint is one folder ``step_XXXXXXXX`` written by Accelerate's ``save_state``
-(model, optimizer, grad scaler, per-process RNG, registered objects such as the scheduler,
-the training progress and the EMA) plus one ``rank_state_R.pt`` per process for what
-differs between ranks (the augmentation generators). It is written under a ``.tmp``
-name and renamed only once every rank has finished, so a crash mid-write never leaves a
-folder that looks complete; only complete folders are ever resumed from.
+One checkpoint is a folder ``step_XXXXXXXX`` (a second save of the same step, e.g. an epoch-end
+save right after a periodic one, is a new generation ``step_XXXXXXXX_gN``; a published folder is
+never modified)::
+
+    model.safetensors   the model's weights (unwrapped from DDP / torch.compile)
+    ema.safetensors     the weight EMA, when on
+    optimizer.pt        optimizer.state_dict()   } tensors and plain values only, read back with
+    scheduler.pt        scheduler.state_dict()   } torch.load(weights_only=True)
+    rank_R.pt           process R's random streams: torch (CPU, CUDA), Python, NumPy and the per-process
+                        augmentation generators (same format)
+    run_state.json      progress, loader position, grad scaler, world size and the run identity
+    manifest.json       size and SHA-256 of every file above, written last
+
+Accelerate's ``save_state``/``load_state`` are not used: ``load_state`` unpickles
+``random_states_*.pkl`` and ``custom_checkpoint_*.pkl``, so a planted file would run code.
+
+Publishing: every process writes its files into the hidden ``.step_XXXXXXXX.partial`` and reports
+their sizes and hashes; the main process writes the manifest, flushes everything to the disk and
+renames the folder to a name not used before (one atomic rename). Old checkpoints are deleted only
+after that, each renamed out of view first. A ``kill -9`` at any point leaves the previous
+checkpoints intact and at most a hidden folder that the next save sweeps away (the run folder's
+lock guarantees no other writer).
+
+Resuming: ``auto`` tries the newest checkpoint first; one whose manifest is missing or disagrees
+with its files is reported in one line and the next older one is tried. A checkpoint written by
+N processes resumes on M: the model, optimizer, schedule and position (in global batches) are the
+same for every process count; the per-process random streams are restored when N == M and
+reseeded from ``(seed, step, rank)`` otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
+import pickle
+import random
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
+from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
-from ..errors import UserError
+from ..errors import UserError, one_line
+from ..files import file_sha256, fsync_tree, write_error
+from .agreement import all_succeed, main_decides
+from .run_folder import discard_previous_run, identity_changes
 
-_NAME = re.compile(r"^step_(\d{8})$")
+FORMAT = 1
+MANIFEST = "manifest.json"
+RUN_STATE = "run_state.json"
+MODEL = "model.safetensors"
+EMA = "ema.safetensors"
+OPTIMIZER = "optimizer.pt"
+SCHEDULER = "scheduler.pt"
+_NAME = re.compile(r"^step_(\d{8,})(?:_g(\d+))?$")
+
+
+@dataclass
+class CheckpointParts:
+    """What a checkpoint saves and restores.
+
+    ``progress`` and ``loader`` have JSON-able ``state_dict``/``load_state_dict`` and are the same
+    on every process; ``per_rank`` objects (``state_dict``/``load_state_dict``/``reseed(seed)``)
+    hold each process's own random streams.
+    """
+
+    model: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    progress: Any
+    loader: Any
+    ema: torch.nn.Module | None = None
+    per_rank: dict[str, Any] = field(default_factory=dict)
 
 
 def checkpoints_dir(output_dir: str | os.PathLike) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
-def complete_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoint folders, oldest first."""
+def published_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Published checkpoint folders (intact or not), oldest first by (step, generation)."""
     folder = checkpoints_dir(output_dir)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and _NAME.match(p.name)]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+    return sorted((p for p in folder.iterdir() if p.is_dir() and _NAME.match(p.name)), key=_order)
 
 
-def resolve_resume(resume: str, output_dir: str | os.PathLike) -> Path | None:
-    """``never`` -> None; ``auto`` -> the latest complete checkpoint or None; else the given folder."""
-    if resume == "never":
-        return None
-    if resume == "auto":
-        found = complete_checkpoints(output_dir)
-        return found[-1] if found else None
-    path = Path(resume)
-    if not (path / "rank_state_0.pt").is_file():
-        raise UserError(f"resume={resume}: not a complete emnist_dist checkpoint folder (no rank_state_0.pt)")
-    return path
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The optimizer step a checkpoint folder was saved at."""
+    return _order(Path(path))[0]
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, step: int, rank_state: dict,
-                    *, keep_last: int, protect_step: int | None = None) -> Path:
-    """Write checkpoint ``step`` from every rank, publish it atomically, then drop old ones.
+def _order(path: Path) -> tuple[int, int]:
+    match = _NAME.match(path.name)
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, step: int, parts: CheckpointParts,
+                    *, identity: dict, keep_last: int, protect_step: int | None = None) -> Path:
+    """Write checkpoint ``step`` from every process, publish it atomically, then drop old ones.
 
     Args:
-        rank_state: this process's own state (saved as ``rank_state_{process_index}.pt``).
+        identity: the run's settings (:func:`~.run_folder.run_identity`), checked when resuming.
         keep_last: how many of the newest checkpoints to keep.
         protect_step: a step never deleted by the rotation (the best-by-validation checkpoint).
+
+    Raises:
+        UserError: on every process, when any process could not write (full disk, read-only folder);
+            the unfinished folder is removed and the previous checkpoints are untouched.
     """
     folder = checkpoints_dir(output_dir)
-    final = folder / f"step_{step:08d}"
-    tmp = folder / f"step_{step:08d}.tmp"
-    if accelerator.is_main_process:
+    partial = folder / f".step_{step:08d}.partial"
+    main_decides(accelerator, lambda: _begin(folder, partial, step))
+    written, problem = {}, None
+    try:
+        written = _write_parts(accelerator, partial, step, parts, identity)
+    except OSError as err:
+        problem = str(_save_error(step, folder, err))
+    reports = gather_object([(written, problem)]) if accelerator.num_processes > 1 else [(written, problem)]
+    problems = [p for _, p in reports if p]
+    if problems:  # every process raises the same line; the unfinished folder goes
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise UserError(problems[0])
+    files = {name: entry for report, _ in reports for name, entry in report.items()}
+    return Path(main_decides(accelerator, lambda: str(_publish(partial, step, files, keep_last, protect_step))))
+
+
+def _begin(folder: Path, partial: Path, step: int) -> None:
+    """Sweep what killed saves left behind and create the folder this save writes into."""
+    try:
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    torch.save(rank_state, tmp / f"rank_state_{accelerator.process_index}.pt")
-    accelerator.wait_for_everyone()
+        for stale in [*folder.glob(".step_*.partial"), *folder.glob(".step_*.deleting")]:
+            shutil.rmtree(stale)
+        partial.mkdir()
+    except OSError as err:
+        raise _save_error(step, folder, err) from None
+
+
+def _save_error(step: int, folder: Path, err: OSError) -> UserError:
+    return UserError(f"checkpoint at step {step}: {write_error(folder, err)}")
+
+
+def _write_parts(accelerator: Accelerator, partial: Path, step: int, parts: CheckpointParts,
+                 identity: dict) -> dict:
+    """Write this process's files; returns ``{name: {"bytes", "sha256"}}``."""
+    written = {}
     if accelerator.is_main_process:
-        if final.exists():  # the same step saved twice (e.g. a signal right after an epoch-end save)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _rotate(output_dir, keep_last, protect_step)
-    accelerator.wait_for_everyone()
+        model = accelerator.unwrap_model(parts.model, keep_torch_compile=False)
+        written |= _write(partial / MODEL, _safetensors_bytes(model))
+        if parts.ema is not None:
+            written |= _write(partial / EMA, _safetensors_bytes(parts.ema))
+        written |= _write(partial / OPTIMIZER, _torch_bytes(parts.optimizer.state_dict()))
+        written |= _write(partial / SCHEDULER, _torch_bytes(parts.scheduler.state_dict()))
+        scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
+        run_state = {"format": FORMAT, "step": step, "world_size": accelerator.num_processes,
+                     "progress": parts.progress.state_dict(), "loader": parts.loader.state_dict(),
+                     "scaler": scaler, "identity": identity}
+        written |= _write(partial / RUN_STATE, (json.dumps(run_state, indent=1) + "\n").encode())
+    rank_state = {"rng": _rng_state(accelerator.device),
+                  "local": {name: obj.state_dict() for name, obj in parts.per_rank.items()}}
+    written |= _write(partial / f"rank_{accelerator.process_index}.pt", _torch_bytes(rank_state))
+    return written
+
+
+def _safetensors_bytes(module: torch.nn.Module) -> bytes:
+    return safetensors_save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    # Serialised in memory, then written by Python: torch.save to a path on a full disk fails with a
+    # cryptic "unexpected pos" RuntimeError, where a plain write raises ENOSPC.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> dict:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return {path.name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+
+
+def _publish(partial: Path, step: int, files: dict, keep_last: int, protect_step: int | None) -> Path:
+    """Manifest last, flush, rename to a fresh name, then rotate (main process)."""
+    folder = partial.parent
+    try:
+        manifest = {"format": FORMAT, "step": step, "files": dict(sorted(files.items()))}
+        _write(partial / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+        fsync_tree(partial, recursive=False)
+        final = _fresh_name(folder, step)
+        os.rename(partial, final)
+        fsync_tree(folder, recursive=False)
+        _rotate(final, keep_last, protect_step)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise _save_error(step, folder, err) from None
     return final
 
 
-def _rotate(output_dir: str | os.PathLike, keep_last: int, protect_step: int | None) -> None:
-    found = complete_checkpoints(output_dir)
-    protected = f"step_{protect_step:08d}" if protect_step is not None else None
-    for path in found[: max(0, len(found) - keep_last)]:
-        if path.name != protected:
-            shutil.rmtree(path)
+def _fresh_name(folder: Path, step: int) -> Path:
+    taken = [_order(p)[1] for p in published_checkpoints(folder.parent) if _order(p)[0] == step]
+    name = f"step_{step:08d}" if not taken else f"step_{step:08d}_g{max(taken) + 1}"
+    return folder / name
 
 
-def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike) -> dict:
-    """Restore everything ``save_checkpoint`` wrote; returns this process's rank state."""
+def _rotate(newest: Path, keep_last: int, protect_step: int | None) -> None:
+    """Keep ``newest``, the newest generation of the last ``keep_last`` steps up to its step and of
+    ``protect_step``; delete the rest, including folders of later steps (an abandoned line of a run
+    that was resumed from an older checkpoint)."""
+    step = checkpoint_step(newest)
+    found = published_checkpoints(newest.parent.parent)
+    latest = {}
+    for path in found:  # oldest first: the newest generation of each step wins
+        latest[_order(path)[0]] = path
+    current = [path for s, path in sorted(latest.items()) if s <= step]
+    keep = {newest, *current[-keep_last:]}
+    if protect_step is not None and protect_step <= step and protect_step in latest:
+        keep.add(latest[protect_step])
+    for path in found:
+        if path not in keep:
+            doomed = path.with_name(f".{path.name}.deleting")
+            os.rename(path, doomed)  # out of view at once: a kill mid-delete leaves no half checkpoint
+            shutil.rmtree(doomed)
+
+
+# --- verifying and choosing ---------------------------------------------------------------------
+
+
+def verify_checkpoint(path: str | os.PathLike) -> str | None:
+    """What is wrong with checkpoint folder ``path`` (one phrase), or None when it is intact."""
     path = Path(path)
-    rank_file = path / f"rank_state_{accelerator.process_index}.pt"
-    if not rank_file.is_file():
-        raise UserError(
-            f"{path}: has no state for process {accelerator.process_index}; it was written by fewer "
-            "processes, resume with the same number of processes"
-        )
-    accelerator.load_state(str(path))
-    return torch.load(rank_file, map_location="cpu", weights_only=False)
+    if not path.is_dir():
+        return "not a folder"
+    if not (path / MANIFEST).is_file():
+        return f"no {MANIFEST} (an unfinished save, or not a checkpoint of this emnist_dist version)"
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = {name: (int(entry["bytes"]), str(entry["sha256"])) for name, entry in manifest["files"].items()}
+        if manifest["format"] != FORMAT:
+            return f"checkpoint format {manifest['format']}: expected {FORMAT}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"unreadable {MANIFEST}"
+    present = {p.name for p in path.iterdir()} - {MANIFEST}
+    unexpected = sorted(present - set(files))
+    if unexpected:
+        return f"{unexpected[0]} is not listed in {MANIFEST}"
+    for name, (size, digest) in files.items():
+        file = path / name
+        if Path(name).name != name or not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes where {MANIFEST} says {size}"
+        if file_sha256(file) != digest:
+            return f"{name} does not match its SHA-256 in {MANIFEST}"
+    try:
+        world_size = int(json.loads((path / RUN_STATE).read_text())["world_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"unreadable {RUN_STATE}"
+    needed = [MODEL, OPTIMIZER, SCHEDULER, *(f"rank_{r}.pt" for r in range(world_size))]
+    missing = [name for name in needed if name not in files]
+    return f"{missing[0]} is missing" if missing else None
+
+
+def resolve_resume(accelerator: Accelerator, resume: str, output_dir: str | os.PathLike,
+                   identity: dict) -> Path | None:
+    """The checkpoint this run continues from (the same on every process), or None to start afresh.
+
+    ``never``: None, after discarding a previous run in ``output_dir``. ``auto``: the newest intact
+    checkpoint in ``output_dir`` (damaged newer ones are reported and skipped), None when there is
+    none. ``PATH``: that checkpoint, which must be intact.
+
+    Raises:
+        UserError: on every process: the chosen checkpoint was saved with other settings (naming
+            them), ``PATH`` is damaged, or ``auto`` finds checkpoints but none intact.
+    """
+    chosen = main_decides(accelerator, lambda: _choose(resume, Path(output_dir), identity, accelerator.print))
+    return Path(chosen) if chosen is not None else None
+
+
+def _choose(resume: str, output_dir: Path, identity: dict, say) -> str | None:
+    if resume == "never":
+        removed = discard_previous_run(output_dir)
+        if removed:
+            say(f"resume=never: discarded the previous run's {', '.join(removed)} in {output_dir}")
+        return None
+    if resume != "auto":
+        problem = verify_checkpoint(resume)
+        if problem:
+            raise UserError(f"resume={resume}: {problem}: expected an intact emnist_dist checkpoint folder")
+        _check_identity(Path(resume), identity, f"checkpoint {resume}")
+        return resume
+    found = published_checkpoints(output_dir)
+    for path in reversed(found):
+        problem = verify_checkpoint(path)
+        if problem is None:
+            _check_identity(path, identity, f"output_dir={output_dir} holds a run that")
+            return str(path)
+        say(f"warning: checkpoint {path} is damaged ({problem}); trying the previous one")
+    if found:
+        raise UserError(f"output_dir={output_dir}: none of its {len(found)} checkpoints is intact: "
+                        "resume from a copy with --resume PATH, or start over with --resume never")
+    return None
+
+
+def _check_identity(path: Path, identity: dict, what: str) -> None:
+    saved = json.loads((path / RUN_STATE).read_text())["identity"]
+    changes = identity_changes(saved, identity)
+    if changes:
+        raise UserError(f"{what} was trained with other settings: {', '.join(changes)}; these cannot change "
+                        "on resume: use a new output_dir, or --resume never to start over")
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike, parts: CheckpointParts, *, seed: int) -> int:
+    """Restore everything :func:`save_checkpoint` wrote (call :func:`resolve_resume` first: it verifies).
+
+    Returns the number of processes that wrote the checkpoint. When it differs from this run's,
+    the per-process random streams are reseeded from ``(seed, step, rank)`` instead of restored.
+
+    Raises:
+        UserError: on every process, when any process could not load its part.
+    """
+    path = Path(path)
+    problem, written_by = None, 0
+    try:
+        written_by = _load_parts(accelerator, path, parts, seed)
+    except (UserError, OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError,
+            SafetensorError) as err:
+        problem = f"checkpoint {path}: cannot be loaded ({one_line(err)}): expected a checkpoint saved by emnist_dist"
+    all_succeed(accelerator, problem)
+    if written_by != accelerator.num_processes:
+        accelerator.print(f"checkpoint {path} was written by {written_by} process(es), this run has "
+                          f"{accelerator.num_processes}: same global batch and sample order; the per-process random "
+                          "streams (dropout, augmentation, MixUp) are reseeded, so the run is not bit-identical "
+                          "to an uninterrupted one")
+    return written_by
+
+
+def _load_parts(accelerator: Accelerator, path: Path, parts: CheckpointParts, seed: int) -> int:
+    state = json.loads((path / RUN_STATE).read_text())
+    model = accelerator.unwrap_model(parts.model, keep_torch_compile=False)
+    model.load_state_dict(safetensors_load((path / MODEL).read_bytes()))
+    if parts.ema is not None:
+        parts.ema.load_state_dict(safetensors_load((path / EMA).read_bytes()))
+    parts.optimizer.load_state_dict(_torch_load(path / OPTIMIZER))
+    parts.scheduler.load_state_dict(_torch_load(path / SCHEDULER))
+    if accelerator.scaler is not None and state["scaler"] is not None:
+        accelerator.scaler.load_state_dict(state["scaler"])
+    parts.progress.load_state_dict(state["progress"])
+    parts.loader.load_state_dict(state["loader"])
+    rank = accelerator.process_index
+    if state["world_size"] == accelerator.num_processes:
+        rank_state = _torch_load(path / f"rank_{rank}.pt")
+        _set_rng_state(rank_state["rng"], accelerator.device)
+        for name, obj in parts.per_rank.items():
+            obj.load_state_dict(rank_state["local"][name])
+    else:
+        seeds = np.random.SeedSequence([seed, int(state["step"]), rank]).generate_state(1 + len(parts.per_rank))
+        torch.manual_seed(int(seeds[0]))  # CPU and every CUDA device
+        random.seed(int(seeds[0]))
+        np.random.seed(int(seeds[0]))
+        for obj, obj_seed in zip(parts.per_rank.values(), seeds[1:]):
+            obj.reseed(int(obj_seed))
+    return int(state["world_size"])
+
+
+def _torch_load(path: Path) -> Any:
+    """Tensors and plain containers only: a pickled object that would run code is refused."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _rng_state(device: torch.device) -> dict:
+    numpy_state = np.random.get_state(legacy=False)
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {**numpy_state, "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+                                           "pos": numpy_state["state"]["pos"]}},
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = {"key": numpy_state["state"]["key"].numpy().astype(np.uint32),
+                            "pos": numpy_state["state"]["pos"]}
+    np.random.set_state(numpy_state)
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

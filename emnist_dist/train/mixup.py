@@ -80,6 +80,10 @@ class MixUpCutMix:
         self.prob = prob
         self.switch_prob = switch_prob
         self.label_smoothing = label_smoothing
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Start a fresh stream from ``seed`` (a resume on another number of processes)."""
         # numpy rather than torch.Generator: torch has no Beta sampler that takes a generator.
         self.rng = np.random.default_rng(seed)
 

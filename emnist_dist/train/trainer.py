@@ -44,17 +44,18 @@ from ..config import Config, parse_config, save_config
 from ..data import load_emnist
 from ..data.resize import normalize, resize_to_float, to_model_input
 from ..errors import UserError, run_cli
-from ..files import write_text_atomic
+from ..files import append_line, write_text_atomic
 from ..inference.artifact import ModelInfo, save_model, save_weights
 from ..inference.reports import confusion_matrix_figure, figure_to_array
 from ..metrics import EvalMetrics
 from .augment import RandomAffine
 from .batches import TrainLoader, eval_batches
-from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from .checkpoint import CheckpointParts, load_checkpoint, resolve_resume, save_checkpoint
 from .loss import WeightedKLDivLoss, class_weights
 from .mixup import MixUpCutMix, smooth_one_hot
 from .network import create_model
 from .optim import build_optimizer, build_scheduler
+from .run_folder import claim_run_folder, run_identity, truncate_metrics
 from .tracking import log_image, start_tracking
 
 EXIT_DIVERGED = 3
@@ -70,7 +71,6 @@ class RunState:
     best_step: int = -1
     best_epoch: int = -1
     best_weights: str = "raw"  # "raw" or "ema": which weights scored best_val_acc
-    world_size: int = 1
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -147,9 +147,13 @@ class Trainer:
                                  label_smoothing=aug.label_smoothing, seed=rank_seed)
 
         self.state = RunState()
-        accelerator.register_for_checkpointing(self.scheduler, self.state, *([self.ema] if self.ema else []))
+        # Everything a checkpoint holds; the loader's saved position is checked against this run's
+        # global batch and sample count, then re-derived from the step.
+        self.checkpoint_parts = CheckpointParts(
+            model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, progress=self.state,
+            loader=self.loader, ema=self.ema, per_rank={"affine": self.affine, "mixup": self.mixer})
+        claim_run_folder(accelerator, self.out)  # only now: a bad config or model has written nothing
         self.resume()
-        self.state.world_size = accelerator.num_processes
         self._start_epoch(self.epoch)
         self.first_nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: none yet
         self.window = ThroughputWindow(self.device)
@@ -304,8 +308,7 @@ class Trainer:
                 save_weights(dict(self.candidates())[kind], self.out / "checkpoints" / "best_model.safetensors")
         self.accelerator.log(record, step=state.step)
         if self.accelerator.is_main_process:
-            with open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_line(self.out / "metrics.jsonl", json.dumps(record))
         self.last_val = record
         return record
 
@@ -378,23 +381,17 @@ class Trainer:
     # -- run folder and checkpoints ----------------------------------------------------------------
 
     def resume(self) -> None:
-        """Restore the newest (or the named) checkpoint when ``cfg.resume`` asks for one."""
-        path = resolve_resume(self.cfg.resume, self.out)
+        """Restore the newest intact (or the named) checkpoint when ``cfg.resume`` asks for one; the run
+        folder refuses a resume that changes what must not change (``run_folder.run_identity``)."""
+        path = resolve_resume(self.accelerator, self.cfg.resume, self.out, run_identity(self.cfg))
         if path is None:
             return
-        rank_state = load_checkpoint(self.accelerator, path)
-        self.affine.load_state_dict(rank_state["affine"])
-        self.mixer.load_state_dict(rank_state["mixup"])
+        load_checkpoint(self.accelerator, path, self.checkpoint_parts, seed=self.cfg.seed)
         self.say(f"resumed from {path} at step {self.state.step} (epoch {self.epoch})")
-        if self.state.world_size != self.accelerator.num_processes:
-            self.say(f"warning: the checkpoint was written by {self.state.world_size} processes, this run has "
-                     f"{self.accelerator.num_processes}: training continues with the same global batch, but not "
-                     "bit-identically to an uninterrupted run")
 
     def begin(self) -> None:
         """Write the resolved config, trim evaluations past the resumed step, start the trackers and the clock."""
         if self.accelerator.is_main_process:
-            self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.out / "config.yaml")
             truncate_metrics(self.out / "metrics.jsonl", self.state.step)
         start_tracking(self.accelerator, self.cfg, {"data.description": self.data.description,
@@ -407,16 +404,14 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """A resumable checkpoint of this step from every rank (the best-by-validation one is kept)."""
         state = self.state
-        save_checkpoint(self.accelerator, self.out, state.step,
-                        {"affine": self.affine.state_dict(), "mixup": self.mixer.state_dict()},
-                        keep_last=self.cfg.checkpoint.keep_last,
+        save_checkpoint(self.accelerator, self.out, state.step, self.checkpoint_parts,
+                        identity=run_identity(self.cfg), keep_last=self.cfg.checkpoint.keep_last,
                         protect_step=state.best_step if state.best_step >= 0 else None)
 
     def _start_epoch(self, epoch: int) -> None:
         """Point the batch stream at ``epoch``, after the micro-batches its finished steps used."""
         done = (self.state.step - epoch * self.steps_per_epoch) * self.cfg.train.grad_accum_steps
-        self.loader.load_state_dict({"epoch": epoch, "batch": done})
-        self.loader.set_epoch(epoch)
+        self.loader.seek(epoch, done)
         self.batches = iter(self.loader)
 
 
@@ -488,14 +483,6 @@ def ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module) -> bool:
     if not in_sync:
         accelerator.print("warning: the ranks' weights differ at the end of training (DDP desync)")
     return in_sync
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop evaluation records written after the checkpoint (they will be redone)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def format_duration(seconds: float) -> str:

@@ -36,8 +36,12 @@ def cli_error(capsys, cache: Path, source, split: str = SPLIT) -> str:
 
 
 def assert_no_dataset(cache: Path) -> None:
-    """The cache holds no dataset, finished or partial (a resumable download may stay)."""
-    leftovers = [p for p in cache.rglob("*") if "downloads" not in p.relative_to(cache).parts] if cache.exists() else []
+    """The cache holds no dataset, finished or partial (a resumable download and empty lock files may stay)."""
+    leftovers = (
+        [p for p in cache.rglob("*") if "downloads" not in p.relative_to(cache).parts and p.suffix != ".lock"]
+        if cache.exists()
+        else []
+    )
     assert leftovers == []
 
 

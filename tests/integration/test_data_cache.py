@@ -51,7 +51,7 @@ def test_keys_separate_sources_splits_and_synthetic_sizes(tmp_path):
     assert prepare("mnist", "synthetic", tmp_path, **SMALL) != base
     assert prepare("digits", "synthetic", tmp_path, **{**SMALL, "synthetic_train_per_class": 7}) != base
     assert prepare("digits", "synthetic", tmp_path, seed=1, **SMALL) != base
-    assert len([p for p in tmp_path.iterdir()]) == 4
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 4  # besides hidden lock files
 
 
 def test_a_replaced_local_file_is_converted_again(tmp_path):
@@ -74,6 +74,7 @@ def test_leftovers_of_an_interrupted_prepare_are_not_taken_for_a_dataset(tmp_pat
     cache = prepare("digits", "synthetic", root, **SMALL)
     assert cache == root / target_name
     assert load_split(cache, "train")[0].shape == (60, 1, 28, 28)
+    assert not (root / f".{target_name}.tmp-12345").exists()  # the killed writer's folder is swept
 
 
 def test_load_split_rejects_unknown_parts_and_non_caches(tmp_path):

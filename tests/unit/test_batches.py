@@ -61,7 +61,7 @@ def test_mid_epoch_resume_yields_the_very_next_batch():
     for _ in range(3):
         next(iterator)
     state = loader.state_dict()
-    assert state == {"epoch": 5, "batch": 3}
+    assert state == {"epoch": 5, "batch": 3, "batch_size": 8, "samples": 80}
 
     resumed = TrainLoader(images, ids, 8, seed=3, rank=1, world_size=2)
     resumed.load_state_dict(state)
@@ -69,9 +69,38 @@ def test_mid_epoch_resume_yields_the_very_next_batch():
     rest = [y for _, y in resumed]
     assert len(rest) == len(full) - 3
     assert all(torch.equal(a, b) for a, b in zip(rest, full[3:]))
-    assert resumed.state_dict() == {"epoch": 5, "batch": len(full)}
+    assert resumed.state_dict()["batch"] == len(full)
     resumed.set_epoch(6)
-    assert resumed.state_dict() == {"epoch": 6, "batch": 0}
+    assert (resumed.state_dict()["epoch"], resumed.state_dict()["batch"]) == (6, 0)
+
+
+@pytest.mark.parametrize("saved_by, resumed_on", [(1, 2), (2, 1), (2, 4)])
+def test_a_position_saved_by_n_processes_resumes_on_m(saved_by, resumed_on):
+    """The rest of the epoch, concatenated over the M new ranks, is the rest the N old ranks would have seen."""
+    images, ids = make_split(96)
+    old = [TrainLoader(images, ids, 16, seed=4, rank=r, world_size=saved_by) for r in range(saved_by)]
+    for loader in old:
+        loader.set_epoch(2)
+        iterator = iter(loader)
+        next(iterator), next(iterator)
+    states = [loader.state_dict() for loader in old]
+    assert all(state == states[0] for state in states)  # nothing in it depends on the rank
+    expected = [torch.cat([y for _, y in rank_batches]) for rank_batches in zip(*(list(loader) for loader in old))]
+
+    new = [TrainLoader(images, ids, 16, seed=4, rank=r, world_size=resumed_on) for r in range(resumed_on)]
+    for loader in new:
+        loader.load_state_dict(states[0])
+        loader.set_epoch(2)
+    got = [torch.cat([y for _, y in rank_batches]) for rank_batches in zip(*(list(loader) for loader in new))]
+    assert len(got) == len(expected) == 96 // 16 - 2
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+
+
+def test_a_position_for_another_global_batch_is_refused():
+    images, ids = make_split(96)
+    state = TrainLoader(images, ids, 16, seed=0).state_dict()
+    with pytest.raises(UserError, match="global batch 16 over 96 samples: expected global batch 32 over 96"):
+        TrainLoader(images, ids, 32, seed=0).load_state_dict(state)
 
 
 def test_set_epoch_restarts_at_batch_zero():
@@ -80,7 +109,7 @@ def test_set_epoch_restarts_at_batch_zero():
     loader.set_epoch(1)
     next(iter(loader))
     loader.set_epoch(1)
-    assert loader.state_dict() == {"epoch": 1, "batch": 0}
+    assert (loader.state_dict()["epoch"], loader.state_dict()["batch"]) == (1, 0)
 
 
 def test_three_dimensional_images_get_a_channel_axis():

@@ -43,6 +43,12 @@ def test_saved_config_reproduces_the_run(tmp_path):
     (["--data.val_fraction", "1.5"], "data.val_fraction"),
     (["--log.trackers", "[mlflow]"], "log.trackers"),
     (["--resume", "/no/such/checkpoint"], "resume"),
+    (["--log.log_every", "0"], "log.log_every=0"),
+    (["--checkpoint.every_steps", "-1"], "checkpoint.every_steps=-1"),
+    (["--checkpoint.keep_last", "0"], "checkpoint.keep_last=0"),
+    (["--train.eval_every", "0"], "train.eval_every=0"),
+    (["--train.max_steps", "0"], "train.max_steps=0"),
+    (["--train.clip_grad_norm", "-1"], "train.clip_grad_norm=-1"),
 ])
 def test_bad_values_name_the_culprit_in_one_line(argv, culprit):
     with pytest.raises(UserError) as err:

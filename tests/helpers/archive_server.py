@@ -1,0 +1,61 @@
+"""A loopback HTTP server for the official archive (``archive_server`` fixture, registered in tests/conftest.py).
+
+It serves a generated ``gzip.zip`` holding balanced and digits, honours Range requests, records
+the Range header of every request, can cut the next response short (``cut_after``) or wait before
+answering (``delay``, to make concurrent downloads overlap), and points the ``nist`` source at itself
+through the environment (inherited by subprocesses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.helpers.emnist_raw import random_split, write_gzip_zip
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves ``server.payload`` after ``server.delay`` seconds; ``server.cut_after`` makes the next response
+    stop after that many bytes."""
+
+    def do_GET(self):
+        server = self.server
+        server.ranges.append(self.headers.get("Range"))
+        time.sleep(server.delay)
+        start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0]) if self.headers.get("Range") else 0
+        body = server.payload[start:]
+        if start:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(server.payload) - 1}/{len(server.payload)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if server.cut_after is not None:
+            body, server.cut_after = body[: server.cut_after], None
+            self.close_connection = True
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def archive_server(tmp_path, monkeypatch):
+    """A loopback server for a gzip.zip holding balanced and digits; the env points the nist source at it."""
+    raws = {"balanced": random_split("balanced", 80, 30, seed=11), "digits": random_split("digits", 40, 20, seed=12)}
+    payload = write_gzip_zip(tmp_path / "served.zip", *raws.values()).read_bytes()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.payload, server.cut_after, server.ranges, server.delay = payload, None, [], 0.0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", f"http://127.0.0.1:{server.server_port}/EMNIST/gzip.zip")
+    monkeypatch.setenv("EMNIST_DIST_NIST_MD5", hashlib.md5(payload).hexdigest())
+    server.raws = raws
+    yield server
+    server.shutdown()
+    server.server_close()
