@@ -45,7 +45,7 @@ from .network import create_model
 from .optim import build_optimizer, build_scheduler
 from .tracking import log_image, start_tracking
 from .augment import RandomAffine
-from ..data.resize import normalize, resize_to_float, to_model_input
+from ..data.resize import normalize, to_model_input
 
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         epoch_start = time.perf_counter()
         for images, labels in loader:
             with accelerator.accumulate(model):
-                x = resize_to_float(images, cfg.data.image_size, augment=affine if affine.enabled else None)
+                x = affine.resize(images, cfg.data.image_size)
                 x = normalize(x, data.mean, data.std)
                 if cfg.model.channels_last and x.is_cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
