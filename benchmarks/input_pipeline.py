@@ -23,7 +23,6 @@ The last line is ``device/per-image ratio, same transforms: X`` for the augmente
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -36,6 +35,8 @@ from emnist_dist.data.resize import normalize
 from emnist_dist.train.augment import RandomAffine
 from emnist_dist.train.batches import TrainLoader
 from emnist_dist.train.mixup import MixUpCutMix
+
+from .timing import calls_per_s
 
 MEAN, STD = 0.17, 0.33  # EMNIST-like statistics; the values do not affect throughput
 NUM_CLASSES = 62
@@ -58,11 +59,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-steps", type=int, default=20, help="timed EfficientNet-B3 steps (CUDA only)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model for the CUDA step timing")
     return parser.parse_args()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def device_pipeline(images, labels, args, device, affine: bool):
@@ -126,18 +122,6 @@ def per_image_pipeline(images, labels, args, device, affine: bool):
     return step
 
 
-def images_per_s(step, args, device) -> float:
-    """One measurement: warm-up batches, then ``args.batches`` batches in one timed span."""
-    for _ in range(WARMUP_BATCHES):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(args.batches):
-        step()
-    synchronize(device)
-    return args.batches * args.batch_size / (time.perf_counter() - start)
-
-
 def time_model_step(args, device) -> float:
     """Images/s of an EfficientNet-B3 training step at ``image_size`` (bf16 autocast, channels_last)."""
     from emnist_dist.train.loss import WeightedKLDivLoss
@@ -160,14 +144,7 @@ def time_model_step(args, device) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(5 if not args.compile else 10):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(args.model_steps):
-        step()
-    synchronize(device)
-    return args.model_steps * args.batch_size / (time.perf_counter() - start)
+    return args.batch_size * calls_per_s(step, args.model_steps, 10 if args.compile else 5, device)
 
 
 def main() -> None:
@@ -195,7 +172,7 @@ def main() -> None:
     rates: dict[tuple[str, bool], list[float]] = {key: [] for key in steps}
     for _ in range(args.repeats):
         for key, step in steps.items():
-            rates[key].append(images_per_s(step, args, device))
+            rates[key].append(args.batch_size * calls_per_s(step, args.batches, WARMUP_BATCHES, device))
     for key, values in rates.items():
         print(f"{names[key]}: {max(values):,.0f} images/s ({min(values):,.0f}-{max(values):,.0f})")
 

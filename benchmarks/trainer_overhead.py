@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -38,6 +37,8 @@ from emnist_dist.train.mixup import MixUpCutMix
 from emnist_dist.train.network import create_model
 from emnist_dist.train.optim import build_optimizer, build_scheduler
 from emnist_dist.train.trainer import Trainer
+
+from .timing import calls_per_s
 
 BALANCED_CLASSES = 47
 VAL_FRACTION = 0.1
@@ -87,20 +88,6 @@ def bare_loop(trainer: Trainer):
     return step
 
 
-def steps_per_s(step, steps: int, warmup: int, device: torch.device) -> float:
-    """``warmup`` untimed calls, then ``steps`` calls in one timed span."""
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return steps / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="test_resnet")
@@ -129,7 +116,7 @@ def main() -> None:
         for round_index in range(args.repeats):
             order = list(sides) if round_index % 2 == 0 else list(sides)[::-1]
             for name in order:
-                rates[name].append(steps_per_s(sides[name], args.steps, args.warmup, trainer.device))
+                rates[name].append(calls_per_s(sides[name], args.steps, args.warmup, trainer.device))
     best = {name: max(values) for name, values in rates.items()}
     where = torch.cuda.get_device_name() if trainer.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"model {args.model} @ {args.image_size}px, batch {args.batch_size}, {where}, precision "
