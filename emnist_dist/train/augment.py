@@ -92,11 +92,13 @@ def normalized_inverse(params: dict[str, torch.Tensor], height: int, width: int)
     """
     angle, shear = torch.deg2rad(params["angle"]), torch.deg2rad(params["shear"])
     cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
-    # Forward map about the image centre, in pixels: A = scale * Rotation(angle) @ ShearX(shear).
-    forward = torch.stack(
-        [torch.stack([cos, -cos * tan - sin], -1), torch.stack([sin, -sin * tan + cos], -1)], -2
-    ) * params["scale"][:, None, None]
-    inverse = torch.linalg.inv(forward)
+    # Forward map about the image centre, in pixels: A = scale * R @ S with the rotation
+    # R = [[cos, -sin], [sin, cos]] and the x-shear S = [[1, -tan], [0, 1]] (torchvision's sign).
+    # Its inverse in closed form, A^-1 = S^-1 R^-1 / scale (a batched linalg.inv of 2x2 matrices
+    # costs more than the whole map on a busy CPU).
+    inverse = torch.stack(
+        [torch.stack([cos - tan * sin, sin + tan * cos], -1), torch.stack([-sin, cos], -1)], -2
+    ) / params["scale"][:, None, None]
     # in_n = D A^-1 D^-1 (out_n - D t) with D = diag(2/W, 2/H) and t the shift in pixels.
     to_norm = torch.tensor([2.0 / width, 2.0 / height], dtype=torch.float64)
     shift = params["translate"] * torch.tensor([width, height], dtype=torch.float64)
