@@ -12,17 +12,20 @@ the same batch size; each measurement is ``--batches`` batches timed by one ``pe
 (the device synchronised at both ends) after warm-up batches; the four pipelines take turns, round
 after round (``--repeats``), so that load from elsewhere on the machine hits all of them alike. A
 rate is the best of its rounds (as ``timeit`` does: slower rounds measure the neighbours), shown
-with the range. With CUDA it also times an EfficientNet-B3 training step (bf16, channels_last) at
-the same image size: the pipeline should outrun the model by far (pipeline/model goal >= 50).
+with the range; each ratio is the best over the best, with the median and range of the ratios of
+the two sides measured back to back in the same round. With CUDA it also times an EfficientNet-B3
+training step (bf16, channels_last) at the same image size: the pipeline should outrun the model by
+far (pipeline/model goal >= 50).
 The last line is ``device/per-image ratio, same transforms: X`` for the augmented pair.
 
     python -m benchmarks.input_pipeline                 # about two minutes on a 2-core CPU
-    python -m benchmarks.input_pipeline --device cuda --no-per-image --batches 200
+    python -m benchmarks.input_pipeline --device cuda --no-per-image --batches 100
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import numpy as np
 import torch
@@ -188,7 +191,8 @@ def main() -> None:
             rounds = [d / p for d, p in zip(rates["device", affine], rates["per-image", affine])]
             label = "with RandomAffine" if affine else "without affine"
             print(f"{label}: device/per-image {best['device', affine] / best['per-image', affine]:.1f} "
-                  f"(best over best; per round {min(rounds):.1f}-{max(rounds):.1f})")
+                  f"(best over best; per round median {statistics.median(rounds):.1f}, "
+                  f"{min(rounds):.1f}-{max(rounds):.1f})")
         print(f"device/per-image ratio, same transforms: {best['device', True] / best['per-image', True]:.1f}")
 
 
