@@ -65,7 +65,7 @@ summary() {
 # Other modules' tests are collected too, so that the marker selects every CUDA test in the suite;
 # a module whose packages are absent on this machine is reported, not fatal to the CUDA tests.
 part cuda_tests 120 "$python" -m pytest -m cuda -q -p no:cacheprovider --continue-on-collection-errors -rs tests
-results+=("$(summary cuda_tests '(passed|failed|skipped|error)' | tail -c 300)")
+results+=("$(summary cuda_tests '(passed|failed|skipped|deselected|error).* in [0-9.]+s')")
 
 part gpu_throughput 150 "$python" -m benchmarks.gpu_throughput --steps 50
 results+=("$(summary gpu_throughput '^compile=')")
