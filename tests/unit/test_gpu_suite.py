@@ -32,20 +32,26 @@ def test_suite_is_valid_bash_and_clean_under_shellcheck():
     assert result.returncode == 0, result.stdout
 
 
-def test_cuda_marker_selects_exactly_the_cuda_tests():
+@pytest.fixture(scope="module")
+def cuda_module_tests() -> set[str]:
+    """Every test of the CUDA test module, as pytest collects it without a marker filter."""
+    collected = pytest_run("--collect-only", "-q", CUDA_TESTS)
+    assert collected.returncode == 0, collected.stdout[-2000:]
+    return node_ids(collected.stdout)
+
+
+def test_cuda_marker_selects_exactly_the_cuda_tests(cuda_module_tests):
     selected = pytest_run("-m", "cuda", "--collect-only", "-q", "tests")
     assert selected.returncode == 0, selected.stdout[-2000:]
-    cuda_module = pytest_run("--collect-only", "-q", CUDA_TESTS)
-    expected = node_ids(cuda_module.stdout)
-    assert len(expected) >= 4 and node_ids(selected.stdout) == expected
+    assert len(cuda_module_tests) >= 4 and node_ids(selected.stdout) == cuda_module_tests
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
-def test_cuda_tests_skip_cleanly_without_cuda():
+def test_cuda_tests_skip_cleanly_without_cuda(cuda_module_tests):
     result = pytest_run("-rs", "-q", CUDA_TESTS)
     assert result.returncode == 0, result.stdout[-2000:]
     assert "passed" not in result.stdout and "failed" not in result.stdout and "error" not in result.stdout
-    expected = len(node_ids(pytest_run("--collect-only", "-q", CUDA_TESTS).stdout))
+    expected = len(cuda_module_tests)
     assert f"{expected} skipped in" in result.stdout
     assert f"SKIPPED [{expected}] {CUDA_TESTS}: needs a CUDA device" in result.stdout
 
