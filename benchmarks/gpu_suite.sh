@@ -64,17 +64,17 @@ summary() {
 
 # Other modules' tests are collected too, so that the marker selects every CUDA test in the suite;
 # a module whose packages are absent on this machine is reported, not fatal to the CUDA tests.
-part cuda_tests 120 "$python" -m pytest -m cuda -q -p no:cacheprovider --continue-on-collection-errors -rs tests
+part cuda_tests 130 "$python" -m pytest -m cuda -q -p no:cacheprovider --continue-on-collection-errors -rs tests
 results+=("$(summary cuda_tests '(passed|failed|skipped|deselected|error).* in [0-9.]+s')")
 
-part gpu_throughput 150 "$python" -m benchmarks.gpu_throughput --steps 50
+part gpu_throughput 180 "$python" -m benchmarks.gpu_throughput --steps 50
 results+=("$(summary gpu_throughput '^compile=')")
 
-part input_pipeline 60 "$python" -m benchmarks.input_pipeline --device cuda --no-per-image --batches 100
+part input_pipeline 50 "$python" -m benchmarks.input_pipeline --device cuda --no-per-image --batches 100
 results+=("$(summary input_pipeline '(images/s|ratio)')")
 
 rm -rf "$out/balanced_b2"  # a fresh run each time
-part balanced_b2_300_steps 150 "$python" -m emnist_dist.train --config configs/balanced_b2.yaml \
+part balanced_b2_300_steps 120 "$python" -m emnist_dist.train --config configs/balanced_b2.yaml \
   --data.source synthetic --data.synthetic_train_per_class 2400 --data.synthetic_test_per_class 400 \
   --data.cache_dir "$out/cache" --model.pretrained false --train.max_steps 300 \
   --log.trackers "[]" --log.progress false --log.log_every 50 --resume never --output_dir "$out/balanced_b2"
