@@ -13,7 +13,6 @@ On a machine without CUDA it runs a short fp32 CPU pass (to check the script) an
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -23,6 +22,8 @@ from emnist_dist.train.mixup import MixUpCutMix
 from emnist_dist.train.network import create_model
 from emnist_dist.train.optim import build_optimizer
 from emnist_dist.data.resize import resize_to_float
+
+from .timing import calls_per_s
 
 BYCLASS_TRAIN = 697_932
 NUM_CLASSES = 62
@@ -64,7 +65,7 @@ def measure(args, device: torch.device, compile_model: bool) -> tuple[float, int
     flops = train_step_flops(model, resize_to_float(images[:args.batch_size], args.image_size))
     net = torch.compile(model) if compile_model else model
 
-    def step(i: int) -> None:
+    def step() -> None:
         idx = torch.randint(0, len(labels), (args.batch_size,), device=device)
         x = (resize_to_float(images[idx], args.image_size) - 0.17) / 0.33
         if use_cuda:
@@ -76,16 +77,7 @@ def measure(args, device: torch.device, compile_model: bool) -> tuple[float, int
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for i in range(args.warmup):
-        step(i)
-    if use_cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for i in range(args.steps):
-        step(i)
-    if use_cuda:
-        torch.cuda.synchronize()
-    return args.batch_size * args.steps / (time.perf_counter() - start), flops
+    return args.batch_size * calls_per_s(step, args.steps, args.warmup, device), flops
 
 
 def main() -> None:

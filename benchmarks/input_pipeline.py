@@ -1,24 +1,31 @@
-"""Input-pipeline throughput: the on-device batch pipeline vs the classic per-image DataLoader.
+"""Input-pipeline throughput: the on-device batch pipeline vs the classic per-image DataLoader, like for like.
 
-On-device (this package): the split sits on the device as uint8; a batch is an index
-gather, then resize -> normalize -> MixUp/CutMix as whole-batch tensor ops.
-Per-image (the reference's): a torchvision-style dataset turning each uint8 glyph into a
-PIL image, then Resize -> RandomAffine -> ToTensor -> Normalize, batched by a DataLoader
-with worker processes, then timm's Mixup on the batch.
+On-device (this package): the split sits on the device as uint8; a batch is an index gather, then
+resize (with the random affine fused into it, when on) -> normalize -> MixUp/CutMix, whole-batch
+tensor ops. Per-image (the classic way): a torchvision-style dataset turning each uint8 glyph into
+a PIL image, then Resize [-> RandomAffine] -> ToTensor -> Normalize, batched by a DataLoader with
+worker processes, then timm's Mixup on the batch.
 
-Both run on the same synthetic uint8 glyphs (throughput does not depend on the content)
-with the same batch size, side by side. With CUDA it also times an EfficientNet-B3 training
-step (bf16, channels_last) at the same image size, to show what share of a step the
-input pipeline costs. The last line is ``device/per-image ratio: X``.
+Two pairs, each with the same transforms on both sides: without the affine, and with it. Method:
+both sides run on the same synthetic uint8 glyphs (throughput does not depend on the content) with
+the same batch size; each measurement is ``--batches`` batches timed by one ``perf_counter`` span
+(the device synchronised at both ends) after warm-up batches; the four pipelines take turns, round
+after round (``--repeats``), so that load from elsewhere on the machine hits all of them alike. A
+rate is the best of its rounds (as ``timeit`` does: slower rounds measure the neighbours), shown
+with the range; each ratio is the best over the best, with the median and range of the ratios of
+the two sides measured back to back in the same round. With CUDA it also times an EfficientNet-B3
+training step (bf16, channels_last) at the same image size: the pipeline should outrun the model by
+far (pipeline/model goal >= 50).
+The last line is ``device/per-image ratio, same transforms: X`` for the augmented pair.
 
-    python -m benchmarks.input_pipeline                 # about a minute on a 2-core CPU
-    python -m benchmarks.input_pipeline --batches 200 --repeats 5 --device cuda
+    python -m benchmarks.input_pipeline                 # about two minutes on a 2-core CPU
+    python -m benchmarks.input_pipeline --device cuda --no-per-image --batches 100
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
 
 import numpy as np
 import torch
@@ -27,15 +34,18 @@ from timm.data import Mixup
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from emnist_dist.data.resize import normalize
+from emnist_dist.train.augment import RandomAffine
 from emnist_dist.train.batches import TrainLoader
 from emnist_dist.train.mixup import MixUpCutMix
-from emnist_dist.train.augment import RandomAffine
-from emnist_dist.data.resize import normalize, resize_to_float
+
+from .timing import calls_per_s
 
 MEAN, STD = 0.17, 0.33  # EMNIST-like statistics; the values do not affect throughput
 NUM_CLASSES = 62
-# the reference's mild geometric augmentation (torchvision RandomAffine arguments)
+# mild geometric augmentation, as torchvision's RandomAffine takes it
 AFFINE = dict(degrees=10, translate=0.1, scale=0.1, shear=5)
+WARMUP_BATCHES = 10  # more than a DataLoader's prefetch (2 x workers), so the timed span starts steady
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,55 +53,48 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=60_000, help="synthetic training images")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--batches", type=int, default=60, help="timed batches per measurement")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per pipeline; the best is reported")
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; each pipeline is measured once a round")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the per-image pipeline")
     parser.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda")
+    parser.add_argument("--per-image", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the per-image DataLoader too (--no-per-image: the on-device half only)")
     parser.add_argument("--model-steps", type=int, default=20, help="timed EfficientNet-B3 steps (CUDA only)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model for the CUDA step timing")
     return parser.parse_args()
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def batches_forever(loader: TrainLoader):
-    epoch = 0
-    while True:
-        loader.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
-def time_device_pipeline(images, labels, args, device, affine: RandomAffine | None) -> float:
-    """Images/s of: index gather -> [RandomAffine at 28 px] -> resize -> normalize -> MixUp/CutMix, on ``device``."""
+def device_pipeline(images, labels, args, device, affine: bool):
+    """One batch of: index gather -> resize [+ random affine, one sampling] -> normalize -> MixUp/CutMix."""
     loader = TrainLoader(images, labels, args.batch_size, seed=0, device=device)
+    augment = RandomAffine(**(AFFINE if affine else {}), seed=0)
     mixer = MixUpCutMix(NUM_CLASSES, seed=0)
-    batches = batches_forever(loader)
+
+    def batches():
+        epoch = 0
+        while True:
+            loader.set_epoch(epoch)
+            yield from loader
+            epoch += 1
+
+    stream = batches()
 
     def step():
-        x, y = next(batches)
-        x = resize_to_float(x, args.image_size, augment=affine)
-        return mixer(normalize(x, MEAN, STD), y)
+        x, y = next(stream)
+        return mixer(normalize(augment.resize(x, args.image_size), MEAN, STD), y)
 
-    return measure(step, args, device)
+    return step
 
 
 class PerImageDataset(Dataset):
     """The classic torchvision-style dataset: one PIL image per sample, transformed on access."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, image_size: int) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, image_size: int, affine: bool) -> None:
         self.images, self.labels = images, labels
+        geometric = [T.RandomAffine(AFFINE["degrees"], translate=(AFFINE["translate"],) * 2,
+                                    scale=(1 - AFFINE["scale"], 1 + AFFINE["scale"]), shear=AFFINE["shear"])]
         self.transform = T.Compose(
-            [
-                T.Resize(image_size),
-                T.RandomAffine(AFFINE["degrees"], translate=(AFFINE["translate"],) * 2,
-                               scale=(1 - AFFINE["scale"], 1 + AFFINE["scale"]), shear=AFFINE["shear"]),
-                T.ToTensor(),
-                T.Normalize((MEAN,), (STD,)),
-            ]
+            [T.Resize(image_size), *(geometric if affine else []), T.ToTensor(), T.Normalize((MEAN,), (STD,))]
         )
 
     def __len__(self) -> int:
@@ -101,44 +104,25 @@ class PerImageDataset(Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def time_per_image_pipeline(images, labels, args, device) -> float:
-    """Images/s of the per-image DataLoader (+ timm Mixup on the batch, on ``device``)."""
-    dataset = PerImageDataset(images[:, 0].numpy(), labels.numpy(), args.image_size)
+def per_image_pipeline(images, labels, args, device, affine: bool):
+    """One batch of the per-image DataLoader (+ timm Mixup on the batch, on ``device``)."""
+    dataset = PerImageDataset(images[:, 0].numpy(), labels.numpy(), args.image_size, affine)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         num_workers=args.workers, pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
     mixer = Mixup(mixup_alpha=0.22, cutmix_alpha=0.62, prob=0.8, switch_prob=0.5, label_smoothing=0.1,
                   num_classes=NUM_CLASSES)
 
-    def forever():
+    def batches():
         while True:
             yield from loader
 
-    batches = forever()
+    stream = batches()
 
     def step():
-        x, y = next(batches)
+        x, y = next(stream)
         return mixer(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
 
-    return measure(step, args, device)
-
-
-def measure(step, args, device) -> float:
-    """Best images/s of ``args.repeats`` runs of ``args.batches`` steps, after warm-up steps.
-
-    The best rather than the mean, as ``timeit`` does: on a shared machine the slower runs
-    measure the neighbours. Both pipelines are measured the same way.
-    """
-    rates = []
-    for _ in range(args.repeats):
-        for _ in range(3):
-            step()
-        synchronize(device)
-        start = time.perf_counter()
-        for _ in range(args.batches):
-            step()
-        synchronize(device)
-        rates.append(args.batches * args.batch_size / (time.perf_counter() - start))
-    return max(rates)
+    return step
 
 
 def time_model_step(args, device) -> float:
@@ -163,14 +147,7 @@ def time_model_step(args, device) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(5 if not args.compile else 10):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(args.model_steps):
-        step()
-    synchronize(device)
-    return args.model_steps * args.batch_size / (time.perf_counter() - start)
+    return args.batch_size * calls_per_s(step, args.model_steps, 10 if args.compile else 5, device)
 
 
 def main() -> None:
@@ -182,24 +159,41 @@ def main() -> None:
     images = torch.randint(0, 256, (args.samples, 1, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, NUM_CLASSES, (args.samples,), generator=generator)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; batch {args.batch_size}, {args.image_size}px, {args.batches} batches x {args.repeats}")
+    print(f"device: {name}; batch {args.batch_size}, {args.image_size}px; {args.repeats} rounds of "
+          f"{args.batches} timed batches after {WARMUP_BATCHES} warm-up, pipelines taking turns; best (range)")
 
-    on_device = time_device_pipeline(images, labels, args, device, affine=None)
-    print(f"on-device pipeline (gather, resize, normalize, MixUp/CutMix): {on_device:,.0f} images/s")
-    with_affine = time_device_pipeline(images, labels, args, device, affine=RandomAffine(**AFFINE, seed=0))
-    print(f"on-device pipeline + RandomAffine: {with_affine:,.0f} images/s")
-    per_image = time_per_image_pipeline(images, labels, args, device)
-    print(f"per-image pipeline (PIL Resize, RandomAffine, ToTensor, Normalize; {args.workers} workers; "
-          f"timm Mixup): {per_image:,.0f} images/s")
-    print(f"device+affine/per-image ratio: {with_affine / per_image:.1f}")
+    names = {
+        ("device", False): "on-device (gather, resize, normalize, MixUp/CutMix)",
+        ("device", True): "on-device + RandomAffine fused into the resize",
+        ("per-image", False): f"per-image (PIL Resize, ToTensor, Normalize; {args.workers} workers; timm Mixup)",
+        ("per-image", True): "per-image + RandomAffine (PIL, after Resize)",
+    }
+    builders = {"device": device_pipeline, "per-image": per_image_pipeline}
+    kinds = ("device", "per-image") if args.per_image else ("device",)
+    steps = {(kind, affine): builders[kind](images, labels, args, device, affine)
+             for affine in (False, True) for kind in kinds}
+    rates: dict[tuple[str, bool], list[float]] = {key: [] for key in steps}
+    for _ in range(args.repeats):
+        for key, step in steps.items():
+            rates[key].append(args.batch_size * calls_per_s(step, args.batches, WARMUP_BATCHES, device))
+    for key, values in rates.items():
+        print(f"{names[key]}: {max(values):,.0f} images/s ({min(values):,.0f}-{max(values):,.0f})")
 
+    best = {key: max(values) for key, values in rates.items()}
     if device.type == "cuda":
         model_rate = time_model_step(args, device)
         print(f"EfficientNet-B3@{args.image_size} train step (bf16, channels_last"
               f"{', compiled' if args.compile else ''}): {model_rate:,.0f} images/s")
-        print(f"pipeline/model ratio: {on_device / model_rate:.1f}")
-        print(f"pipeline+affine/model ratio: {with_affine / model_rate:.1f}")
-    print(f"device/per-image ratio: {on_device / per_image:.1f}")
+        print(f"pipeline/model ratio: {best['device', False] / model_rate:.1f}")
+        print(f"pipeline+affine/model ratio: {best['device', True] / model_rate:.1f}")
+    if args.per_image:
+        for affine in (False, True):
+            rounds = [d / p for d, p in zip(rates["device", affine], rates["per-image", affine])]
+            label = "with RandomAffine" if affine else "without affine"
+            print(f"{label}: device/per-image {best['device', affine] / best['per-image', affine]:.1f} "
+                  f"(best over best; per round median {statistics.median(rounds):.1f}, "
+                  f"{min(rounds):.1f}-{max(rounds):.1f})")
+        print(f"device/per-image ratio, same transforms: {best['device', True] / best['per-image', True]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,20 @@
-"""Trainer overhead: steps/s of ``emnist_dist.train`` vs a bare PyTorch loop doing the same work.
+"""Trainer overhead: ``Trainer.train_step`` vs a bare PyTorch loop doing the same work, timed alike.
 
-Same model, global batch, data (the synthetic cache), transforms (resize, normalise, MixUp/CutMix),
-loss (class-weighted KL), optimizer (Lion) and schedule. Both are timed over the same steady-state
-steps (the first logging window of the trainer, which holds start-up, is excluded), on this CPU.
-The two alternate ``--repeats`` times and the best rate of each is compared, so that a burst of
-load from elsewhere on the machine does not decide the ratio.
+Both sides are built in this process from one config and share its data tensors: same model and
+initial weights, global batch, transforms (resize [+ affine], normalise, channels_last, MixUp/CutMix),
+loss (class-weighted KL), optimizer (Lion), gradient clipping, schedule and precision. The bare
+loop is the step written out without Accelerate, the run state or the trainer's bookkeeping.
 
-    python -m benchmarks.trainer_overhead [--model test_resnet] [--steps 60] [--batch-size 64] [--repeats 3]
+Method: the same clock over the same number of step calls on both sides. Each measurement is
+``--steps`` consecutive step calls inside one ``time.perf_counter`` span (the device synchronised
+at both ends), after ``--warmup`` untimed steps of that side; the two sides take turns, round
+after round (``--repeats``), the side that goes first alternating. A rate is the best of its rounds
+(slower rounds measure the neighbours on a shared machine), shown with the range. Everything stays
+within the first epoch. Only the step is timed: the run's log / checkpoint / validation points
+every ``log_every`` steps are not part of either side.
+
+    python -m benchmarks.trainer_overhead [--model test_resnet] [--image-size 32] [--batch-size 64]
+                                          [--steps 30] [--repeats 5] [--device cpu|cuda]
 
 Prints both rates and, last, ``trainer/bare ratio: X`` (goal >= 0.95).
 """
@@ -14,69 +22,70 @@ Prints both rates and, last, ``trainer/bare ratio: X`` (goal >= 0.95).
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
-import sys
+import math
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from emnist_dist.config import DataConfig
-from emnist_dist.data import load_emnist
+from emnist_dist.config import parse_config
+from emnist_dist.data.resize import normalize
+from emnist_dist.train.augment import RandomAffine
+from emnist_dist.train.batches import TrainLoader
 from emnist_dist.train.loss import WeightedKLDivLoss, class_weights
 from emnist_dist.train.mixup import MixUpCutMix
 from emnist_dist.train.network import create_model
 from emnist_dist.train.optim import build_optimizer, build_scheduler
-from emnist_dist.data.resize import resize_to_float
+from emnist_dist.train.trainer import Trainer
+
+from .timing import calls_per_s
+
+BALANCED_CLASSES = 47
+VAL_FRACTION = 0.1
 
 
-def trainer_steps_per_s(args, cache: str, out: str) -> float:
-    """Run the real entry point; average its logged steady-state windows."""
-    window = args.steps // 6
-    cmd = [sys.executable, "-m", "emnist_dist.train", "--data.split", "balanced", "--data.source", "synthetic",
-           "--data.cache_dir", cache, "--data.image_size", str(args.image_size), "--model.name", args.model,
-           "--train.batch_size", str(args.batch_size), "--train.max_steps", str(args.steps), "--train.epochs", "100",
-           "--log.trackers", "[]", "--log.progress", "false", "--log.log_every", str(window),
-           "--checkpoint.keep_last", "1", "--train.eval_every", "1000", "--cpu", "true", "--output_dir", out]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    rates = [float(m) for m in re.findall(r"images/s (\d+)", result.stdout)]
-    steady = rates[1:-1] if len(rates) > 2 else rates  # drop start-up and the window holding the final eval
-    return sum(steady) / len(steady) / args.batch_size
-
-
-def bare_steps_per_s(args, cache: str) -> float:
-    """The same work written as a plain loop: no Accelerate, no checkpoint, logging or stop checks."""
-    data = load_emnist(DataConfig(split="balanced", source="synthetic", cache_dir=cache, image_size=args.image_size),
-                       seed=0, progress=False)
-    torch.manual_seed(0)
-    model = create_model(args.model, len(data.class_names), drop_rate=0.3, drop_path_rate=0.2)
-    loss_fn = WeightedKLDivLoss(class_weights(data.train_class_counts, "minmax"))
-    optimizer = build_optimizer(model, "lion", lr=1e-4, weight_decay=0.1)
-    scheduler = build_scheduler(optimizer, steps_per_epoch=100, warmup_epochs=5, T_0=10)
-    mixer = MixUpCutMix(len(data.class_names), seed=0)
-    images, labels = data.train_images, data.train_labels
+def bare_loop(trainer: Trainer):
+    """The trainer's step written as a plain loop over the trainer's own data and config; returns ``step()``."""
+    cfg, data, device = trainer.cfg, trainer.data, trainer.device
+    t, aug = cfg.train, cfg.augment
+    torch.manual_seed(cfg.seed)  # the trainer's initial weights come from the same seed
+    model = create_model(cfg.model.name, len(data.class_names), drop_rate=cfg.model.drop_rate,
+                         drop_path_rate=cfg.model.drop_path_rate).to(device)
+    if cfg.model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model.train()
+    loss_fn = WeightedKLDivLoss(class_weights(data.train_class_counts, t.class_weighting,
+                                              beta=t.effective_number_beta)).to(device)
+    optimizer = build_optimizer(model, t.optimizer, lr=t.lr, weight_decay=t.weight_decay, betas=t.betas,
+                                momentum=t.momentum)
+    scheduler = build_scheduler(optimizer, steps_per_epoch=trainer.steps_per_epoch, warmup_epochs=t.warmup_epochs,
+                                T_0=t.T_0, T_mult=t.T_mult, eta_min=t.eta_min)
+    affine = RandomAffine(aug.degrees, aug.translate, aug.scale, aug.shear, seed=cfg.seed)
+    mixer = MixUpCutMix(len(data.class_names), mixup_alpha=aug.mixup_alpha, cutmix_alpha=aug.cutmix_alpha,
+                        prob=aug.mix_prob, switch_prob=aug.switch_prob, label_smoothing=aug.label_smoothing,
+                        seed=cfg.seed)
+    loader = TrainLoader(data.train_images, data.train_labels, t.batch_size, seed=cfg.seed, device=device)
+    batches = iter(loader)
+    bf16 = trainer.accelerator.mixed_precision == "bf16"
 
-    def step(i: int) -> None:
-        idx = torch.randint(0, len(labels), (args.batch_size,), generator=torch.Generator().manual_seed(i))
-        x = (resize_to_float(images[idx], args.image_size) - data.mean) / data.std
-        x, targets = mixer(x, labels[idx])
-        loss = loss_fn(model(x), targets)
+    def step() -> torch.Tensor:
+        images, labels = next(batches)
+        x = normalize(affine.resize(images, cfg.data.image_size), data.mean, data.std)
+        if cfg.model.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x, targets = mixer(x, labels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = loss_fn(logits, targets)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if t.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
+        return loss.detach()
 
-    warmup = args.steps // 6
-    for i in range(warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(warmup, args.steps):
-        step(i)
-    return (args.steps - warmup) / (time.perf_counter() - start)
+    return step
 
 
 def main() -> None:
@@ -84,23 +93,43 @@ def main() -> None:
     parser.add_argument("--model", default="test_resnet")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30, help="timed step calls per measurement")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed step calls before each measurement")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds; each side is measured once a round")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
     args = parser.parse_args()
-    trainer_runs, bare_runs = [], []
+    # Enough synthetic glyphs that every measured step of both sides falls in the first epoch.
+    calls = args.repeats * (args.steps + args.warmup)
+    per_class = math.ceil(calls * args.batch_size / (BALANCED_CLASSES * (1 - VAL_FRACTION))) + 1
     with tempfile.TemporaryDirectory() as tmp:
-        cache = str(Path(tmp) / "cache")
-        load_emnist(DataConfig(split="balanced", source="synthetic", cache_dir=cache), seed=0, progress=False)
-        for i in range(args.repeats):
-            trainer_runs.append(trainer_steps_per_s(args, cache, str(Path(tmp) / f"run{i}")))
-            bare_runs.append(bare_steps_per_s(args, cache))
-    trainer, bare = max(trainer_runs), max(bare_runs)
-    print(f"model {args.model} @ {args.image_size}px, batch {args.batch_size}, CPU, {torch.get_num_threads()} threads")
-    print("runs (steps/s): trainer " + ", ".join(f"{r:.2f}" for r in trainer_runs)
-          + "; bare " + ", ".join(f"{r:.2f}" for r in bare_runs))
-    print(f"emnist_dist.train: best {trainer:.2f} steps/s ({trainer * args.batch_size:.0f} images/s)")
-    print(f"bare PyTorch loop: best {bare:.2f} steps/s ({bare * args.batch_size:.0f} images/s)")
-    print(f"trainer/bare ratio: {trainer / bare:.3f}")
+        cfg = parse_config([
+            "--data.split", "balanced", "--data.source", "synthetic", "--data.cache_dir", str(Path(tmp) / "cache"),
+            "--data.val_fraction", str(VAL_FRACTION), "--data.synthetic_train_per_class", str(per_class),
+            "--data.synthetic_test_per_class", "10", "--data.image_size", str(args.image_size),
+            "--model.name", args.model, "--train.batch_size", str(args.batch_size), "--train.epochs", "1",
+            "--log.trackers", "[]", "--log.progress", "false", "--cpu", str(args.device == "cpu").lower(),
+            "--output_dir", str(Path(tmp) / "run"),
+        ])
+        trainer = Trainer(cfg)
+        sides = {"trainer": trainer.train_step, "bare": bare_loop(trainer)}
+        rates: dict[str, list[float]] = {name: [] for name in sides}
+        for round_index in range(args.repeats):
+            order = list(sides) if round_index % 2 == 0 else list(sides)[::-1]
+            for name in order:
+                rates[name].append(calls_per_s(sides[name], args.steps, args.warmup, trainer.device))
+    best = {name: max(values) for name, values in rates.items()}
+    where = torch.cuda.get_device_name() if trainer.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"model {args.model} @ {args.image_size}px, batch {args.batch_size}, {where}, precision "
+          f"{trainer.accelerator.mixed_precision}")
+    print(f"method: in-process, {args.repeats} alternating rounds of {args.steps} timed step calls per side "
+          f"(after {args.warmup} warm-up calls), one perf_counter span each; best (range)")
+    for name, label in (("trainer", "Trainer.train_step"), ("bare", "bare PyTorch loop")):
+        values = rates[name]
+        print(f"{label}: {best[name]:.2f} steps/s ({min(values):.2f}-{max(values):.2f}), "
+              f"{best[name] * args.batch_size:.0f} images/s")
+    rounds = [a / b for a, b in zip(rates["trainer"], rates["bare"])]
+    print(f"per-round trainer/bare: {min(rounds):.3f}-{max(rounds):.3f}")
+    print(f"trainer/bare ratio: {best['trainer'] / best['bare']:.3f}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, parse_config, save_config
 from ..data import load_emnist
-from ..data.resize import normalize, resize_to_float, to_model_input
+from ..data.resize import normalize, to_model_input
 from ..errors import UserError, run_cli
 from ..files import append_line, write_text_atomic
 from ..inference.artifact import ModelInfo, save_model, save_weights
@@ -210,8 +210,7 @@ class Trainer:
         for _ in range(cfg.train.grad_accum_steps):
             images, labels = next(self.batches)
             with accelerator.accumulate(self.model):
-                x = resize_to_float(images, cfg.data.image_size, augment=self.affine if self.affine.enabled else None)
-                x = normalize(x, self.data.mean, self.data.std)
+                x = normalize(self.affine.resize(images, cfg.data.image_size), self.data.mean, self.data.std)
                 if cfg.model.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 if mixing:

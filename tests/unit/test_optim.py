@@ -1,11 +1,10 @@
-"""Optimizers and their weight-decay groups; the schedule against PyTorch's own schedulers."""
+"""Optimizers and their weight-decay groups; the schedule against its formula written out by hand."""
 
 import math
 
 import pytest
 import torch
 from lion_pytorch import Lion
-from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, LinearLR
 
 from emnist_dist.errors import UserError
 from emnist_dist.train.optim import build_optimizer, build_scheduler
@@ -64,6 +63,8 @@ def fresh_optimizer(lr=1.0):
 
 
 def closed_form(k, *, lr, warmup, cycle, mult, eta_min):
+    """The learning rate of step ``k`` from the formula alone: linear warmup over ``warmup`` steps, then
+    cosine from ``lr`` to ``eta_min`` over cycles of ``cycle``, ``cycle * mult``, ... steps."""
     if k < warmup:
         return lr * (k + 1) / (warmup + 1)
     t, length = k - warmup, cycle
@@ -72,26 +73,29 @@ def closed_form(k, *, lr, warmup, cycle, mult, eta_min):
     return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t / length)) / 2
 
 
+def test_lr_trajectory_by_hand():
+    """2 steps/epoch, 1 warmup epoch, T_0 = 1 epoch doubling: warmup 1/3, 2/3, then cycles of 2, 4 and 8 steps."""
+    opt = fresh_optimizer(1.0)
+    sched = build_scheduler(opt, steps_per_epoch=2, warmup_epochs=1, T_0=1, T_mult=2, eta_min=0.0)
+    c8, c4, c38 = math.cos(math.pi / 8), math.cos(math.pi / 4), math.cos(3 * math.pi / 8)
+    expected = [1 / 3, 2 / 3,  # warmup: (k + 1) / (W + 1)
+                1.0, 0.5,  # cycle of 2 steps
+                1.0, (1 + c4) / 2, 0.5, (1 - c4) / 2,  # cycle of 4
+                1.0, (1 + c8) / 2, (1 + c4) / 2, (1 + c38) / 2, 0.5, (1 - c38) / 2, (1 - c4) / 2, (1 - c8) / 2,  # of 8
+                1.0]
+    assert lr_trajectory(sched, opt, len(expected)) == pytest.approx(expected, abs=1e-12)
+
+
 @pytest.mark.parametrize("warmup_epochs, T_0, T_mult", [(1.5, 2.0, 1), (2.0, 1.25, 2), (0.0, 1.0, 1), (0.2, 0.01, 1)])
-def test_lr_trajectory_matches_closed_form_and_pytorch_schedulers(warmup_epochs, T_0, T_mult):
+def test_lr_trajectory_matches_the_closed_form(warmup_epochs, T_0, T_mult):
     steps_per_epoch, lr, eta_min = 4, 0.5, 0.01
     opt = fresh_optimizer(lr)
     sched = build_scheduler(opt, steps_per_epoch=steps_per_epoch, warmup_epochs=warmup_epochs, T_0=T_0,
                             T_mult=T_mult, eta_min=eta_min)
     got = lr_trajectory(sched, opt, 40)
-
     warmup, cycle = round(warmup_epochs * steps_per_epoch), max(1, round(T_0 * steps_per_epoch))
     expected = [closed_form(k, lr=lr, warmup=warmup, cycle=cycle, mult=T_mult, eta_min=eta_min) for k in range(40)]
     assert got == pytest.approx(expected, abs=1e-9)
-
-    # independently: a plain LinearLR for the warmup, then a fresh CosineAnnealingWarmRestarts
-    reference = []
-    if warmup:
-        opt_a = fresh_optimizer(lr)
-        reference += lr_trajectory(LinearLR(opt_a, 1 / (warmup + 1), 1.0, total_iters=warmup), opt_a, warmup)
-    opt_b = fresh_optimizer(lr)
-    reference += lr_trajectory(CosineAnnealingWarmRestarts(opt_b, cycle, T_mult, eta_min), opt_b, 40 - warmup)
-    assert got == pytest.approx(reference, abs=1e-9)
 
 
 @pytest.mark.parametrize("stop", [2, 9])  # mid-warmup and after the switch to the cosine
