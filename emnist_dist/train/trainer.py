@@ -36,6 +36,8 @@ from ..config import Config, parse_config, save_config
 from ..data import EmnistData, load_emnist
 from ..errors import UserError, run_cli
 from ..inference.artifact import ModelInfo, save_model, save_weights
+from ..inference.framing import measure_framing
+from ..inference.run_plots import write_run_pictures
 from ..files import write_text_atomic
 from .batches import TrainLoader, eval_batches
 from .loss import WeightedKLDivLoss, class_weights
@@ -376,10 +378,12 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
     if is_main:
         info = ModelInfo(architecture=cfg.model.name, class_names=data.class_names, image_size=cfg.data.image_size,
                          mean=data.mean, std=data.std, split=data.split, source=cfg.data.source,
-                         metrics={k: v for k, v in final.items() if k.startswith("test/")})
+                         metrics={k: v for k, v in final.items() if k.startswith("test/")},
+                         framing=measure_framing(data.train_images))
         save_model(net, out / "model", info)
         write_text_atomic(out / "final.json", json.dumps(final, indent=2) + "\n")
-        log_image(accelerator, "test/confusion_matrix", confusion_image(confusion, data.class_names), progress.step)
+        log_image(accelerator, "test/confusion_matrix", write_run_pictures(out, confusion, data.class_names),
+                  progress.step)
     accelerator.wait_for_everyone()
     return final
 
@@ -395,13 +399,6 @@ def ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module) -> bool:
     if not in_sync:
         accelerator.print("warning: the ranks' weights differ at the end of training (DDP desync)")
     return in_sync
-
-
-def confusion_image(confusion: torch.Tensor, class_names: list[str]):
-    """The row-normalised confusion matrix as an RGB array (for the trackers)."""
-    from ..inference.reports import confusion_matrix_figure, figure_to_array
-
-    return figure_to_array(confusion_matrix_figure(confusion, class_names))
 
 
 def truncate_metrics(path: Path, step: int) -> None:
