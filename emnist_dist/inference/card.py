@@ -17,7 +17,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..errors import CliParser, UserError, run_cli
+from ..errors import CliParser, UserError
 from ..files import write_text_atomic
 from .evaluation import default_out_dir
 from .artifact import ModelInfo, read_model_info

@@ -29,7 +29,7 @@ import torch
 
 from ..data import class_names, load_split, prepare
 from ..data.dataset_io import read_meta
-from ..errors import CliParser, UserError, run_cli
+from ..errors import CliParser, UserError
 from ..files import write_text_atomic
 from .artifact import load_model
 from .framing import Framing, framing_difference, measure_framing

@@ -15,7 +15,6 @@ and the upsampling measures in quarter pixels instead of whole ones.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import torch

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CliParser, UserError, run_cli
+from ..errors import CliParser, UserError
 from ..files import atomic_path
 from .artifact import ModelInfo, load_model
 

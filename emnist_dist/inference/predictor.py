@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import CliParser, UserError, run_cli
+from ..errors import CliParser, UserError
 from .artifact import ModelInfo, load_model
 from ..files import atomic_path
 from .preprocess import to_model_framing

@@ -47,6 +47,8 @@ MAX_PAPER_NOISE = 0.08
 """Lighting is only evened out when the border fits a smooth surface this closely (robust sigma)."""
 WORK_SCALE = MEASURE_SCALE
 """The glyph is drawn at this multiple of 28 pixels, then averaged down: the resolution its framing was measured at."""
+FIT_ROUNDS = 3
+"""At most this many dilations or erosions bring the strokes into the framing's range."""
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -284,24 +286,31 @@ def _fit_strokes(crop: torch.Tensor, framing: Framing, long_side: float) -> tupl
     """Bring a binary crop's stroke width into the framing's range; returns it and its scale to ``long_side``.
 
     Done at the crop's own resolution, before downscaling, so hairlines of a large photo are
-    thickened before they could vanish. Dilating by g pixels adds 2g to the width and to the
-    crop's sides (eroding takes them away), so g solves ``(w + 2g) * long_side / (longest + 2g) = target``.
+    thickened before they could vanish. Dilating by g pixels adds 2g to a thin stroke's width and
+    to the crop's sides (eroding takes them away), so g solves ``(w + 2g) * long_side / (longest + 2g)
+    = target``; for broad strokes (a marker) that is only approximate, so it is redone, at most
+    ``FIT_ROUNDS`` times.
     """
-    longest = max(crop.shape[-2:])
-    width = float(stroke_widths(crop > 0.5)[0])  # in crop pixels
-    scaled = width * long_side / longest  # in work pixels, WORK_SCALE per glyph pixel
-    low, high = framing.stroke_low * WORK_SCALE, framing.stroke_high * WORK_SCALE
-    target = low if scaled < low else high if scaled > high else None
-    if target is not None and target < long_side:  # (a stroke is never wider than half the glyph)
+    for _ in range(FIT_ROUNDS):
+        longest = max(crop.shape[-2:])
+        width = float(stroke_widths(crop > 0.5)[0])  # in crop pixels
+        scaled = width * long_side / longest  # in work pixels, WORK_SCALE per glyph pixel
+        low, high = framing.stroke_low * WORK_SCALE, framing.stroke_high * WORK_SCALE
+        target = low if scaled < low else high if scaled > high else None
+        if target is None or target >= long_side:  # in range (or no stroke could be that wide)
+            break
         g = (target * longest / long_side - width) / (2 - 2 * target / long_side)
         if g > 0:
             grow = math.ceil(g)
             crop = F.max_pool2d(F.pad(crop, (grow,) * 4), 2 * grow + 1, stride=1, padding=grow)
-        elif math.floor(-g) > 0:
+        else:
             shrink = math.floor(-g)
+            if shrink < 1:
+                break
             eroded = -F.max_pool2d(-F.pad(crop, (shrink,) * 4), 2 * shrink + 1, stride=1)
-            if eroded.any():
-                crop = _crop_to_ink(eroded)
+            if not eroded.any():  # eroding would remove the whole character
+                break
+            crop = _crop_to_ink(eroded)
     return crop, long_side / max(crop.shape[-2:])
 
 
