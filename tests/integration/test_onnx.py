@@ -159,3 +159,25 @@ def test_out_into_a_missing_folder_creates_it_and_a_folder_as_out_is_one_line(tm
     blocker.write_text("x")
     code, _, err = run(export_main, ["--model", str(trained_model_dir), "--out", str(blocker / "m.onnx")], capsys)
     assert code == 2 and err.count("\n") == 1 and "cannot create its folder" in err
+
+
+def test_model_card_of_a_hub_dataset_names_it_and_indexes_every_test_metric():
+    from emnist_dist.inference.artifact import ModelInfo
+    from emnist_dist.inference.card import render_model_card
+    from emnist_dist.inference.framing import NIST_FRAMING
+
+    metrics = {"test/acc": 0.8861, "test/top5_acc": 0.9912, "test/balanced_acc": 0.8, "test/macro_f1": 0.79,
+               "test/weighted_f1": 0.88, "test/case_insensitive_acc": 0.945, "test/loss": 0.4}
+    info = ModelInfo("efficientnet_b3", [chr(c) for c in range(48, 58)] + [chr(c) for c in range(65, 91)]
+                     + [chr(c) for c in range(97, 123)], 112, 0.17, 0.33, "byclass", "hf:someone/emnist-parquet",
+                     metrics, NIST_FRAMING)
+    card = ModelCard(str(render_model_card(info)))  # the Hub's parser, from the text
+    assert card.data.datasets == ["someone/emnist-parquet"] and "synthetic-data" not in card.data.tags
+    assert sorted(card.data.metrics) == ["accuracy", "balanced_accuracy", "f1"]
+    values = {(r.metric_name, json.dumps(r.metric_args)): r.metric_value for r in card.data.eval_results}
+    assert values == {("accuracy", "null"): 0.8861, ("top-5 accuracy", '{"top_k": 5}'): 0.9912,
+                      ("balanced accuracy (mean per-class recall)", "null"): 0.8,
+                      ("macro F1", '{"average": "macro"}'): 0.79, ("weighted F1", '{"average": "weighted"}'): 0.88,
+                      ("case-insensitive accuracy", '{"case_insensitive": true}'): 0.945}
+    assert {r.dataset_type for r in card.data.eval_results} == {"someone/emnist-parquet"}
+    assert "SYNTHETIC" not in card.text and "predates measured framing" in card.text
