@@ -225,7 +225,11 @@ def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_di
     try:
         with redirect_stderr(captured):
             namespace = parser.parse_args(args)
-    except (Exception, SystemExit) as err:  # jsonargparse raises ArgumentError or exits
+    except SystemExit as err:
+        if err.code in (0, None):  # --print_config printed the tree (to stdout): a clean exit
+            raise
+        raise UserError(_first_informative_line(captured.getvalue() or str(err))) from None
+    except Exception as err:  # jsonargparse raises ArgumentError
         raise UserError(_first_informative_line(str(err) or captured.getvalue())) from None
     namespace.pop("config", None)
     config = parser.instantiate(namespace)

@@ -10,6 +10,8 @@ import torch
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+TOP_K = 5
+
 
 def case_groups(class_names: list[str]) -> torch.Tensor | None:
     """Map each class index to the index of its case-folded name (A and a share one group).
@@ -25,8 +27,9 @@ def case_groups(class_names: list[str]) -> torch.Tensor | None:
 
 
 class EvalMetrics:
-    """Accuracy (micro), balanced accuracy, macro/weighted F1, mean loss, sample count, the confusion
-    matrix and, for byclass, case-insensitive accuracy.
+    """Accuracy (micro), top-5 accuracy (the target among the 5 highest logits), balanced accuracy,
+    macro/weighted F1, mean loss, sample count, the confusion matrix and, for byclass,
+    case-insensitive accuracy.
 
     Balanced accuracy is the mean recall over the classes present in the targets (as scikit-learn
     defines it). It comes from the confusion matrix because torchmetrics' macro recall also counts
@@ -37,6 +40,7 @@ class EvalMetrics:
         num_classes = len(class_names)
         metrics = {
             "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "top5_acc": MulticlassAccuracy(num_classes, top_k=min(TOP_K, num_classes), average="micro"),
             "macro_f1": MulticlassF1Score(num_classes, average="macro"),
             "weighted_f1": MulticlassF1Score(num_classes, average="weighted"),
         }
@@ -57,6 +61,8 @@ class EvalMetrics:
         for name, metric in self.classification.items():
             if name == "case_insensitive_acc":
                 metric.update(self.groups[preds], self.groups[targets])
+            elif name == "top5_acc":
+                metric.update(logits, targets)
             else:
                 metric.update(preds, targets)
         self.confusion.update(preds, targets)
@@ -82,18 +88,8 @@ def balanced_accuracy(confusion: torch.Tensor) -> float:
     return float(recall.mean()) if present.any() else 0.0
 
 
-def compute_metrics(preds: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict[str, float]:
-    """Single-process metrics of predicted class indices against targets (same keys as EvalMetrics)."""
-    metrics = EvalMetrics(class_names, device=preds.device)
-    one_hot = torch.nn.functional.one_hot(preds, len(class_names)).float()
-    metrics.update(one_hot, targets)
+def compute_metrics(logits: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict[str, float]:
+    """Single-process metrics of logits ``(N, C)`` against targets (same keys as EvalMetrics)."""
+    metrics = EvalMetrics(class_names, device=logits.device)
+    metrics.update(logits, targets)
     return metrics.compute()
-
-
-def case_insensitive_accuracy(preds: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> float:
-    """Share of predictions right when upper and lower case of a letter count as the same class."""
-    groups = case_groups(class_names)
-    if groups is None:
-        return float((preds == targets).float().mean())
-    groups = groups.to(preds.device)
-    return float((groups[preds] == groups[targets]).float().mean())

@@ -1,4 +1,5 @@
-"""Using a trained model: the model folder (:mod:`.artifact`), a user's image to a glyph
-(:mod:`.preprocess`), :mod:`.predictor`, :mod:`.evaluation`, :mod:`.reports`, ONNX
-(:mod:`.onnx_conversion`) and the Hub model card (:mod:`.card`). Nothing here imports training code.
+"""Using a trained model: the model folder (:mod:`.artifact`), the framing of its training glyphs
+(:mod:`.framing`), a user's image to a glyph in that framing (:mod:`.preprocess`), :mod:`.predictor`,
+:mod:`.evaluation`, :mod:`.reports`, a run's pictures (:mod:`.run_plots`), ONNX (:mod:`.onnx_conversion`)
+and the Hub model card (:mod:`.card`). Nothing here imports training code.
 """

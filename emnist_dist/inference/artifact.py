@@ -1,17 +1,31 @@
-"""The exported model folder: ``model.safetensors`` + ``config.json``.
+"""The exported model folder: a timm model folder (``model.safetensors`` + ``config.json``).
 
-This is everything needed to predict without the training code's config: the timm
-architecture name, the class names in index order, the input size and the
-normalisation the network was trained with. Written atomically (temporary folder,
-then rename), so a crash never leaves a folder that looks complete.
+``config.json`` is in timm's own format, so ``timm.create_model("local-dir:DIR", pretrained=True)``
+(or ``"hf-hub:OWNER/NAME"`` after a push) builds the 1-channel network with its head, weights
+and label names without emnist_dist::
+
+    {"architecture": "efficientnet_b3", "num_classes": 62, "label_names": ["0", ..., "z"],
+     "model_args": {"in_chans": 1, ...},
+     "pretrained_cfg": {"input_size": [1, 112, 112], "mean": [0.17], "std": [0.33],
+                        "interpolation": "bilinear", "crop_pct": 1.0, ...},
+     "emnist_dist": {"format_version": 2, "split": "byclass", "source": "nist",
+                     "framing": {...}, "metrics": {"test/acc": ...}}}
+
+timm ignores the ``emnist_dist`` block: the split, the data source, the framing measured from
+the training glyphs (:mod:`.framing`) and the test metrics. Folders of the first format (a flat
+``architecture, class_names, image_size, mean, std, split, source, metrics``) are still read;
+their models were trained on EMNIST-framed data, so they get :data:`NIST_FRAMING`.
+
+The folder is written atomically (built under a temporary name, then renamed), so a crash never
+leaves a folder that looks complete.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
+import math
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +34,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
+from ..files import atomic_path
+from .framing import NIST_FRAMING, Framing
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+FORMAT_VERSION = 2
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
+"""Accepted input sizes: smaller cannot show a character, larger is no EMNIST model."""
 
 
 @dataclass
@@ -32,7 +51,7 @@ class ModelInfo:
     architecture: str
     """timm model name, built with in_chans=1."""
     class_names: list[str]
-    """Class names in output-index order."""
+    """Class names in output-index order (timm's label_names)."""
     image_size: int
     """Side length the 28x28 upright glyphs are resized to (bilinear) before normalising."""
     mean: float
@@ -43,42 +62,45 @@ class ModelInfo:
     """Where the training data came from (synthetic runs say so)."""
     metrics: dict = field(default_factory=dict)
     """Test metrics of the exported weights, when known."""
-    format_version: int = 1
+    framing: Framing = NIST_FRAMING
+    """How the training glyphs sit in their frame; user images are converted to match."""
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """Write the model's state dict as safetensors (on the CPU), atomically."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp, metadata=metadata)
-    os.replace(tmp, path)
+def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Write the model's state dict as safetensors (on the CPU, contiguous), atomically."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
 
 
 def save_model(model: torch.nn.Module, out_dir: str | os.PathLike, info: ModelInfo) -> Path:
-    """Write ``out_dir/model.safetensors`` and ``out_dir/config.json`` atomically; returns out_dir."""
+    """Write ``out_dir`` as a timm model folder (weights, config.json with the emnist_dist block); returns it.
+
+    timm's own writer (``timm.models.save_for_hf``) writes both files, on a CPU copy in the
+    default memory format (safetensors refuses channels_last tensors).
+    """
+    from timm.models import save_for_hf
+
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: save the network itself
+    export = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format)
+    emnist_dist = {"format_version": FORMAT_VERSION, "split": info.split, "source": info.source,
+                   "framing": info.framing.to_dict(), "metrics": info.metrics}
+    data_config = {"input_size": (1, info.image_size, info.image_size), "mean": (info.mean,), "std": (info.std,),
+                   "interpolation": "bilinear", "crop_pct": 1.0}
+    # The source checkpoint's tag and licence (e.g. ImageNet weights) do not describe these weights.
+    model_config = {"label_names": list(info.class_names), "emnist_dist": emnist_dist,
+                    "pretrained_cfg": {"tag": f"emnist_{info.split}", "license": "mit"}}
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_weights(model, tmp / WEIGHTS_FILE, metadata={"architecture": info.architecture})
-    (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
-    if out_dir.exists():
-        old = out_dir.with_name(out_dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
+    with atomic_path(out_dir) as tmp:
+        save_for_hf(export, str(tmp), model_config=model_config, safe_serialization=True, data_config=data_config)
     return out_dir
 
 
 def read_model_info(model_dir: str | os.PathLike) -> ModelInfo:
-    """Read and check ``config.json``; a missing or malformed file raises UserError."""
+    """Read and check ``config.json`` (either format); anything missing or malformed raises UserError."""
     path = Path(model_dir) / CONFIG_FILE
     if not Path(model_dir).is_dir():
         raise UserError(f"{model_dir}: not a folder; expected a model folder holding {WEIGHTS_FILE} and {CONFIG_FILE}")
@@ -86,14 +108,109 @@ def read_model_info(model_dir: str | os.PathLike) -> ModelInfo:
         raise UserError(f"{path}: missing; expected the {CONFIG_FILE} written by emnist_dist training")
     try:
         raw = json.loads(path.read_text())
-        known = {f.name for f in dataclasses.fields(ModelInfo)}
-        info = ModelInfo(**{k: v for k, v in raw.items() if k in known})
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a valid model config ({err.__class__.__name__}); expected JSON with "
-                        "architecture, class_names, image_size, mean, std, split") from None
-    if not info.class_names or info.image_size < 1 or info.std <= 0:
-        raise UserError(f"{path}: class_names must be non-empty, image_size >= 1 and std > 0")
-    return info
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err.__class__.__name__}); expected the {CONFIG_FILE} "
+                        "written by emnist_dist training") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: holds a JSON {type(raw).__name__}; expected an object")
+    return _timm_format(raw, path) if "pretrained_cfg" in raw else _first_format(raw, path)
+
+
+def _timm_format(raw: dict, path: Path) -> ModelInfo:
+    check = _Checker(path)
+    cfg = check.of(raw, "pretrained_cfg", dict)
+    ours = check.of(raw, "emnist_dist", dict)
+    num_classes = check.of(raw, "num_classes", int)
+    names = check.names(raw, "label_names")
+    if len(names) != num_classes:
+        raise UserError(f"{path}: label_names holds {len(names)} names but num_classes is {num_classes}; "
+                        "expected one name per class")
+    in_chans = check.of(check.of(raw, "model_args", dict), "in_chans", int, "model_args.in_chans")
+    input_size = check.of(cfg, "input_size", list, "pretrained_cfg.input_size")
+    if in_chans != 1 or len(input_size) != 3 or input_size[0] != 1 or input_size[1] != input_size[2]:
+        raise UserError(f"{path}: model_args.in_chans {in_chans} and pretrained_cfg.input_size {input_size}: "
+                        "expected a 1-channel square input, [1, S, S]")
+    mean, std = (check.single(cfg, key) for key in ("mean", "std"))
+    framing = Framing.from_dict(ours["framing"], str(path)) if "framing" in ours else NIST_FRAMING
+    return ModelInfo(architecture=check.of(raw, "architecture", str), class_names=names,
+                     image_size=check.size(input_size[1], "pretrained_cfg.input_size"), mean=mean,
+                     std=check.positive(std, "pretrained_cfg.std"), split=check.of(ours, "split", str, "emnist_dist.split"),
+                     source=check.of(ours, "source", str, "emnist_dist.source", default=""),
+                     metrics=check.metrics(ours.get("metrics", {}), "emnist_dist.metrics"), framing=framing)
+
+
+def _first_format(raw: dict, path: Path) -> ModelInfo:
+    """The flat config.json of the first emnist_dist version."""
+    check = _Checker(path)
+    return ModelInfo(architecture=check.of(raw, "architecture", str), class_names=check.names(raw, "class_names"),
+                     image_size=check.size(check.of(raw, "image_size", int), "image_size"),
+                     mean=check.number(raw, "mean"), std=check.positive(check.number(raw, "std"), "std"),
+                     split=check.of(raw, "split", str), source=check.of(raw, "source", str, default=""),
+                     metrics=check.metrics(raw.get("metrics", {}), "metrics"))
+
+
+class _Checker:
+    """Typed reads from config.json; each problem is one UserError naming the file and the field."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, value: object, expected: str) -> UserError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return UserError(f"{self.path}: {key} is {shown}; expected {expected}")
+
+    def of(self, raw: dict, key: str, kind: type, label: str | None = None, default=None):
+        label = label or key
+        if key not in raw:
+            if default is not None:
+                return default
+            raise UserError(f"{self.path}: no {label!r}; expected the {CONFIG_FILE} written by emnist_dist training")
+        value = raw[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise self.fail(label, value, f"a JSON {_JSON_NAMES[kind]}")
+        return value
+
+    def names(self, raw: dict, key: str) -> list[str]:
+        names = self.of(raw, key, list)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise self.fail(key, names, "a non-empty list of class names (non-empty strings)")
+        return names
+
+    def finite(self, value: object, label: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(label, value, "a finite number")
+        return float(value)
+
+    def number(self, raw: dict, key: str) -> float:
+        return self.finite(raw.get(key), key)
+
+    def single(self, cfg: dict, key: str) -> float:
+        label = f"pretrained_cfg.{key}"
+        values = self.of(cfg, key, list, label)
+        if len(values) != 1:
+            raise self.fail(label, values, "one value (one input channel)")
+        return self.finite(values[0], label)
+
+    def positive(self, value: float, label: str) -> float:
+        if value <= 0:
+            raise self.fail(label, value, "a positive number")
+        return value
+
+    def size(self, value: object, label: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not MIN_IMAGE_SIZE <= value <= MAX_IMAGE_SIZE:
+            raise self.fail(label, value, f"an image size from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels")
+        return value
+
+    def metrics(self, value: object, label: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(label, value, "an object of metric names and numbers")
+        for key, number in value.items():
+            self.finite(number, f"{label}[{key!r}]")
+        return value
+
+
+_JSON_NAMES = {str: "string", int: "integer", list: "list", dict: "object"}
 
 
 def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelInfo]:

@@ -11,39 +11,64 @@ the model folder), the classes, the preprocessing, intended use and limits.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
-from ..errors import CliParser, UserError, run_cli
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..errors import CliParser, UserError
 from ..files import write_text_atomic
 from .evaluation import default_out_dir
 from .artifact import ModelInfo, read_model_info
 from .onnx_conversion import ATOL, ONNX_FILE, RTOL
-from .preprocess import BLUR_SIGMA, BORDER, MIN_STROKE
 
 CARD_FILE = "README.md"
+LICENSE = "mit"
+"""The project's licence (pyproject.toml, LICENSE), given to the weights it trains."""
 
-_METRIC_NAMES = {
-    "test/acc": "accuracy",
-    "test/balanced_acc": "balanced accuracy (mean per-class recall)",
-    "test/macro_f1": "macro F1",
-    "test/weighted_f1": "weighted F1",
-    "test/case_insensitive_acc": "case-insensitive accuracy",
+# final.json key -> (label in the card's table, Hub metric id, metric arguments)
+_METRICS = {
+    "test/acc": ("accuracy", "accuracy", None),
+    "test/top5_acc": ("top-5 accuracy", "accuracy", {"top_k": 5}),
+    "test/balanced_acc": ("balanced accuracy (mean per-class recall)", "balanced_accuracy", None),
+    "test/macro_f1": ("macro F1", "f1", {"average": "macro"}),
+    "test/weighted_f1": ("weighted F1", "f1", {"average": "weighted"}),
+    "test/case_insensitive_acc": ("case-insensitive accuracy", "accuracy", {"case_insensitive": True}),
 }
 
 
 def _metrics_table(metrics: dict) -> list[str]:
-    rows = [f"| {label} | {100 * metrics[key]:.2f}% |" for key, label in _METRIC_NAMES.items() if key in metrics]
+    rows = [f"| {label} | {100 * metrics[key]:.2f}% |" for key, (label, _, _) in _METRICS.items() if key in metrics]
     return ["| metric | value |", "| --- | --- |", *rows] if rows else ["(not recorded)"]
 
 
-def render_model_card(info: ModelInfo, eval_metrics: dict | None = None, has_onnx: bool = False) -> str:
-    """The model card as Markdown with Hugging Face front matter."""
+def card_data(info: ModelInfo, synthetic: bool) -> ModelCardData:
+    """The card's metadata: library, licence, data, metrics and a model-index of the test metrics."""
+    hub_dataset = info.source[3:] if info.source.startswith("hf:") else None
+    if synthetic:
+        dataset_id, dataset_name = "synthetic", f"SYNTHETIC stand-in for EMNIST {info.split} (rendered fonts, not EMNIST)"
+    else:
+        dataset_id, dataset_name = hub_dataset or "emnist", f"EMNIST {info.split}"
+    results = [EvalResult(task_type="image-classification", task_name="Handwritten character recognition",
+                          dataset_type=dataset_id, dataset_name=dataset_name, dataset_config=info.split,
+                          dataset_split="test", metric_type=metric, metric_name=label, metric_args=args,
+                          metric_value=round(float(info.metrics[key]), 6))
+               for key, (label, metric, args) in _METRICS.items() if key in info.metrics]
+    return ModelCardData(
+        library_name="timm", license=LICENSE, pipeline_tag="image-classification",
+        tags=["image-classification", "handwriting", "emnist", "timm"] + (["synthetic-data"] if synthetic else []),
+        datasets=[hub_dataset] if hub_dataset else None,
+        metrics=sorted({metric for key, (_, metric, _) in _METRICS.items() if key in info.metrics}) or None,
+        model_name=f"emnist_dist {info.architecture} ({info.split})" if results else None,
+        eval_results=results or None)
+
+
+def render_model_card(info: ModelInfo, eval_metrics: dict | None = None, has_onnx: bool = False) -> ModelCard:
+    """The model card: Hub metadata (model-index included) and the Markdown body."""
     synthetic = info.source == "synthetic" or bool(eval_metrics and eval_metrics.get("synthetic"))
     n = info.num_classes
-    lines = ["---", "library_name: timm", "pipeline_tag: image-classification",
-             "tags: [image-classification, handwriting, emnist, timm]", "---", "",
-             f"# EMNIST {info.split} classifier ({info.architecture})", "",
+    lines = [f"# EMNIST {info.split} classifier ({info.architecture})", "",
              f"Recognises one handwritten character per image: {n} classes of the EMNIST `{info.split}` split, "
              f"with a timm `{info.architecture}` network (1-channel input, {info.image_size}x{info.image_size}).", ""]
     if synthetic:
@@ -60,24 +85,37 @@ def render_model_card(info: ModelInfo, eval_metrics: dict | None = None, has_onn
     if eval_metrics:
         lines += [f"From `emnist_dist.evaluate` on split `{eval_metrics.get('split')}` "
                   f"({eval_metrics.get('test/num_samples')} images"
+                  + (", converted to the model's framing" if eval_metrics.get("reframed") else "")
                   + (", test-time augmentation" if eval_metrics.get("tta") else "") + "):", "",
                   *_metrics_table(eval_metrics), ""]
     lines += ["## Classes", "", "Output index -> character:", "", "```",
               " ".join(f"{i}:{c}" for i, c in enumerate(info.class_names)), "```", ""]
+    framing = info.framing
+    placed = ("its centre of mass at the centre of the frame (as MNIST)" if framing.centre == "mass"
+              else "its bounding box centred (as EMNIST)")
     lines += ["## Input and preprocessing", "",
-              "The network takes upright 28x28 EMNIST-style glyphs (bright ink on black), resized bilinearly "
+              "The network takes upright 28x28 glyphs (bright ink on black), resized bilinearly "
               f"to {info.image_size}x{info.image_size} and normalised as `(x / 255 - mean) / std` with "
-              f"mean = {info.mean:.6g}, std = {info.std:.6g}.", "",
-              "`python -m emnist_dist.predict` turns a photo or scan into such a glyph the way EMNIST was made "
-              "from the NIST scans: grayscale (transparency on white, EXIF orientation applied), uneven lighting "
-              "evened out, binarisation with Otsu's threshold, polarity from the image border (dark ink on light "
-              f"paper is inverted), crop to the ink, scaling to NIST size (hairline strokes thickened to "
-              f"{MIN_STROKE} px there), Gaussian blur (sigma {BLUR_SIGMA:g}), centring in a square with a "
-              f"{BORDER}-pixel border keeping the aspect ratio, bicubic downsampling to 28x28, intensities "
-              "stretched to 0..255.", ""]
+              f"mean = {info.mean:.6g}, std = {info.std:.6g} (timm's `pretrained_cfg`).", "",
+              (f"Framing of the training glyphs, measured from them at export: the ink's longer side spans "
+               f"{100 * framing.box:.0f}% of the frame, strokes are {framing.stroke_low:.2g} to "
+               f"{framing.stroke_high:.2g} pixels wide (10th to 90th percentile), the character sits with {placed}."
+               if framing.measured else
+               "This folder predates measured framing, so EMNIST's is assumed: the ink's longer side spans "
+               f"{100 * framing.box:.0f}% of the frame, strokes at least {framing.stroke_low:.2g} pixels wide, "
+               f"the character sits with {placed}.") + " Stored in `config.json` under `emnist_dist.framing`.", "",
+              "`python -m emnist_dist.predict` turns a photo or scan into such a glyph: grayscale (transparency on "
+              "white, EXIF orientation applied), uneven lighting evened out, binarisation with Otsu's threshold, "
+              "polarity from the image border (dark ink on light paper is inverted), crop to the ink, strokes "
+              "brought into the width range above, scaling to the measured size, placement as above, "
+              "antialiased downsampling to 28x28, intensities stretched to 0..255.", ""]
     lines += ["## How to use", "", "```bash",
               "python -m emnist_dist.predict --model MODEL_DIR photo.jpg more_images/ --top-k 3",
-              "python -m emnist_dist.evaluate --model MODEL_DIR", "```", ""]
+              "python -m emnist_dist.evaluate --model MODEL_DIR", "```", "",
+              "With timm alone (the photo must already be a glyph framed as above):", "", "```python",
+              "import timm",
+              'model = timm.create_model("local-dir:MODEL_DIR", pretrained=True)  # or "hf-hub:OWNER/NAME"',
+              'labels = model.pretrained_cfg["label_names"]', "```", ""]
     if has_onnx:
         lines += [f"`{ONNX_FILE}` holds the same network for onnxruntime: input `input` float32 "
                   f"(batch, 1, {info.image_size}, {info.image_size}) normalised as above, output `logits` "
@@ -98,15 +136,17 @@ def render_model_card(info: ModelInfo, eval_metrics: dict | None = None, has_onn
               "shadows enlarge the crop and hurt the prediction; thin strokes on large images come out faint.",
               "- Writers: NIST's American writers of the early 1990s; other handwriting styles (e.g. crossed 7, "
               "European 1) and other scripts are not covered. EMNIST also has some label noise.", ""]
-    return "\n".join(lines)
+    lines += ["## License", "", f"The weights are released under the {LICENSE.upper()} licence, like emnist_dist, "
+              "the code that trained them.", ""]
+    return ModelCard(f"---\n{card_data(info, synthetic).to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
 def write_model_card(model_dir: str | os.PathLike, eval_metrics: dict | None = None) -> Path:
     """Write ``model_dir/README.md`` atomically; returns its path."""
     info = read_model_info(model_dir)
     path = Path(model_dir) / CARD_FILE
-    return write_text_atomic(path, render_model_card(info, eval_metrics,
-                                                     has_onnx=(Path(model_dir) / ONNX_FILE).is_file()))
+    card = render_model_card(info, eval_metrics, has_onnx=(Path(model_dir) / ONNX_FILE).is_file())
+    return write_text_atomic(path, str(card))
 
 
 def read_eval_metrics(path: str | os.PathLike) -> dict:
@@ -114,11 +154,18 @@ def read_eval_metrics(path: str | os.PathLike) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.json"
+    expected = "expected the metrics.json written by python -m emnist_dist.evaluate"
     try:
-        return json.loads(path.read_text())
+        metrics = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read evaluation metrics ({err.__class__.__name__}); expected the "
-                        "metrics.json written by python -m emnist_dist.evaluate") from None
+        raise UserError(f"{path}: cannot read evaluation metrics ({err.__class__.__name__}); {expected}") from None
+    if not isinstance(metrics, dict):
+        raise UserError(f"{path}: holds a JSON {type(metrics).__name__}; {expected}")
+    for key in _METRICS:
+        value = metrics.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserError(f"{path}: {key} is {value!r}; {expected} (finite numbers)")
+    return metrics
 
 
 def push_to_hub(model_dir: str | os.PathLike, repo_id: str, private: bool = False) -> str:

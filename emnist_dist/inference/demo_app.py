@@ -24,7 +24,7 @@ from PIL import Image
 from ..errors import UserError
 from .artifact import ModelInfo, load_model
 from .predictor import predict_logits, top_k
-from .preprocess import preprocess_file
+from .preprocess import to_model_framing
 
 TOP_K = 5
 CANVAS = (400, 400)
@@ -44,10 +44,10 @@ def classify(model: torch.nn.Module, info: ModelInfo, image: str | os.PathLike,
              device: torch.device | str = "cpu") -> tuple[dict[str, float], np.ndarray]:
     """One image file -> (the top-5 ``{label: probability}``, the uint8 28x28 glyph the model saw).
 
-    The same calls as ``python -m emnist_dist.predict`` makes for a file; raises UserError
-    for an image without a usable character.
+    The same calls as ``python -m emnist_dist.predict`` makes for a file (the conversion to the
+    framing of the model's own training glyphs); raises UserError for an image without a usable character.
     """
-    glyph = preprocess_file(image)
+    glyph = to_model_framing(image, info.framing)
     probs = predict_logits(model, info, glyph[None], device).softmax(dim=1)
     return {p["label"]: p["prob"] for p in top_k(probs, info.class_names, TOP_K)[0]}, glyph
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CliParser, UserError, run_cli
+from ..errors import CliParser, UserError
+from ..files import atomic_path
 from .artifact import ModelInfo, load_model
 
 ONNX_FILE = "model.onnx"
@@ -62,7 +63,7 @@ def export_onnx(model: torch.nn.Module, info: ModelInfo, path: str | os.PathLike
     proto = program.model_proto
     metadata = {"class_names": json.dumps(info.class_names), "image_size": str(info.image_size),
                 "mean": repr(info.mean), "std": repr(info.std), "architecture": info.architecture,
-                "split": info.split,
+                "split": info.split, "framing": json.dumps(info.framing.to_dict()),
                 "input": "float32 (batch, 1, image_size, image_size): upright glyphs, ink bright, resized "
                          "(bilinear) and normalised as (x / 255 - mean) / std"}
     for key, value in metadata.items():
@@ -106,19 +107,21 @@ def export_and_check(model_dir: str | os.PathLike, out: str | os.PathLike | None
                      opset: int | None = None) -> tuple[Path, float]:
     """Export ``model_dir`` to ``out`` (default ``model_dir/model.onnx``) and check parity.
 
-    The file is written to a temporary name and only renamed into place after the check
-    passes. Returns the path and the max abs logit difference.
+    A missing folder of ``out`` is created. The file is written to a temporary name and only
+    renamed into place after the check passes. Returns the path and the max abs logit difference.
     """
     _require_onnx()
     model, info = load_model(model_dir, "cpu")
     out = Path(out) if out else Path(model_dir) / ONNX_FILE
-    tmp = out.with_name(out.name + ".tmp")
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; expected the path of the .onnx file to write")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create its folder {out.parent} ({err.strerror or err})") from None
+    with atomic_path(out) as tmp:
         export_onnx(model, info, tmp, opset)
         worst = check_parity(model, info, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out, worst
 
 
@@ -126,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = CliParser(prog="python -m emnist_dist.onnx_export",
                        description="Export an exported model folder to ONNX (dynamic batch) and check parity.")
     parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
-    parser.add_argument("--out", help=f"ONNX file to write (default: MODEL/{ONNX_FILE}).")
+    parser.add_argument("--out", help=f"ONNX file to write (default: MODEL/{ONNX_FILE}); missing folders are created.")
     parser.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's recommendation).")
     return parser
 

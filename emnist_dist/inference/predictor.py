@@ -3,8 +3,9 @@
     python -m emnist_dist.predict --model runs/x/model photo.jpg scans/ [--top-k 3] [--json]
 
 Each image (files, or folders searched recursively for image files) should show one
-handwritten character; :mod:`emnist_dist.preprocess` turns it into an EMNIST-like glyph
-the way EMNIST itself was made, then the model's own resize and normalisation apply.
+handwritten character; :func:`emnist_dist.inference.preprocess.to_model_framing` turns it into a
+28x28 glyph framed like the model's training glyphs (as measured at export), then the model's
+own resize and normalisation apply (:func:`predict_logits`).
 A file that cannot be used gets one line on stderr; the others are still predicted and
 the exit code is 1.
 """
@@ -12,7 +13,6 @@ the exit code is 1.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import CliParser, UserError, run_cli
+from ..errors import CliParser, UserError
 from .artifact import ModelInfo, load_model
-from .preprocess import preprocess_file
+from ..files import atomic_path
+from .preprocess import to_model_framing
 from ..data.resize import to_model_input
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm", ".pnm")
@@ -93,6 +94,18 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return paths, errors
 
 
+def glyph_folder(path: str) -> Path:
+    """The ``--save-glyphs`` folder, created if needed; a file in the way or an OS refusal is one UserError."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--save-glyphs {path}: is a file; expected a folder (it is created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--save-glyphs {path}: cannot create the folder ({err.strerror or err})") from None
+    return folder
+
+
 def format_human(path: Path, predictions: list[dict]) -> str:
     return f"{path}: " + "  ".join(f"{p['label']} {100 * p['prob']:.1f}%" for p in predictions)
 
@@ -124,12 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
     failed = len(errors)
     if args.save_glyphs:
-        os.makedirs(args.save_glyphs, exist_ok=True)
+        glyph_dir = glyph_folder(args.save_glyphs)
     for start in range(0, len(paths), args.batch_size):
         done, glyphs = [], []
         for path in paths[start : start + args.batch_size]:
             try:
-                glyphs.append(preprocess_file(path))
+                glyphs.append(to_model_framing(path, info.framing))
                 done.append(path)
             except UserError as err:
                 print(f"error: {err}", file=sys.stderr)
@@ -143,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(format_human(path, predictions))
             if args.save_glyphs:
-                Image.fromarray(glyphs[i]).save(Path(args.save_glyphs) / f"{start + i:05d}_{path.stem}.png")
+                with atomic_path(glyph_dir / f"{start + i:05d}_{path.stem}.png") as tmp:
+                    Image.fromarray(glyphs[i]).save(tmp, format="PNG")
         sys.stdout.flush()
     return 1 if failed else 0

@@ -1,20 +1,21 @@
-"""Turn a photo or scan of one handwritten character into an EMNIST-like 28x28 glyph.
+"""Turn a photo or scan of one handwritten character into a 28x28 glyph framed like a model's training data.
 
-EMNIST was made from the NIST 128x128 binary scans by (Cohen et al. 2017, fig. 1):
-Gaussian blur with sigma=1, crop to the character's region, centre it in a square
-keeping the aspect ratio with a 2-pixel border, bicubic downsampling to 28x28 and
-rescaling the intensities to 0..255. A user's image first needs what NIST already
-had: one grey channel, bright ink on a black background, and the character at about
-the NIST scale. So :func:`to_emnist` does, in order:
+A user's image first needs what the NIST scans behind EMNIST and MNIST had: one grey channel,
+the character as binary ink. Then it is framed the way the model's training glyphs were, as
+measured at export (:mod:`emnist_dist.inference.framing`: the ink's size in the frame, its stroke
+width, centring by bounding box or by centre of mass). :func:`to_model_framing` does, in order:
 
-1. even out the lighting (a smooth surface fitted to the image border, taken as paper),
-   then binarise with Otsu's threshold, like the binary NIST scans; polarity: the
-   border is paper, so dark ink on light paper becomes bright ink on black;
-2. crop to the ink's bounding box;
-3. scale the crop so its longer side is ``WORK_SIDE`` pixels (the NIST stage), thickening
-   strokes thinner than ``MIN_STROKE`` pixels there (a pen-width match, not in the paper);
-4. the NIST conversion itself: blur (sigma=1), square frame with a 2-pixel border,
-   bicubic (antialiased) downsampling to 28x28, intensities stretched to 0..255.
+1. grey levels in [0, 1] from a file, a numpy array or a Pillow image (transparency on white
+   paper, EXIF orientation applied, 16-bit and float images scaled from their value range);
+2. even out the lighting (a smooth surface fitted to the image border, taken as paper), then
+   binarise with Otsu's threshold; polarity: the border is paper, so dark ink on light paper
+   becomes bright ink on black;
+3. crop to the ink's bounding box and bring its stroke width into the range the training glyphs
+   show (dilating hairlines, eroding marker strokes), at the crop's own resolution;
+4. scale so its longer side spans the training glyphs' median share of the frame, at
+   ``WORK_SCALE`` times the final resolution (antialiased);
+5. place it with its bounding box or its centre of mass at the centre, average down to 28x28
+   (antialiasing), stretch the intensities to 0..255.
 
 The output is upright and white-on-black like the orientation-fixed EMNIST arrays.
 """
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ..errors import UserError
+from .framing import GLYPH_SIDE, MEASURE_SCALE, Framing, centre_of_mass, stroke_widths
 
 MAX_PIXELS = 50_000_000
 """Images with more pixels are refused before decoding (decompression-bomb guard; a 600 dpi A4 scan is ~35 MP)."""
@@ -43,14 +45,10 @@ MIN_CONTRAST = 0.1
 """Ink and paper must differ by at least this much (intensities in [0, 1]), else the image is blank."""
 MAX_PAPER_NOISE = 0.08
 """Lighting is only evened out when the border fits a smooth surface this closely (robust sigma)."""
-WORK_SIDE = 96
-"""Longer side of the ink at the NIST stage, where the sigma=1 blur and the 2-pixel border apply."""
-MIN_STROKE = 6
-"""Thinner strokes (in pixels at the NIST stage) are thickened: EMNIST's pen strokes come out 2-3 pixels
-wide at 28x28, while a ball-point pen photographed up close would come out as a faint hairline."""
-BLUR_SIGMA = 1.0
-BORDER = 2
-GLYPH_SIDE = 28
+WORK_SCALE = MEASURE_SCALE
+"""The glyph is drawn at this multiple of 28 pixels, then averaged down: the resolution its framing was measured at."""
+FIT_ROUNDS = 3
+"""At most this many dilations or erosions bring the strokes into the framing's range."""
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -59,12 +57,13 @@ def read_grayscale(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as float32 ``(H, W)`` grey levels in [0, 1], at most ``MAX_SIDE`` on its longer side.
 
     Transparent images are composited on white paper, the EXIF orientation of photos is
-    applied, 16-bit images keep their precision. Raises UserError naming the file if it
-    is missing, empty, not an image, or larger than ``MAX_PIXELS``.
+    applied, 16-bit and float images are scaled from their value range. Raises UserError naming
+    the file if it is missing, empty, not an image, larger than ``MAX_PIXELS`` or holds
+    non-finite pixels.
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        raise UserError(f"{path}: no such file" if not path.exists() else f"{path}: not a file; expected an image")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: empty file; expected an image (PNG, JPEG, ...)")
     try:
@@ -82,7 +81,7 @@ def read_grayscale(path: str | os.PathLike) -> np.ndarray:
                     )
                 im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode in grey at a reduced scale
                 im = ImageOps.exif_transpose(im)
-                gray = _to_gray(im)
+                gray = pil_to_grayscale(im, str(path))
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - see the comment above
@@ -91,23 +90,64 @@ def read_grayscale(path: str | os.PathLike) -> np.ndarray:
     return _shrink(gray)
 
 
-def _to_gray(im: Image.Image) -> np.ndarray:
+def pil_to_grayscale(im: Image.Image, name: str = "image") -> np.ndarray:
     """Any Pillow mode -> float32 grey levels in [0, 1]; transparency becomes white paper."""
-    if im.mode in _SIXTEEN_BIT:
-        return np.asarray(im, dtype=np.float32) / 65535.0
-    if im.mode in ("I", "F"):  # 32-bit ints (16-bit PNGs often open as "I") or floats
-        a = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if a.max() > 255 else 255.0
-        return np.clip(a / top, 0.0, 1.0)
+    if im.mode in _SIXTEEN_BIT or im.mode in ("I", "F"):  # 16/32-bit integers (16-bit PNGs often open as "I"), floats
+        return unit_range(np.asarray(im, dtype=np.float64), name)
     if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
         im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
     return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
 
 
+def array_to_grayscale(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """A numpy image -> float32 grey levels in [0, 1], at most ``MAX_SIDE`` on its longer side.
+
+    Accepts ``(H, W)``, ``(H, W, 1)``, grey + alpha ``(H, W, 2)``, RGB ``(H, W, 3)`` and RGBA ``(H, W, 4)``
+    of bool, integer or float values; alpha is composited on white paper, colour becomes luma
+    (ITU-R 601 weights, as Pillow's ``convert("L")``), values are scaled from their range
+    (:func:`unit_range`). Raises UserError naming ``name`` for other shapes or non-finite pixels.
+    """
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] in (1, 2, 3, 4):
+        channels = a.shape[2]
+    elif a.ndim == 2:
+        channels, a = 1, a[..., None]
+    else:
+        raise UserError(f"{name}: an array of shape {a.shape}: expected (H, W) grey or (H, W, C) "
+                        "with 1 to 4 channels (grey, grey+alpha, RGB, RGBA)")
+    if a.dtype == bool:
+        a = a.astype(np.float64)
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise UserError(f"{name}: an array of {a.dtype}: expected integer, float or bool pixels")
+    a = unit_range(a.astype(np.float64), name)
+    color, alpha = (a[..., :-1], a[..., -1:]) if channels in (2, 4) else (a, None)
+    gray = color[..., 0] if color.shape[2] == 1 else color @ np.array([0.299, 0.587, 0.114])
+    if alpha is not None:
+        gray = gray * alpha[..., 0] + (1.0 - alpha[..., 0])
+    return _shrink(gray.astype(np.float32))
+
+
+def unit_range(values: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grey levels of any numeric range -> float32 in [0, 1], keeping their meaning where it is plain.
+
+    Values within [0, 1] stay (float images); within [0, 255] are divided by 255, within
+    [0, 65535] by 65535; any other range (negative values, 32-bit) is stretched from its minimum
+    to its maximum. Raises UserError naming ``name`` when a pixel is NaN or infinite.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise UserError(f"{name}: {int(bad.sum())} pixel value(s) are NaN or infinite: expected finite grey levels")
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if low < 0 or high > 65535:
+        return ((values - low) / max(high - low, 1e-12)).astype(np.float32)
+    top = 1.0 if high <= 1 else 255.0 if high <= 255 else 65535.0
+    return (values / top).astype(np.float32)
+
+
 def _shrink(gray: np.ndarray) -> np.ndarray:
     """Area-downscale so the longer side is at most ``MAX_SIDE`` (bounded work for large photos)."""
     height, width = gray.shape
-    scale = MAX_SIDE / max(height, width)
+    scale = MAX_SIDE / max(height, width, 1)
     if scale >= 1:
         return gray
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -200,63 +240,92 @@ def ink_mask(gray: np.ndarray, name: str = "image") -> np.ndarray:
     return mask
 
 
-def to_emnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
-    """Grey levels ``(H, W)`` in [0, 1] -> an upright EMNIST-like glyph, uint8 ``(28, 28)``, ink bright.
+def to_model_framing(image: np.ndarray | Image.Image | str | os.PathLike, framing: Framing,
+                     name: str | None = None) -> np.ndarray:
+    """A user's image of one character -> a 28x28 uint8 glyph framed like the model's training glyphs.
 
-    See the module docstring for the steps; raises UserError naming ``name`` when no
-    character can be found.
+    The one conversion behind predict and the demo (see the module docstring for the steps).
+
+    Args:
+        image: an image file's path, a numpy array (see :func:`array_to_grayscale`) or a Pillow image.
+        framing: the model's framing (``ModelInfo.framing``).
+        name: how errors name the image (default: the path, or "image").
+
+    Returns:
+        upright glyph ``(28, 28)`` uint8, ink bright on black. Raises UserError naming the image when it
+        cannot be read or shows no character.
     """
+    if isinstance(image, (str, os.PathLike)):
+        name = name or str(image)
+        gray = read_grayscale(image)
+    elif isinstance(image, Image.Image):
+        name = name or "image"
+        gray = _shrink(pil_to_grayscale(ImageOps.exif_transpose(image), name))
+    else:
+        name = name or "image"
+        gray = array_to_grayscale(image, name)
     mask = ink_mask(gray, name)
     rows, cols = np.nonzero(mask)
-    crop = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    crop = torch.from_numpy(crop.astype(np.float32))[None, None]
-    # The NIST stage: the character at about the size it had in the 128x128 scans, its strokes
-    # at least MIN_STROKE wide (grown by dilation, which adds `grow` pixels on every side).
+    crop = torch.from_numpy(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].astype(np.float32))
+    work = WORK_SCALE * GLYPH_SIDE
+    crop, scale = _fit_strokes(crop[None, None], framing, framing.box * work)
     h, w = crop.shape[-2:]
-    grow = max(0, math.ceil((MIN_STROKE - stroke_width(crop) * WORK_SIDE / max(h, w)) / 2))
-    scale = (WORK_SIDE - 2 * grow) / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
-    if grow:
-        crop = F.max_pool2d(F.pad(crop, (grow,) * 4), 2 * grow + 1, stride=1, padding=grow)
-    roi = _blur_roi(crop)
-    # Centre in a square keeping the aspect ratio, with the 2-pixel border.
-    h, w = roi.shape[-2:]
-    side = max(h, w) + 2 * BORDER
-    top, left = (side - h) // 2, (side - w) // 2
-    square = F.pad(roi, (left, side - w - left, top, side - h - top))
-    glyph = F.interpolate(square, size=(GLYPH_SIDE, GLYPH_SIDE), mode="bicubic", align_corners=False, antialias=True)
-    glyph = glyph[0, 0].clamp_(min=0.0)
-    glyph = glyph / glyph.max() * 255.0
+    ink = F.interpolate(crop, size=size, mode="bilinear", align_corners=False, antialias=scale < 1).clamp_(0, 1)
+    if framing.centre == "mass":
+        centre = centre_of_mass(ink)[0].tolist()
+    else:
+        centre = [size[0] / 2, size[1] / 2]
+    canvas = _place(ink[0, 0], round(work / 2 - centre[0]), round(work / 2 - centre[1]), work)
+    glyph = F.avg_pool2d(canvas[None, None], WORK_SCALE)[0, 0]
+    glyph = glyph / glyph.max().clamp(min=1e-12) * 255.0
     return glyph.round().to(torch.uint8).numpy()
 
 
-def stroke_width(mask: torch.Tensor) -> float:
-    """Mean stroke width in pixels of a binary ``(1, 1, H, W)`` mask: twice its area over its boundary.
+def _fit_strokes(crop: torch.Tensor, framing: Framing, long_side: float) -> tuple[torch.Tensor, float]:
+    """Bring a binary crop's stroke width into the framing's range; returns it and its scale to ``long_side``.
 
-    (A stroke of width w and length L has area wL and two edges of L pixels; one- and
-    two-pixel lines both read as 2.)
+    Done at the crop's own resolution, before downscaling, so hairlines of a large photo are
+    thickened before they could vanish. Dilating by g pixels adds 2g to a thin stroke's width and
+    to the crop's sides (eroding takes them away), so g solves ``(w + 2g) * long_side / (longest + 2g)
+    = target``; for broad strokes (a marker) that is only approximate, so it is redone, at most
+    ``FIT_ROUNDS`` times.
     """
-    padded = F.pad(mask, (1, 1, 1, 1))
-    eroded = -F.max_pool2d(-padded, 3, stride=1, padding=1)
-    return float(2 * mask.sum() / (padded - eroded).sum().clamp(min=1))
+    for _ in range(FIT_ROUNDS):
+        longest = max(crop.shape[-2:])
+        width = float(stroke_widths(crop > 0.5)[0])  # in crop pixels
+        scaled = width * long_side / longest  # in work pixels, WORK_SCALE per glyph pixel
+        low, high = framing.stroke_low * WORK_SCALE, framing.stroke_high * WORK_SCALE
+        target = low if scaled < low else high if scaled > high else None
+        if target is None or target >= long_side:  # in range (or no stroke could be that wide)
+            break
+        g = (target * longest / long_side - width) / (2 - 2 * target / long_side)
+        if g > 0:
+            grow = math.ceil(g)
+            crop = F.max_pool2d(F.pad(crop, (grow,) * 4), 2 * grow + 1, stride=1, padding=grow)
+        else:
+            shrink = math.floor(-g)
+            if shrink < 1:
+                break
+            eroded = -F.max_pool2d(-F.pad(crop, (shrink,) * 4), 2 * shrink + 1, stride=1)
+            if not eroded.any():  # eroding would remove the whole character
+                break
+            crop = _crop_to_ink(eroded)
+    return crop, long_side / max(crop.shape[-2:])
 
 
-def _blur_roi(crop: torch.Tensor) -> torch.Tensor:
-    """Gaussian blur (sigma ``BLUR_SIGMA``) on a black surround, grown by the kernel radius: the region of interest.
-
-    Separable convolutions with zero padding, because the NIST character lies on an
-    unbounded black background (torchvision's gaussian_blur pads by reflection).
-    """
-    radius = int(np.ceil(3 * BLUR_SIGMA))
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(taps**2) / (2 * BLUR_SIGMA**2))
-    kernel = kernel / kernel.sum()
-    x = F.pad(crop, (radius,) * 4)
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1), padding=(0, radius))
-    return F.conv2d(x, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+def _crop_to_ink(x: torch.Tensor) -> torch.Tensor:
+    rows = torch.nonzero(x[0, 0].any(dim=1)).flatten()
+    cols = torch.nonzero(x[0, 0].any(dim=0)).flatten()
+    return x[..., rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def preprocess_file(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file and convert it with :func:`to_emnist`; errors name the file."""
-    return to_emnist(read_grayscale(path), name=str(path))
+def _place(ink: torch.Tensor, top: int, left: int, side: int) -> torch.Tensor:
+    """A ``side`` x ``side`` black canvas with ``ink`` pasted at (top, left); what falls outside is cut."""
+    canvas = torch.zeros(side, side)
+    h, w = ink.shape
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + h, side), min(left + w, side)
+    if r1 > r0 and c1 > c0:
+        canvas[r0:r1, c0:c1] = ink[r0 - top : r1 - top, c0 - left : c1 - left]
+    return canvas

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +22,8 @@ from torchmetrics.functional.classification import (
     multiclass_precision,
     multiclass_recall,
 )
+
+from ..files import atomic_path
 
 
 def confusion_matrix(preds: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -70,13 +71,10 @@ PAIR_COLUMNS = ["true", "pred", "count", "rate", "case_only"]
 
 def write_csv(rows: list[dict], path: str | os.PathLike, columns: list[str]) -> None:
     """Write dict rows under the header ``columns`` atomically (the header even when there are no rows)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def confusion_matrix_figure(confusion: torch.Tensor, class_names: list[str]) -> Figure:
@@ -143,10 +141,8 @@ def worst_misclassified_figure(images: np.ndarray, targets: np.ndarray, preds: n
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
     """Save as PNG atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, dpi=dpi, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
 
 
 def figure_to_array(fig: Figure) -> np.ndarray:

@@ -46,7 +46,8 @@ from ..data.resize import normalize, to_model_input
 from ..errors import UserError, run_cli
 from ..files import append_line, write_text_atomic
 from ..inference.artifact import ModelInfo, save_model, save_weights
-from ..inference.reports import confusion_matrix_figure, figure_to_array
+from ..inference.framing import measure_framing
+from ..inference.run_plots import write_run_pictures
 from ..metrics import EvalMetrics
 from .augment import RandomAffine
 from .batches import TrainLoader, eval_batches
@@ -368,11 +369,11 @@ class Trainer:
         if is_main:
             info = ModelInfo(architecture=self.cfg.model.name, class_names=data.class_names,
                              image_size=self.cfg.data.image_size, mean=data.mean, std=data.std, split=data.split,
-                             source=self.cfg.data.source,
+                             source=self.cfg.data.source, framing=measure_framing(data.train_images),
                              metrics={k: v for k, v in final.items() if k.startswith("test/")})
             save_model(net, self.out / "model", info)
             write_text_atomic(self.out / "final.json", json.dumps(final, indent=2) + "\n")
-            image = figure_to_array(confusion_matrix_figure(confusion, data.class_names))
+            image = write_run_pictures(self.out, confusion, data.class_names)  # confusion_matrix.png, curves.png
             log_image(accelerator, "test/confusion_matrix", image, state.step)
         accelerator.wait_for_everyone()
         return final

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from emnist_dist.data.synthetic import render_glyphs
 from emnist_dist.inference.artifact import ModelInfo, save_model
+from emnist_dist.inference.framing import measure_framing
 from emnist_dist.data.resize import resize_to_float, to_model_input
 
 ARCH = "test_resnet"
@@ -47,7 +48,7 @@ def train_digit_model(seed: int = 0, per_class: int = 300, epochs: int = 4, batc
             schedule.step()
     model.eval()
     info = ModelInfo(architecture=ARCH, class_names=DIGITS, image_size=IMAGE_SIZE, mean=mean, std=std,
-                     split="digits", source="synthetic")
+                     split="digits", source="synthetic", framing=measure_framing(images))
     return model, info
 
 

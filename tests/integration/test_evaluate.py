@@ -27,6 +27,7 @@ from emnist_dist.inference.reports import (
     per_class_table,
 )
 from emnist_dist.data.resize import to_model_input
+from tests.helpers.framed_data import DIGITS, write_parquet_source
 
 REPORT_FILES = {"metrics.json", "per_class.csv", "confused_pairs.csv", "confusion_matrix.png",
                 "worst_misclassified.png"}
@@ -75,16 +76,32 @@ def test_evaluate_end_to_end_on_a_synthetic_cache(tmp_path, trained_model_dir, c
     model, info = load_model(trained_model_dir)
     images, labels = load_split(prepare("digits", "synthetic", cache_dir, progress=False), "test")
     with torch.inference_mode():
-        preds = model(to_model_input(images, info.image_size, info.mean, info.std)).argmax(1)
+        logits = model(to_model_input(images, info.image_size, info.mean, info.std))
+    preds = logits.argmax(1)
     assert metrics["test/acc"] == pytest.approx(float((preds == labels).float().mean()), abs=1e-6)
+    assert metrics["test/top5_acc"] == pytest.approx(
+        float((logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1).float().mean()), abs=1e-6)
     assert metrics["test/acc"] > 0.8
+    assert metrics["reframed"] is False and metrics["data_framing"]["centre"] == info.framing.centre
     assert "test/case_insensitive_acc" not in metrics  # digits: no letter case
-    # Printed: every metric, the 10-row per-class table, the report location.
-    assert f"{100 * metrics['test/acc']:6.2f}%" in stdout
-    assert sum(line.split()[:1] == [c] for line in stdout.splitlines() for c in "0123456789") >= 10
-    assert str(out) in stdout
-    # Confused pairs: the off-diagonal counts of the confusion matrix, most first.
+    # Printed: every metric, then the per-class table (header, one row per class as in per_class.csv, a blank
+    # line), then the most confused pairs (as in confused_pairs.csv), then the report location.
+    lines = stdout.splitlines()
+    metric_keys = [k for k in metrics if k.startswith("test/") and k != "test/num_samples"]
+    assert "test/top5_acc" in metric_keys and metrics["test/acc"] <= metrics["test/top5_acc"]
+    assert lines[1 : 1 + len(metric_keys)] == [f"  {k:<26} {100 * metrics[k]:6.2f}%" for k in metric_keys]
+    header = lines.index(f"{'class':>5} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+    table = [line.split() for line in lines[header + 1 : header + 11]]
+    assert table == [[r["class"], f"{float(r['precision']):.4f}", f"{float(r['recall']):.4f}",
+                      f"{float(r['f1']):.4f}", r["support"]] for r in rows]
+    assert lines[header + 11] == ""
     pairs = _read_csv(out / "confused_pairs.csv")
+    if pairs:
+        assert lines[header + 12] == "most confused (true -> predicted):"
+        printed = [line.split(":")[0].strip() for line in lines[header + 13 : header + 13 + min(10, len(pairs))]]
+        assert printed == [f"{p['true']} -> {p['pred']}" for p in pairs[:10]]
+    assert lines[-1] == f"report written to {out}"
+    # Confused pairs: the off-diagonal counts of the confusion matrix, most first.
     wrong = int((preds != labels).sum())
     assert sum(int(p["count"]) for p in pairs) == wrong
     assert [int(p["count"]) for p in pairs] == sorted((int(p["count"]) for p in pairs), reverse=True)
@@ -163,7 +180,7 @@ def test_a_model_without_a_recorded_source_needs_data_source(tmp_path, trained_m
     model = tmp_path / "model"
     shutil.copytree(trained_model_dir, model)
     config = json.loads((model / "config.json").read_text())
-    config["source"] = ""
+    config["emnist_dist"]["source"] = ""
     (model / "config.json").write_text(json.dumps(config))
     code, _, err = run(["--model", str(model), "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and err.count("\n") == 1 and "--data.source" in err
@@ -176,3 +193,18 @@ def test_python_dash_m_entry_point(tmp_path, trained_model_dir):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and str(tmp_path / "none") in done.stderr
+
+
+def test_test_glyphs_framed_unlike_the_training_glyphs_are_converted_first(tmp_path, trained_model_dir, capsys):
+    # The model learnt the synthetic glyphs' framing; these digits are framed as MNIST frames them.
+    source = write_parquet_source(tmp_path / "mnist_framed", "mnist", DIGITS, 1, 30)
+    results = {}
+    for reframe in ("auto", "never"):
+        out = tmp_path / reframe
+        code, stdout, stderr = run(["--model", str(trained_model_dir), "--data.source", str(source), "--data.cache_dir",
+                                    str(tmp_path / "cache"), "--out", str(out), "--reframe", reframe, "--cpu"], capsys)
+        assert code == 0, stderr
+        results[reframe] = json.loads((out / "metrics.json").read_text())
+        assert results[reframe]["data_framing"]["centre"] == "mass"
+    assert results["auto"]["reframed"] is True and results["never"]["reframed"] is False
+    assert results["auto"]["test/acc"] >= max(results["never"]["test/acc"], 0.95)

@@ -12,6 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 from emnist_dist.errors import run_cli
 from emnist_dist.inference.artifact import load_model
@@ -52,16 +53,18 @@ def test_onnx_matches_pytorch_on_real_glyphs_with_any_batch_size(onnx_model):
                               for i in range(0, len(x), batch)])
         assert np.abs(got - expected).max() <= ATOL + RTOL * np.abs(expected).max()
         np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
-    assert not (onnx_model / "model.onnx.tmp").exists()
+    assert not list(onnx_model.glob(".*tmp*"))
 
 
 def test_onnx_metadata_describes_the_input(onnx_model):
     proto = onnx.load(str(onnx_model / "model.onnx"))
     meta = {p.key: p.value for p in proto.metadata_props}
     config = json.loads((onnx_model / "config.json").read_text())
-    assert json.loads(meta["class_names"]) == config["class_names"]
-    assert int(meta["image_size"]) == config["image_size"]
-    assert float(meta["mean"]) == config["mean"] and float(meta["std"]) == config["std"]
+    assert json.loads(meta["class_names"]) == config["label_names"]
+    assert int(meta["image_size"]) == config["pretrained_cfg"]["input_size"][1]
+    assert float(meta["mean"]) == config["pretrained_cfg"]["mean"][0]
+    assert float(meta["std"]) == config["pretrained_cfg"]["std"][0]
+    assert json.loads(meta["framing"]) == config["emnist_dist"]["framing"]
     batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic, not a fixed size
 
@@ -98,14 +101,23 @@ def test_model_card_states_synthetic_data_metrics_classes_preprocessing_and_limi
     assert code == 0 and str(eval_dir / "metrics.json") in out  # found beside the model by default
     card = (model_dir / "README.md").read_text()
     config = json.loads((model_dir / "config.json").read_text())
-    assert card.startswith("---\n") and "library_name: timm" in card
+    metrics, framing = config["emnist_dist"]["metrics"], config["emnist_dist"]["framing"]
+    # The Hub's own reader of the card: metadata and a model-index holding the export's test metrics.
+    data = ModelCard.load(model_dir / "README.md").data
+    assert (data.library_name, data.license, data.pipeline_tag) == ("timm", "mit", "image-classification")
+    assert "synthetic-data" in data.tags and data.datasets is None  # no Hub dataset to name
+    results = {(r.metric_type, r.metric_name): r.metric_value for r in data.eval_results}
+    assert results == {("accuracy", "accuracy"): pytest.approx(metrics["test/acc"], abs=1e-6)}
+    assert all(r.dataset_split == "test" and "SYNTHETIC" in r.dataset_name for r in data.eval_results)
+    assert "model-index:" in card
     assert "SYNTHETIC data, not on EMNIST" in card
-    assert f"{100 * config['metrics']['test/acc']:.2f}%" in card  # recorded at export
+    assert f"{100 * metrics['test/acc']:.2f}%" in card  # recorded at export
     assert "91.23%" in card and "test-time augmentation" in card  # from the evaluate report
-    assert " ".join(f"{i}:{c}" for i, c in enumerate(config["class_names"])) in card
-    assert f"mean = {config['mean']:.6g}" in card and "Otsu" in card and "2-pixel" in card
+    assert " ".join(f"{i}:{c}" for i, c in enumerate(config["label_names"])) in card
+    assert f"mean = {config['pretrained_cfg']['mean'][0]:.6g}" in card and "Otsu" in card
+    assert f"spans {100 * framing['box']:.0f}% of the frame" in card and "MIT licence" in card
     assert "model.onnx" in card and "## Intended use" in card and "c/C" in card and "o/O/0" in card
-    assert not (model_dir / "README.md.tmp").exists()
+    assert not list(model_dir.glob(".*tmp*"))
 
 
 @pytest.mark.parametrize("token, message", [(None, "no Hugging Face token"),
@@ -132,3 +144,40 @@ def test_model_card_eval_file_that_is_not_json(tmp_path, trained_model_dir, caps
     bad.write_text("nope")
     code, _, err = run(card_main, ["--model", str(trained_model_dir), "--eval", str(bad)], capsys)
     assert code == 2 and err.count("\n") == 1 and str(bad) in err
+
+
+def test_out_into_a_missing_folder_creates_it_and_a_folder_as_out_is_one_line(tmp_path, trained_model_dir, capsys):
+    from emnist_dist.inference.onnx_conversion import main as export_main
+
+    out = tmp_path / "exports" / "v1" / "digits.onnx"
+    code, stdout, _ = run(export_main, ["--model", str(trained_model_dir), "--out", str(out)], capsys)
+    assert code == 0 and f"wrote {out}" in stdout
+    assert onnx.load(str(out)).graph.output[0].name == "logits"
+    code, _, err = run(export_main, ["--model", str(trained_model_dir), "--out", str(tmp_path / "exports")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "is a folder" in err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code, _, err = run(export_main, ["--model", str(trained_model_dir), "--out", str(blocker / "m.onnx")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "cannot create its folder" in err
+
+
+def test_model_card_of_a_hub_dataset_names_it_and_indexes_every_test_metric():
+    from emnist_dist.inference.artifact import ModelInfo
+    from emnist_dist.inference.card import render_model_card
+    from emnist_dist.inference.framing import NIST_FRAMING
+
+    metrics = {"test/acc": 0.8861, "test/top5_acc": 0.9912, "test/balanced_acc": 0.8, "test/macro_f1": 0.79,
+               "test/weighted_f1": 0.88, "test/case_insensitive_acc": 0.945, "test/loss": 0.4}
+    info = ModelInfo("efficientnet_b3", [chr(c) for c in range(48, 58)] + [chr(c) for c in range(65, 91)]
+                     + [chr(c) for c in range(97, 123)], 112, 0.17, 0.33, "byclass", "hf:someone/emnist-parquet",
+                     metrics, NIST_FRAMING)
+    card = ModelCard(str(render_model_card(info)))  # the Hub's parser, from the text
+    assert card.data.datasets == ["someone/emnist-parquet"] and "synthetic-data" not in card.data.tags
+    assert sorted(card.data.metrics) == ["accuracy", "balanced_accuracy", "f1"]
+    values = {(r.metric_name, json.dumps(r.metric_args)): r.metric_value for r in card.data.eval_results}
+    assert values == {("accuracy", "null"): 0.8861, ("top-5 accuracy", '{"top_k": 5}'): 0.9912,
+                      ("balanced accuracy (mean per-class recall)", "null"): 0.8,
+                      ("macro F1", '{"average": "macro"}'): 0.79, ("weighted F1", '{"average": "weighted"}'): 0.88,
+                      ("case-insensitive accuracy", '{"case_insensitive": true}'): 0.945}
+    assert {r.dataset_type for r in card.data.eval_results} == {"someone/emnist-parquet"}
+    assert "SYNTHETIC" not in card.text and "predates measured framing" in card.text

@@ -16,7 +16,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from emnist_dist.errors import run_cli
 from emnist_dist.inference.predictor import main
-from emnist_dist.inference.preprocess import preprocess_file
+from emnist_dist.data.resize import to_model_input
+from emnist_dist.inference.artifact import load_model
+from emnist_dist.inference.preprocess import to_model_framing
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
@@ -38,6 +40,16 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
     return exit_info.value.code, captured.out, captured.err
 
 
+def reference_top_k(model_dir: Path, path: Path, k: int) -> list[dict]:
+    """The top-k the JSON should hold, computed here: the model's logits on the converted image, softmax."""
+    model, info = load_model(model_dir)
+    glyph = torch.from_numpy(to_model_framing(path, info.framing))[None, None]
+    with torch.inference_mode():
+        probs = model(to_model_input(glyph, info.image_size, info.mean, info.std)).softmax(dim=1)[0]
+    order = probs.argsort(descending=True)[:k]
+    return [{"label": info.class_names[i], "prob": float(probs[i])} for i in order]
+
+
 def test_predicts_digits_drawn_dark_on_light_at_another_size_and_position(tmp_path, trained_model_dir, capsys):
     for d in range(10):
         draw_char(tmp_path / f"digit_{d}.png", str(d), at=(20 + 17 * d, 5 + 6 * d), font_px=90 + 4 * d)
@@ -46,9 +58,10 @@ def test_predicts_digits_drawn_dark_on_light_at_another_size_and_position(tmp_pa
     records = [json.loads(line) for line in out.splitlines()]
     assert [Path(r["path"]).name for r in records] == [f"digit_{d}.png" for d in range(10)]
     for r in records:
-        probs = [p["prob"] for p in r["predictions"]]
-        assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-5
         assert all(set(p) == {"label", "prob"} for p in r["predictions"])
+        expected = reference_top_k(trained_model_dir, Path(r["path"]), 3)
+        assert [p["label"] for p in r["predictions"]] == [p["label"] for p in expected]
+        assert [p["prob"] for p in r["predictions"]] == pytest.approx([p["prob"] for p in expected], abs=2e-6)
     right = sum(r["predictions"][0]["label"] == Path(r["path"]).stem[-1] for r in records)
     assert right >= 8, records
 
@@ -112,7 +125,7 @@ def _broken_model(src: Path, dst: Path, problem: str) -> Path:
     elif problem == "no weights":
         (dst / "model.safetensors").unlink()
     elif problem == "fewer classes than the weights":
-        config["class_names"] = config["class_names"][:9]
+        config["label_names"], config["num_classes"] = config["label_names"][:9], 9
         (dst / "config.json").write_text(json.dumps(config))
     elif problem == "other architecture":
         config["architecture"] = "resnet18"
@@ -173,7 +186,19 @@ def test_small_batches_give_the_same_predictions_and_saved_glyphs_are_what_the_m
         assert pa.keys() == pb.keys() and all(abs(pa[k] - pb[k]) < 1e-5 for k in pa)
     saved = sorted((tmp_path / "glyphs").iterdir())
     assert len(saved) == 7
-    np.testing.assert_array_equal(np.asarray(Image.open(saved[0])), preprocess_file(images / "0.png"))
+    _, info = load_model(trained_model_dir)
+    np.testing.assert_array_equal(np.asarray(Image.open(saved[0])), to_model_framing(images / "0.png", info.framing))
+
+
+def test_save_glyphs_pointing_at_a_file_is_one_line(tmp_path, trained_model_dir, capsys):
+    image = draw_char(tmp_path / "six.png", "6")
+    taken = tmp_path / "glyphs.png"
+    taken.write_bytes(b"a file, not a folder")
+    code, out, err = run(["--model", str(trained_model_dir), str(image), "--save-glyphs", str(taken)], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err == f"error: --save-glyphs {taken}: is a file; expected a folder (it is created if missing)\n"
+    code, _, err = run(["--model", str(trained_model_dir), str(image), "--save-glyphs", str(taken / "sub")], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"--save-glyphs {taken / 'sub'}: cannot create the folder" in err
 
 
 def test_python_dash_m_entry_point(tmp_path, trained_model_dir):
@@ -182,5 +207,7 @@ def test_python_dash_m_entry_point(tmp_path, trained_model_dir):
                            "--json", "--cpu"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
-    assert record["path"] == str(image) and len(record["predictions"]) == 3
-    assert torch.tensor([p["prob"] for p in record["predictions"]]).sum() <= 1 + 1e-5
+    assert record["path"] == str(image)
+    expected = reference_top_k(trained_model_dir, image, 3)
+    assert [p["label"] for p in record["predictions"]] == [p["label"] for p in expected]
+    assert [p["prob"] for p in record["predictions"]] == pytest.approx([p["prob"] for p in expected], abs=2e-6)

@@ -1,29 +1,26 @@
-"""The NIST-style preprocessing of a user's image (emnist_dist.preprocess) against hand-made cases.
+"""Turning a user's image into a glyph framed like the model's training data (emnist_dist.inference.preprocess).
 
-References: the EMNIST paper's conversion re-done with numpy and Pillow only, the geometry of
-hand-drawn rectangles worked out by hand, and the same picture stored in other Pillow modes.
+References: EMNIST's and MNIST's conversions re-done from their papers with numpy and Pillow
+(tests/helpers/framed_data.py), the geometry of hand-drawn rectangles worked out by hand, and the
+same picture stored in other Pillow modes and as numpy arrays.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import struct
 import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from emnist_dist.errors import UserError
-from emnist_dist.inference.preprocess import (
-    BORDER,
-    MAX_SIDE,
-    WORK_SIDE,
-    otsu_threshold,
-    preprocess_file,
-    read_grayscale,
-    to_emnist,
-)
+from emnist_dist.inference.framing import NIST_FRAMING, Framing, measure_framing
+from emnist_dist.inference.preprocess import MAX_SIDE, otsu_threshold, read_grayscale, to_model_framing
+from tests.helpers.framed_data import DIGITS, FRAMINGS, binary_scan, nist_reference, photo_of
+from emnist_dist.data.synthetic import render_glyphs
 
 
 def paper(height: int, width: int, *boxes: tuple[int, int, int, int], ink: float = 0.0, bg: float = 1.0) -> np.ndarray:
@@ -36,6 +33,9 @@ def paper(height: int, width: int, *boxes: tuple[int, int, int, int], ink: float
 
 # An "L" shape: a vertical bar and a foot, inside a 60x40 box.
 L_SHAPE = ((0, 0, 60, 12), (48, 0, 60, 40))
+# Plain geometry: the ink's longer side spans 3/4 of the frame (21 pixels), strokes are left as they are.
+BOX = Framing(box=0.75, stroke_low=0.1, stroke_high=27.0, centre="box")
+MASS = dataclasses.replace(BOX, centre="mass")
 
 
 def shifted(boxes, dy, dx):
@@ -48,78 +48,62 @@ def bright_box(glyph: np.ndarray, level: int = 128) -> tuple[int, int, int, int]
     return rows.min(), rows.max(), cols.min(), cols.max()
 
 
-def nist_reference(binary: np.ndarray) -> np.ndarray:
-    """EMNIST's conversion of a binary NIST image (Cohen et al. 2017, fig. 1) with numpy + Pillow:
-    Gaussian blur sigma=1, region of interest, centred in a square with a 2-pixel border,
-    bicubic downsampling to 28x28, intensities scaled to 0..255."""
-    taps = np.arange(-3, 4)
-    kernel = np.exp(-(taps**2) / 2.0)
-    kernel /= kernel.sum()
-    canvas = np.pad(binary.astype(np.float64), 10)
-    blurred = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, canvas)
-    blurred = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, blurred)
-    rows, cols = np.nonzero(blurred > 1e-12)
-    roi = blurred[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    side = max(roi.shape) + 2 * 2
-    square = np.zeros((side, side))
-    top, left = (side - roi.shape[0]) // 2, (side - roi.shape[1]) // 2
-    square[top : top + roi.shape[0], left : left + roi.shape[1]] = roi
-    small = np.asarray(Image.fromarray(square.astype(np.float32), "F").resize((28, 28), Image.Resampling.BICUBIC))
-    small = np.clip(small, 0, None)
-    return np.round(small / small.max() * 255).astype(np.uint8)
+def centre_of_mass(glyph: np.ndarray) -> tuple[float, float]:
+    """(row, col) of the intensity-weighted centre, pixel i spanning [i, i + 1)."""
+    ys, xs = np.mgrid[0:28, 0:28] + 0.5
+    g = glyph.astype(np.float64)
+    return (ys * g).sum() / g.sum(), (xs * g).sum() / g.sum()
 
 
-def test_matches_the_paper_conversion_on_a_binary_nist_sized_character():
-    # Ink box 96x48 at NIST scale: no rescaling happens, so the output must be the paper's conversion.
-    binary = 1.0 - paper(128, 128, (16, 40, 112, 56), (16, 40, 32, 88), (56, 40, 70, 80))  # an "F"
-    assert WORK_SIDE == 96
-    ours = to_emnist(binary).astype(int)
-    ref = nist_reference(binary).astype(int)
-    assert np.abs(ours - ref).max() <= 1  # rounding only (Pillow's bicubic = torch's antialiased bicubic)
+def stroke_of(glyph: np.ndarray) -> float:
+    return measure_framing(torch.from_numpy(glyph)[None]).measured["stroke"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry
+
+
+@pytest.mark.parametrize("height, width", [(80, 20), (20, 80), (50, 50)])
+def test_ink_box_spans_the_framing_share_is_centred_and_keeps_its_aspect_ratio(height, width):
+    glyph = to_model_framing(paper(300, 400, (37, 51, 37 + height, 51 + width)), BOX)
+    # By hand: the longer side becomes 0.75 * 28 = 21 pixels, the shorter one 21 * short / long.
+    long_side, short_side = 21, 21 * min(height, width) / max(height, width)
+    top, bottom, left, right = bright_box(glyph)
+    expected_h, expected_w = (long_side, short_side) if height >= width else (short_side, long_side)
+    assert abs(bottom - top + 1 - expected_h) <= 1 and abs(right - left + 1 - expected_w) <= 1
+    assert abs(top - (27 - bottom)) <= 1 and abs(left - (27 - right)) <= 1  # equal margins: centred
+    assert glyph.dtype == np.uint8 and glyph.shape == (28, 28) and glyph.max() == 255 and glyph[0, 0] == 0
+
+
+def test_centring_by_box_or_by_mass():
+    image = paper(200, 300, *shifted(L_SHAPE, 60, 90))
+    by_box, by_mass = to_model_framing(image, BOX), to_model_framing(image, MASS)
+    # The L's mass lies low and left of its box: centring the box leaves the mass off-centre ...
+    row, col = centre_of_mass(by_box)
+    assert row > 14.5 and col < 13.0
+    top, bottom, left, right = bright_box(by_box)
+    assert abs(top - (27 - bottom)) <= 1 and abs(left - (27 - right)) <= 1
+    # ... centring the mass puts it within a quarter pixel (the work resolution) of the frame centre.
+    row, col = centre_of_mass(by_mass)
+    assert abs(row - 14) <= 0.3 and abs(col - 14) <= 0.3
+    # The same ink either way (averaging down keeps the total): only the placement differs.
+    assert int(by_box.sum()) == pytest.approx(int(by_mass.sum()), rel=0.02)
 
 
 def test_polarity_dark_on_light_equals_light_on_dark():
     dark_on_light = paper(90, 70, *shifted(L_SHAPE, 10, 10))
-    light_on_dark = 1.0 - dark_on_light
-    a, b = to_emnist(dark_on_light), to_emnist(light_on_dark)
+    a, b = to_model_framing(dark_on_light, NIST_FRAMING), to_model_framing(1.0 - dark_on_light, NIST_FRAMING)
     np.testing.assert_array_equal(a, b)
-    assert a.dtype == np.uint8 and a.shape == (28, 28)
-    assert a.max() == 255 and a[0, 0] == 0  # ink bright, background black
     # The L's vertical bar is on the left, its foot at the bottom: upright, not mirrored.
-    assert a[5:20, 8].mean() > 200 and a[5:20, 20].mean() < 20
-    assert a[23, 8:20].mean() > 200
+    top, bottom, left, right = bright_box(a)
+    assert a[top:bottom, left + 1].mean() > 200 and a[top:bottom - 6, right - 1].mean() < 20
+    assert a[bottom - 1, left:right].mean() > 200
 
 
 def test_position_and_canvas_size_do_not_matter():
-    centred = to_emnist(paper(80, 60, *shifted(L_SHAPE, 10, 10)))
-    off_centre = to_emnist(paper(200, 300, *shifted(L_SHAPE, 130, 230)))  # bottom-right corner of a bigger page
+    centred = to_model_framing(paper(80, 60, *shifted(L_SHAPE, 10, 10)), MASS)
+    off_centre = to_model_framing(paper(200, 300, *shifted(L_SHAPE, 130, 230)), MASS)  # corner of a bigger page
     np.testing.assert_array_equal(centred, off_centre)
-
-
-@pytest.mark.parametrize("height, width", [(80, 20), (20, 80), (50, 50)])
-def test_ink_box_is_centred_with_the_margin_and_keeps_its_aspect_ratio(height, width):
-    img = paper(300, 400, (37, 51, 37 + height, 51 + width))
-    glyph = to_emnist(img)
-    # Hand geometry: the longer side becomes 96 px, the blur adds 3 px on each side, the square a 2 px border;
-    # the blurred edge of a solid box stays where the box edge was (half of the peak), then x 28/side.
-    long_ink = WORK_SIDE
-    short_ink = WORK_SIDE * min(height, width) / max(height, width)
-    side = long_ink + 2 * 3 + 2 * BORDER
-    scale = 28 / side
-    expected_long, expected_short = long_ink * scale, short_ink * scale
-    top, bottom, left, right = bright_box(glyph, level=128)
-    measured_h, measured_w = bottom - top + 1, right - left + 1
-    expected_h, expected_w = (expected_long, expected_short) if height >= width else (expected_short, expected_long)
-    assert abs(measured_h - expected_h) <= 1.0 and abs(measured_w - expected_w) <= 1.0
-    # Centred: equal margins (within a pixel) on both axes.
-    assert abs(top - (27 - bottom)) <= 1 and abs(left - (27 - right)) <= 1
-    # The margin on the long axis is the blur's spread plus the border, (3 + 2) * 28 / 106 = 1.3 px:
-    # the first bright pixel is the first whose centre (i + 0.5) lies past it, row/col 1.
-    margin = (3 + BORDER) * scale
-    first = top if height >= width else left
-    assert first == math.ceil(margin - 0.5) == 1
-    # Nothing is cut: the outermost rows/cols hold at most the faint tail of the blur.
-    assert glyph[[0, 27], :].max() < 64 and glyph[:, [0, 27]].max() < 64
 
 
 @pytest.mark.parametrize("polarity", ["dark on light", "light on dark"])
@@ -128,39 +112,152 @@ def test_a_crop_so_tight_that_the_ink_covers_half_the_border(polarity):
     roomy = paper(90, 70, *shifted(L_SHAPE, 15, 12))
     if polarity == "light on dark":
         tight = 1.0 - tight
-    np.testing.assert_array_equal(to_emnist(tight), to_emnist(roomy))
+    np.testing.assert_array_equal(to_model_framing(tight, BOX), to_model_framing(roomy, BOX))
 
 
 def test_uneven_lighting_is_evened_out_before_thresholding():
     even = paper(300, 400, *shifted(L_SHAPE, 120, 170), ink=0.1)
     # Lit from the left: the paper darkens from 1.0 to 0.45 across the page (ink darkens with it).
-    light = np.linspace(1.0, 0.45, 400, dtype=np.float32)[None, :]
-    shaded = even * light
+    shaded = even * np.linspace(1.0, 0.45, 400, dtype=np.float32)[None, :]
     # The gradient is strong enough to fool a plain Otsu threshold: it falls inside the paper's range,
     # so far more than the ink would be taken as ink.
     t = otsu_threshold(shaded)
     assert (shaded <= t).mean() > 10 * (even < 0.5).mean()
-    assert np.abs(to_emnist(shaded).astype(int) - to_emnist(even).astype(int)).mean() < 3
+    a, b = to_model_framing(shaded, NIST_FRAMING), to_model_framing(even, NIST_FRAMING)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 3
 
 
-def test_hairline_strokes_are_thickened_like_a_pen():
-    thin = paper(300, 300, (40, 100, 240, 101), (239, 100, 240, 200))  # 1-pixel "L", 200 pixels tall
-    thick = paper(300, 300, (40, 100, 240, 114), (226, 100, 240, 200))  # same L, strokes 7% of its height
-    a, b = to_emnist(thin), to_emnist(thick)
-    # Both come out with strokes of about the same weight (7% of 96 is about MIN_STROKE at the NIST stage);
-    # left alone, the hairline gives a 1-pixel line: 0.75x the bright pixels, mean difference 17.
-    assert 0.85 < (a >= 128).sum() / (b >= 128).sum() < 1.5
-    assert np.abs(a.astype(int) - b.astype(int)).mean() < 13
+def test_strokes_are_brought_into_the_framing_range():
+    hairline = paper(300, 300, (40, 100, 240, 101), (239, 100, 240, 200))  # 1-pixel "L", 200 pixels tall
+    marker = paper(300, 300, (40, 100, 240, 180), (160, 100, 240, 260))  # strokes 40% of its height
+    untouched = dataclasses.replace(BOX, stroke_low=0.1, stroke_high=27.0)
+    fitted = dataclasses.replace(BOX, stroke_low=2.0, stroke_high=4.0)
+    # Left alone, the hairline comes out about a pixel wide and the marker strokes about 8 pixels.
+    assert stroke_of(to_model_framing(hairline, untouched)) < 1.6
+    assert stroke_of(to_model_framing(marker, untouched)) > 6.0
+    # Fitted, both land in (about) the 2..4 pixel range, the glyph still spanning 21 pixels.
+    for image in (hairline, marker):
+        glyph = to_model_framing(image, fitted)
+        assert 1.8 <= stroke_of(glyph) <= 4.4
+        top, bottom, left, right = bright_box(glyph)
+        assert abs(max(bottom - top, right - left) + 1 - 21) <= 1.5
 
 
 def test_otsu_threshold_separates_two_levels():
     values = np.concatenate([np.full(900, 0.2), np.full(100, 0.8)])
-    t = otsu_threshold(values)
-    assert 0.2 < t <= 0.8
+    assert 0.2 < otsu_threshold(values) <= 0.8
     rng = np.random.default_rng(0)
     noisy = np.clip(np.concatenate([rng.normal(0.9, 0.03, 5000), rng.normal(0.3, 0.05, 500)]), 0, 1)
-    t = otsu_threshold(noisy)
-    assert 0.45 < t < 0.75
+    assert 0.45 < otsu_threshold(noisy) < 0.75
+
+
+# ---------------------------------------------------------------------------------------------
+# EMNIST's and MNIST's framings, from their papers
+
+
+@pytest.fixture(scope="module")
+def references():
+    """Per framing: 30 synthetic digits converted as its paper says, and their measured framing."""
+    glyphs, _ = render_glyphs(DIGITS, 3, seed=5)
+    scans = [binary_scan(g) for g in glyphs]
+    out = {}
+    for name, convert in FRAMINGS.items():
+        framed = np.stack([convert(scan) for scan in scans])
+        out[name] = framed, measure_framing(torch.from_numpy(framed))
+    return out
+
+
+def test_the_papers_framings_are_measured_as_described(references):
+    emnist, mnist = references["emnist"][1], references["mnist"][1]
+    # EMNIST: the character fills the frame up to the 2-pixel border (and the blur's spread), box centred.
+    assert emnist.centre == "box" and 0.85 <= emnist.box <= 0.93
+    # MNIST: the longer side is 20 of the 28 pixels (within the quarter-pixel measuring step), mass centred.
+    assert mnist.centre == "mass" and abs(mnist.box * 28 - 20) <= 0.5
+    # MNIST's strokes come out thinner: the same scans, drawn smaller.
+    assert mnist.measured["stroke"] < 0.9 * emnist.measured["stroke"]
+    assert mnist.measured["mass_offset"] < 0.5 <= emnist.measured["mass_offset"]
+
+
+@pytest.mark.parametrize("name", list(FRAMINGS))
+def test_photos_of_framed_glyphs_come_back_framed_the_same_way(references, name):
+    framed, framing = references[name]
+    other = references["mnist" if name == "emnist" else "emnist"][1]
+    rng = np.random.default_rng(1)
+    photos = [photo_of(g, rng) for g in framed]
+    ours = np.stack([to_model_framing(p, framing) for p in photos])
+    again = measure_framing(torch.from_numpy(ours))
+    assert abs(again.box - framing.box) <= 0.02 and again.centre == framing.centre
+    # Pixel by pixel close to the paper's own conversion, much closer than the other framing gets.
+    diff = np.abs(ours.astype(int) - framed.astype(int)).mean()
+    wrong = np.stack([to_model_framing(p, other) for p in photos])
+    assert diff < 14 and diff < 0.6 * np.abs(wrong.astype(int) - framed.astype(int)).mean()
+
+
+def test_first_version_framing_matches_the_nist_conversion():
+    # Model folders without a measured framing get NIST_FRAMING: a NIST-sized binary character comes
+    # out about as the paper's conversion makes it.
+    binary = 1.0 - paper(128, 128, (16, 40, 112, 56), (16, 40, 32, 88), (56, 40, 70, 80))  # an "F"
+    ours = to_model_framing(binary, NIST_FRAMING).astype(int)
+    ref = nist_reference(binary > 0.5).astype(int)
+    assert np.abs(ours - ref).mean() < 8
+    assert bright_box(ours) == pytest.approx(bright_box(ref), abs=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numpy arrays and float images
+
+
+def _l_rgb() -> np.ndarray:
+    gray = (paper(90, 70, *shifted(L_SHAPE, 15, 12)) * 255).astype(np.uint8)
+    return np.stack([gray, gray, gray], axis=2)
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda rgb: rgb, id="RGB-uint8"),
+    pytest.param(lambda rgb: rgb[..., 0], id="gray-uint8"),
+    pytest.param(lambda rgb: rgb[..., :1], id="HxWx1"),
+    pytest.param(lambda rgb: rgb[..., 0].astype(np.float64) / 255, id="gray-float-0-1"),
+    pytest.param(lambda rgb: rgb.astype(np.float32), id="RGB-float-0-255"),
+    pytest.param(lambda rgb: rgb[..., 0].astype(np.uint16) * 257, id="gray-uint16"),
+    pytest.param(lambda rgb: rgb[..., 0] > 127, id="bool"),
+    pytest.param(lambda rgb: np.dstack([np.zeros_like(rgb), 255 - rgb[..., :1]]), id="RGBA-ink-on-transparent"),
+])
+def test_arrays_give_the_glyph_of_the_same_picture_as_a_file(tmp_path, make):
+    path = tmp_path / "l.png"
+    Image.fromarray(_l_rgb()).save(path)
+    np.testing.assert_array_equal(to_model_framing(make(_l_rgb()), NIST_FRAMING), to_model_framing(path, NIST_FRAMING))
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((2, 3, 5, 7)), "shape"),
+    (np.array([["a"] * 20] * 20), "expected integer, float or bool"),
+    (np.where(np.eye(20) > 0, np.nan, 1.0), "NaN or infinite"),
+])
+def test_bad_arrays_are_one_line(array, message):
+    with pytest.raises(UserError, match=message) as err:
+        to_model_framing(array, NIST_FRAMING, name="camera frame")
+    assert str(err.value).startswith("camera frame: ") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0], ids=["float-0-1", "float-0-255"])
+def test_float_tiff_is_scaled_from_its_value_range(tmp_path, scale):
+    png, tiff = tmp_path / "l.png", tmp_path / "l.tiff"
+    gray = _l_rgb()[..., 0]
+    Image.fromarray(gray).save(png)
+    Image.fromarray(gray.astype(np.float32) / 255 * scale, "F").save(tiff)
+    with Image.open(tiff) as reopened:
+        assert reopened.mode == "F"
+    np.testing.assert_array_equal(to_model_framing(tiff, NIST_FRAMING), to_model_framing(png, NIST_FRAMING))
+
+
+def test_float_tiff_with_non_finite_pixels_is_refused(tmp_path):
+    values = _l_rgb()[..., 0].astype(np.float32) / 255
+    values[3, 4], values[5, 6] = np.nan, np.inf
+    path = tmp_path / "nan.tiff"
+    Image.fromarray(values, "F").save(path)
+    with pytest.raises(UserError) as err:
+        to_model_framing(path, NIST_FRAMING)
+    assert str(err.value) == f"{path}: 2 pixel value(s) are NaN or infinite: expected finite grey levels"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +273,7 @@ def _l_image() -> Image.Image:
 def reference_glyph(tmp_path):
     path = tmp_path / "ref.png"
     _l_image().save(path)
-    return preprocess_file(path)
+    return to_model_framing(path, NIST_FRAMING)
 
 
 def _transparent(mode: str) -> Image.Image:
@@ -217,7 +314,7 @@ def test_image_modes_give_the_same_glyph(tmp_path, reference_glyph, make):
     image.save(path)
     with Image.open(path) as reopened:
         assert reopened.mode[:1] == image.mode[:1]  # the file really is in that mode family
-    np.testing.assert_array_equal(preprocess_file(path), reference_glyph)
+    np.testing.assert_array_equal(to_model_framing(path, NIST_FRAMING), reference_glyph)
 
 
 def test_palette_with_transparency_is_composited_on_white(tmp_path, reference_glyph):
@@ -227,7 +324,7 @@ def test_palette_with_transparency_is_composited_on_white(tmp_path, reference_gl
     image.info["transparency"] = 0  # ... but the background entry is transparent
     path = tmp_path / "p.png"
     image.save(path, transparency=0)
-    np.testing.assert_array_equal(preprocess_file(path), reference_glyph)
+    np.testing.assert_array_equal(to_model_framing(path, NIST_FRAMING), reference_glyph)
 
 
 def test_exif_orientation_of_photos_is_applied(tmp_path, reference_glyph):
@@ -238,7 +335,7 @@ def test_exif_orientation_of_photos_is_applied(tmp_path, reference_glyph):
     exif[0x0112] = 6
     path = tmp_path / "photo.jpg"
     stored.save(path, quality=95, exif=exif)
-    glyph = preprocess_file(path).astype(int)
+    glyph = to_model_framing(path, NIST_FRAMING).astype(int)
     assert np.abs(glyph - reference_glyph.astype(int)).mean() < 6
 
 
@@ -249,7 +346,7 @@ def test_large_photo_is_downscaled_while_reading(tmp_path):
     gray = read_grayscale(path)
     assert max(gray.shape) <= MAX_SIDE and gray.shape[1] > gray.shape[0]
     small = paper(300, 400, (100, 150, 220, 180), (190, 150, 220, 230))
-    assert np.abs(to_emnist(gray).astype(int) - to_emnist(small).astype(int)).mean() < 6
+    assert np.abs(to_model_framing(gray, NIST_FRAMING).astype(int) - to_model_framing(small, NIST_FRAMING).astype(int)).mean() < 6
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -275,7 +372,7 @@ def test_unreadable_files_raise_one_line_naming_the_file(tmp_path, name, content
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(UserError) as err:
-        preprocess_file(path)
+        to_model_framing(path, NIST_FRAMING)
     text = str(err.value)
     assert str(path) in text and message in text and "\n" not in text
 
@@ -286,12 +383,12 @@ def test_truncated_png_is_a_user_error(tmp_path):
     bad = tmp_path / "cut.png"
     bad.write_bytes(good.read_bytes()[:200])
     with pytest.raises(UserError, match="cannot read as an image"):
-        preprocess_file(bad)
+        to_model_framing(bad, NIST_FRAMING)
 
 
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        preprocess_file(tmp_path / "nope.png")
+        to_model_framing(tmp_path / "nope.png", NIST_FRAMING)
 
 
 @pytest.mark.parametrize(
@@ -308,4 +405,4 @@ def test_images_without_a_character_are_refused(tmp_path, pixels, message):
     path = tmp_path / "blank.png"
     Image.fromarray(pixels, "L").save(path)
     with pytest.raises(UserError, match=message):
-        preprocess_file(path)
+        to_model_framing(path, NIST_FRAMING)
