@@ -7,25 +7,25 @@ Public API::
     load_emnist(data_config, seed) -> EmnistData            # prepare + load + val carve-out + stats
 
 Command line: ``python -m emnist_dist.data prepare|inspect --split SPLIT --source SOURCE``.
+
+The names are imported on first use (PEP 562): inference code imports ``data.resize`` and
+``data.splits`` alone, without pulling in ``datasets`` and ``pyarrow`` (a predict-only install,
+a Hugging Face Space).
 """
 
-from .cache import default_cache_dir, prepare
-from .dataset_io import load_split
-from .emnist import EmnistData, load_emnist
-from .splits import SPLITS, SplitInfo, class_names
-from .stats import class_counts, image_stats, stratified_split, stratified_subset
+from importlib import import_module
 
-__all__ = [
-    "SPLITS",
-    "EmnistData",
-    "SplitInfo",
-    "class_counts",
-    "class_names",
-    "default_cache_dir",
-    "image_stats",
-    "load_emnist",
-    "load_split",
-    "prepare",
-    "stratified_split",
-    "stratified_subset",
-]
+_HOMES = {
+    "default_cache_dir": "cache", "prepare": "cache",
+    "load_split": "dataset_io",
+    "EmnistData": "emnist", "load_emnist": "emnist",
+    "SPLITS": "splits", "SplitInfo": "splits", "class_names": "splits",
+    "class_counts": "stats", "image_stats": "stats", "stratified_split": "stats", "stratified_subset": "stats",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
