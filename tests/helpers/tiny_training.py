@@ -66,7 +66,7 @@ class TinyRun:
             self.loader.set_epoch(self.loader.state_dict()["epoch"])
             self._batches = iter(self.loader)
         images, labels = next(self._batches)
-        x, targets = self.mixer(self.affine(images.float() / 255), labels)
+        x, targets = self.mixer(self.affine.resize(images, 28), labels)
         loss = -(targets * self.model(x).log_softmax(1)).sum(1).mean()
         loss.backward()
         self.optimizer.step()
