@@ -371,6 +371,7 @@ def finish(cfg, accelerator, model, ema, data, progress, is_main) -> dict:
         "step": progress.step, "epoch": progress.epoch, "world_size": accelerator.num_processes,
         "ranks_in_sync": in_sync,
         "split": data.split, "data": data.description, "synthetic": data.is_synthetic,
+        "excluded": data.excluded,
     }
     accelerator.log({k: v for k, v in final.items() if isinstance(v, (int, float))}, step=progress.step)
     if is_main:
