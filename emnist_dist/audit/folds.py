@@ -57,7 +57,7 @@ def _train_and_score(folds: list[Config], reuse: bool, stop: "StopRequest", stat
         else:
             if not (reuse and finished(out)):
                 state.print(f"audit: fold {k + 1}/{len(folds)}: training in {out}")
-                code = train_fold(fold, state)
+                code = train_fold(fold, k, state)
                 stop.listen()  # the trainer installed its own handlers for the run
                 if code:
                     return code
@@ -108,7 +108,7 @@ def finished(out: Path) -> bool:
     return (out / "final.json").is_file() and (out / "model" / "config.json").is_file()
 
 
-def train_fold(fold: Config, state: PartialState) -> int:
+def train_fold(fold: Config, k: int, state: PartialState) -> int:
     """Run the trainer on the fold's config (written to its folder first, which the trainer then keeps)."""
     config_path = Path(fold.output_dir) / "config.yaml"
     if state.is_main_process:
@@ -117,16 +117,23 @@ def train_fold(fold: Config, state: PartialState) -> int:
         save_config(fold, config_path)
     state.wait_for_everyone()
     code = train_main(["--config", str(config_path)])
-    rejoin_process_group(state)
+    rejoin_process_group(state, generation=k + 1)
     return code
 
 
-def rejoin_process_group(state: PartialState) -> None:
+def rejoin_process_group(state: PartialState, generation: int) -> None:
     """The trainer ends with ``Accelerator.end_training()``, which destroys the process group. The ranks
     still have folds to train and scores to gather together, so they form a new one: the same backend
-    and the launcher's environment (``env://``), as Accelerate formed the first."""
+    and the launcher's rendezvous (``env://``), as Accelerate formed the first.
+
+    Under a launcher the rendezvous store outlives the group and still holds the first group's keys
+    (peer addresses) under the same names: a rank that read one would connect to a closed socket and
+    wait for ever (it happened under SLURM). Each new group therefore gets its own key prefix.
+    """
     if state.num_processes > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend=state.backend)
+        store, rank, world_size = next(torch.distributed.rendezvous("env://"))
+        store = torch.distributed.PrefixStore(f"emnist_dist_audit/{generation}", store)
+        torch.distributed.init_process_group(backend=state.backend, store=store, rank=rank, world_size=world_size)
 
 
 def score_fold(fold: Config, k: int, state: PartialState) -> Scores:
