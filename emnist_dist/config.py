@@ -50,6 +50,14 @@ class DataConfig:
     """Test glyphs per class for source=synthetic."""
     subset: Optional[int] = None
     """Keep only this many training samples (stratified); for debugging."""
+    exclude: Optional[str] = None
+    """File of training-part row indices, one per line (the audit's exclude.txt): those glyphs leave the
+    training and validation parts; test data are never touched."""
+    fold: Optional[int] = None
+    """Hold out part number `fold` (0..folds-1) of a stratified K-fold partition of the training part:
+    neither trained nor validated on (the audit scores it). None = no fold held out."""
+    folds: int = 4
+    """K of the partition data.fold selects from."""
 
 
 @dataclass
@@ -176,8 +184,29 @@ class LogConfig:
 
 
 @dataclass
+class AuditConfig:
+    """Data-quality audit (python -m emnist_dist.audit): K-fold out-of-fold probabilities, then the ranking."""
+
+    folds: int = 4
+    """K: one model per fold, trained on the other K-1 parts of the training part, scores the held-out part."""
+    rank_only: bool = False
+    """Recompute the ranking from output_dir/oof_probs.safetensors without training."""
+    filter_by: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+                       "predicted_neq_given", "low_normalized_margin", "low_self_confidence"] = "prune_by_noise_rate"
+    """cleanlab.filter.find_label_issues(filter_by=...): how label issues are chosen."""
+    score_method: Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"] = "self_confidence"
+    """cleanlab.rank.get_label_quality_scores(method=...): the score column (lower = more suspicious)."""
+    transform_ratio: float = 3.0
+    """Flag a rotation/flip when it makes the glyph's own label at least this many times more probable."""
+    transform_min_prob: float = 0.5
+    """... and the transformed glyph's label probability is at least this."""
+    sheet_size: int = 64
+    """Glyphs on label_issues.png, most suspicious first."""
+
+
+@dataclass
 class Config:
-    """A complete training run."""
+    """A complete training run (and the audit's settings)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -185,6 +214,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     output_dir: str = "runs/default"
     """Run folder: config.yaml, metrics.jsonl, final.json, checkpoints/, model/. $VARS are expanded
     (e.g. runs/sweep/$WANDB_RUN_ID)."""
@@ -198,12 +228,19 @@ class Config:
     """Debug mode: a small subset, a few steps, anomaly checks and synchronous CUDA."""
 
 
-def build_parser(prog: str = "python -m emnist_dist.train") -> ArgumentParser:
-    """The command-line parser: ``--config FILE`` then ``--section.key VALUE`` overrides."""
+TRAIN_DESCRIPTION = "Train an EMNIST classifier."
+
+
+def build_parser(prog: str = "python -m emnist_dist.train", description: str = TRAIN_DESCRIPTION,
+                 defaults: dict | None = None) -> ArgumentParser:
+    """The command-line parser: ``--config FILE`` then ``--section.key VALUE`` overrides.
+
+    ``defaults`` (``{"model.name": ...}``) replaces dataclass defaults for another entry point (the audit).
+    """
     set_parsing_settings(docstring_parse_attribute_docstrings=True)  # field docstrings become --help text
     parser = ArgumentParser(
         prog=prog,
-        description="Train an EMNIST classifier. Every field below can be set in the YAML "
+        description=f"{description} Every field below can be set in the YAML "
         "given to --config and overridden on the command line.",
         exit_on_error=False,
         env_prefix="EMNIST_DIST",
@@ -211,12 +248,15 @@ def build_parser(prog: str = "python -m emnist_dist.train") -> ArgumentParser:
     )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the fields below.")
     parser.add_class_arguments(Config, as_group=False)
+    if defaults:
+        parser.set_defaults(defaults)
     return parser
 
 
-def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_dist.train") -> Config:
+def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_dist.train",
+                 description: str = TRAIN_DESCRIPTION, defaults: dict | None = None) -> Config:
     """Parse argv into a :class:`Config`; a bad key, type or value raises :class:`UserError`."""
-    parser = build_parser(prog)
+    parser = build_parser(prog, description, defaults)
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         parser.print_help()
@@ -281,6 +321,11 @@ def validate(config: Config) -> None:
         raise UserError(f"data.val_fraction={d.val_fraction}: expected a fraction in [0, 1)")
     if d.image_size < 8:
         raise UserError(f"data.image_size={d.image_size}: expected at least 8 pixels")
+    if d.folds < 2:
+        raise UserError(f"data.folds={d.folds}: expected an integer >= 2")
+    if d.fold is not None and not 0 <= d.fold < d.folds:
+        raise UserError(f"data.fold={d.fold}: expected null or a fold number in 0..{d.folds - 1} (data.folds={d.folds})")
+    validate_audit(config.audit)
     check_trackers(config.log.trackers)
     if config.resume not in ("never", "auto") and not Path(config.resume).exists():
         raise UserError(f"resume={config.resume!r}: expected never, auto, or an existing checkpoint folder")
@@ -299,6 +344,18 @@ def check_trackers(names: list[str]) -> None:
             raise UserError(f"log.trackers contains {name!r}: expected any of {', '.join(supported)}")
         if not getattr(accelerate.utils, f"is_{name}_available")():
             raise UserError(f"log.trackers contains {name!r} but its package is not installed: pip install {name}")
+
+
+def validate_audit(a: AuditConfig) -> None:
+    """The audit section's own checks (part of :func:`validate`)."""
+    if a.folds < 2:
+        raise UserError(f"audit.folds={a.folds}: expected an integer >= 2 (each fold is scored by a model trained on the others)")
+    if a.transform_ratio < 1:
+        raise UserError(f"audit.transform_ratio={a.transform_ratio}: expected a ratio >= 1")
+    if not 0 < a.transform_min_prob <= 1:
+        raise UserError(f"audit.transform_min_prob={a.transform_min_prob}: expected a probability in (0, 1]")
+    if a.sheet_size < 1:
+        raise UserError(f"audit.sheet_size={a.sheet_size}: expected an integer >= 1")
 
 
 def config_to_dict(config: Config) -> dict:

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The body shared by the SLURM templates (sourced by them, not run on its own).
 #
-# emnist_slurm_train CONFIG [--section.key VALUE ...]
+# emnist_slurm_train CONFIG [--section.key VALUE ...]   (python -m emnist_dist.train; done: final.json)
+# emnist_slurm_audit CONFIG [--section.key VALUE ...]   (python -m emnist_dist.audit; done: summary.json)
 #   Starts one `accelerate launch` per node through srun (one training process per GPU), forwards
 #   the pre-timeout USR1 (#SBATCH --signal=B:USR1@120) to the training processes, which checkpoint
 #   and exit, then requeues the job; the requeued job resumes with --resume auto.
@@ -48,9 +49,14 @@ head_node_address() {
   echo "${addr:-$head}"
 }
 
-emnist_slurm_train() {
-  local config=$1
-  shift
+emnist_slurm_train() { emnist_slurm_run emnist_dist.train final.json "$@"; }
+emnist_slurm_audit() { emnist_slurm_run emnist_dist.audit summary.json "$@"; }
+
+# emnist_slurm_run MODULE DONE_FILE CONFIG [ARGS...]: the job is finished when it (re)wrote
+# OUTPUT_DIR/DONE_FILE.
+emnist_slurm_run() {
+  local module=$1 done_file=$2 config=$3
+  shift 3
   : "${SLURM_JOB_ID:?submit this script with sbatch}"
   local repo=${EMNIST_REPO:-$SLURM_SUBMIT_DIR}
   if [[ ! -f $repo/$config ]]; then
@@ -78,8 +84,8 @@ emnist_slurm_train() {
   local output_dir=${OUTPUT_DIR:-runs/$SLURM_JOB_NAME}
   local max_requeues=${MAX_REQUEUES:-20}
   local restarts=${SLURM_RESTART_COUNT:-0}
-  # "finished" means final.json was (re)written by this job: compare its mtime before and after
-  local final=$output_dir/final.json final_before
+  # "finished" means DONE_FILE was (re)written by this job: compare its mtime before and after
+  local final=$output_dir/$done_file final_before
   final_before=$(stat -c %y "$final" 2>/dev/null || true)
 
   local launch=(--num_machines "$nodes" --num_processes "$world"
@@ -87,7 +93,7 @@ emnist_slurm_train() {
   if ((world > 1)); then
     launch+=(--multi_gpu) # DDP, also on CPU: accelerate's own --cpu would start a single process
   fi
-  local train=(-m emnist_dist.train --config "$repo/$config" --output_dir "$output_dir" --resume auto
+  local train=(-m "$module" --config "$repo/$config" --output_dir "$output_dir" --resume auto
     "${cpu_args[@]}" "$@")
 
   # live logs: Python block-buffers stdout into srun's pipes otherwise

@@ -4,7 +4,7 @@ Public API::
 
     prepare(split, source, cache_dir=None, ...) -> Path     # cache once, reuse afterwards
     load_split(cache_path, "train" | "test") -> (uint8 (N,1,28,28), int64 (N,))
-    load_emnist(data_config, seed) -> EmnistData            # prepare + load + val carve-out + stats
+    load_emnist(data_config, seed) -> EmnistData            # prepare + load + exclude/fold/val carve-out + stats
 
 Command line: ``python -m emnist_dist.data prepare|inspect --split SPLIT --source SOURCE``.
 
@@ -18,9 +18,10 @@ from importlib import import_module
 _HOMES = {
     "default_cache_dir": "cache", "prepare": "cache",
     "load_split": "dataset_io",
-    "EmnistData": "emnist", "load_emnist": "emnist",
+    "EmnistData": "emnist", "load_emnist": "emnist", "prepare_data": "emnist",
+    "read_exclude": "exclusion",
     "SPLITS": "splits", "SplitInfo": "splits", "class_names": "splits",
-    "class_counts": "stats", "image_stats": "stats", "stratified_split": "stats", "stratified_subset": "stats",
+    "class_counts": "stats", "image_stats": "stats", "stratified_folds": "stats", "stratified_split": "stats", "stratified_subset": "stats",
 }
 __all__ = sorted(_HOMES)
 

@@ -56,15 +56,36 @@ def _stratified_mask(labels: torch.Tensor, n_take: int, seed: int) -> torch.Tens
     quotas = scaled // max(n, 1)
     short = n_take - int(quotas.sum())
     quotas[torch.argsort(scaled % max(n, 1), descending=True, stable=True)[:short]] += 1
-    # Shuffle, then group by class (stable sort keeps the shuffled order within a class).
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    order = perm[torch.sort(labels[perm], stable=True).indices]
+    order = _class_grouped_order(labels, seed)
     ordered_labels = labels[order]
     class_start = torch.cumsum(counts, 0) - counts
     rank_in_class = torch.arange(n) - class_start[ordered_labels]
     mask = torch.zeros(n, dtype=torch.bool)
     mask[order[rank_in_class < quotas[ordered_labels]]] = True
     return mask
+
+
+def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """The K-fold part (0..folds-1) of every sample, int64 ``(N,)``, stratified by class.
+
+    The samples are shuffled with ``seed``, grouped by class, and dealt out to the parts in turn,
+    so every class is spread over the parts as evenly as possible (counts differ by at most one)
+    and so are the parts' sizes. Written here rather than taken from scikit-learn's
+    ``StratifiedKFold``, whose assignment has changed between releases: a resumed audit must
+    hold out exactly the glyphs it held out before.
+    """
+    if folds < 2:
+        raise ValueError(f"folds={folds}: expected at least 2")
+    order = _class_grouped_order(labels.to(torch.int64), seed)
+    part = torch.empty(labels.numel(), dtype=torch.int64)
+    part[order] = torch.arange(labels.numel()) % folds
+    return part
+
+
+def _class_grouped_order(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """Sample indices shuffled with ``seed``, then grouped by class (the stable sort keeps the shuffle within a class)."""
+    perm = torch.randperm(labels.numel(), generator=torch.Generator().manual_seed(seed))
+    return perm[torch.sort(labels[perm], stable=True).indices]
 
 
 def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:

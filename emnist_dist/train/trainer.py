@@ -363,6 +363,7 @@ class Trainer:
             "best_val_acc": state.best_val_acc, "step": state.step, "epoch": -(-state.step // self.steps_per_epoch),
             "world_size": accelerator.num_processes, "ranks_in_sync": in_sync,
             "split": data.split, "data": data.description, "synthetic": data.is_synthetic,
+            "excluded": data.excluded,
         })
         confusion = best_metrics.confusion.compute().cpu()
         accelerator.log({k: v for k, v in final.items() if isinstance(v, (int, float))}, step=state.step)

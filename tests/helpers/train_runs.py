@@ -1,4 +1,4 @@
-"""Running the real training entry point in subprocesses, as users and launchers do."""
+"""Running the real training (and audit) entry points in subprocesses, as users and launchers do."""
 
 from __future__ import annotations
 
@@ -30,18 +30,18 @@ def env_for_tests(tmp_path: Path) -> dict:
     return env
 
 
-def train_cmd(args: list[str], processes: int = 1) -> list[str]:
+def train_cmd(args: list[str], processes: int = 1, module: str = "emnist_dist.train") -> list[str]:
     if processes == 1:
-        return [sys.executable, "-m", "emnist_dist.train", *args]
+        return [sys.executable, "-m", module, *args]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
             str(REPO / "accelerate_configs" / "cpu_ddp.yaml"), "--num_processes", str(processes),
-            "--main_process_port", str(free_port()), "-m", "emnist_dist.train", *args]
+            "--main_process_port", str(free_port()), "-m", module, *args]
 
 
 def run_train(args: list[str], tmp_path: Path, processes: int = 1, timeout: float = 300,
-              extra_env: dict | None = None) -> subprocess.CompletedProcess:
+              extra_env: dict | None = None, module: str = "emnist_dist.train") -> subprocess.CompletedProcess:
     env = {**env_for_tests(tmp_path), **(extra_env or {})}
-    return subprocess.run(train_cmd(args, processes), cwd=REPO, env=env, capture_output=True, text=True,
+    return subprocess.run(train_cmd(args, processes, module), cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 

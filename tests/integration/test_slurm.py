@@ -22,7 +22,7 @@ import pytest
 from tests.helpers.slurm_cluster import SlurmCluster, slurm_cluster, slurm_missing_reason
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = ("byclass_b3.sh", "balanced_b2.sh", "multinode_byclass_b3.sh")
+TEMPLATES = ("byclass_b3.sh", "balanced_b2.sh", "multinode_byclass_b3.sh", "audit_byclass.sh")
 JOB_TIMEOUT = 240
 
 # Synthetic glyphs: the test split has exactly classes * TEST_PER_CLASS samples.
@@ -219,6 +219,21 @@ def test_preempted_job_requeues_and_resumes(cluster, submit, submit_dir, backgro
     run_id = (out / "wandb_run_id").read_text().strip()
     halves = sorted((out / "wandb").glob("offline-run-*"))
     assert len(halves) == 2 and all(h.name.endswith(f"-{run_id}") for h in halves), halves
+
+
+@pytest.mark.slow
+def test_audit_template_trains_the_folds_in_one_job(cluster, submit, submit_dir):
+    audit_tiny = [*TINY, "--model.name", "test_resnet", "--train.epochs", "1", "--audit.folds", "2"]
+    job_id = submit("audit_byclass.sh", *audit_tiny)
+    job = finish(cluster, job_id)
+    assert job["Restarts"] == "0" and job["JobName"] == "emnist-audit-byclass"
+    out = submit_dir / "runs" / "emnist-audit-byclass"
+    for k in range(2):  # the folds one after another under the same launch, each with both processes
+        assert read_final(out / f"fold_{k}")["world_size"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scored"] == 62 * 8  # every training glyph of the recipe's split, out of fold
+    assert (out / "label_issues.csv").is_file() and (out / "label_issues.png").is_file()
+    assert "finished: runs/emnist-audit-byclass/summary.json" in job_log(cluster, job_id)
 
 
 @pytest.mark.slow

@@ -49,6 +49,13 @@ def test_saved_config_reproduces_the_run(tmp_path):
     (["--train.eval_every", "0"], "train.eval_every=0"),
     (["--train.max_steps", "0"], "train.max_steps=0"),
     (["--train.clip_grad_norm", "-1"], "train.clip_grad_norm=-1"),
+    (["--data.fold", "4"], "data.fold"),
+    (["--data.folds", "1"], "data.folds"),
+    (["--audit.folds", "1"], "audit.folds"),
+    (["--audit.transform_ratio", "0.5"], "audit.transform_ratio"),
+    (["--audit.transform_min_prob", "0"], "audit.transform_min_prob"),
+    (["--audit.sheet_size", "0"], "audit.sheet_size"),
+    (["--audit.filter_by", "vibes"], "audit.filter_by"),
 ])
 def test_bad_values_name_the_culprit_in_one_line(argv, culprit):
     with pytest.raises(UserError) as err:

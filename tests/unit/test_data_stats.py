@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from tests.helpers.emnist_raw import random_split, write_gzip_zip
 
-from emnist_dist.data import class_counts, image_stats, prepare, stratified_split, stratified_subset
+from emnist_dist.data import class_counts, image_stats, prepare, stratified_folds, stratified_split, stratified_subset
 from emnist_dist.data.stats import resize_matrix
 from emnist_dist.data.resize import resize_to_float
 
@@ -69,6 +69,21 @@ def test_subset_is_exact_and_stratified():
     subset = stratified_subset(labels, 20, seed=3)
     assert len(subset) == 20 and per_class(labels, subset, 3) == [12, 6, 2]
     assert torch.equal(stratified_subset(labels, 500, seed=3), torch.arange(100))
+
+
+def test_folds_partition_every_class_evenly():
+    labels = labels_with_counts([41, 17, 6, 1])
+    part = stratified_folds(labels, 4, seed=5)
+    assert part.dtype == torch.int64 and sorted(set(part.tolist())) == [0, 1, 2, 3]
+    sizes = torch.bincount(part).tolist()
+    assert sum(sizes) == 65 and max(sizes) - min(sizes) <= 1
+    for c, count in enumerate([41, 17, 6, 1]):  # each class spread over the parts, counts differ by at most one
+        held = torch.bincount(part[labels == c], minlength=4)
+        assert int(held.sum()) == count and int(held.max() - held.min()) <= 1
+    assert torch.equal(part, stratified_folds(labels, 4, seed=5))
+    assert not torch.equal(part, stratified_folds(labels, 4, seed=6))
+    with pytest.raises(ValueError):
+        stratified_folds(labels, 1, seed=0)
 
 
 def test_image_stats_exact_and_cached(tmp_path):

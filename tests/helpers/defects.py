@@ -1,0 +1,86 @@
+"""Generated digits with known defects, written as the NIST archive, and what an audit found of them.
+
+The glyphs are the synthetic renderer's (fonts, distorted); then a known set of labels is changed to
+another class and a known, disjoint set of glyphs is turned by 90, 180 or 270 degrees (numpy's
+``rot90``, independent of the package's transforms) before being stored transposed like NIST's.
+Only digits that look different when turned are turned: a turned 0, 1 or 8 is no defect one could see.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emnist_dist.data.synthetic import render_glyphs
+from tests.helpers.emnist_raw import RawSplit, write_gzip_zip
+
+DIGITS = list("0123456789")
+TURN_INVARIANT = {0, 1, 8}
+FIX = {1: "rot270", 2: "rot180", 3: "rot90"}
+"""numpy ``rot90(k)`` turns counter-clockwise by 90k degrees; turning back is the audit's rot(360 - 90k)."""
+
+
+@dataclass
+class Defects:
+    """Rows of the training part (as stored) that were damaged: flipped labels, and turned glyphs with the fix."""
+
+    flipped: dict[int, int]
+    """row -> the true class (the stored label is another one)."""
+    turned: dict[int, str]
+    """row -> the transform that turns it back (``rot90`` ...)."""
+
+
+def write_defective_digits(path: Path, per_class: int, test_per_class: int, flip_fraction: float,
+                           turn_fraction: float, seed: int = 0) -> Defects:
+    """Write ``path`` (a gzip.zip of the digits split) with injected defects; returns which rows are damaged."""
+    rng = np.random.default_rng(seed)
+    images, labels = render_glyphs(DIGITS, per_class, seed=2 * seed)
+    test_images, test_labels = render_glyphs(DIGITS, test_per_class, seed=2 * seed + 1)
+    n = len(labels)
+    rows = rng.permutation(n)
+    flipped_rows = rows[: round(n * flip_fraction)]
+    turnable = rows[round(n * flip_fraction):]
+    turnable = turnable[~np.isin(labels[turnable], list(TURN_INVARIANT))]
+    turned_rows = turnable[: round(n * turn_fraction)]
+    flipped = {int(r): int(labels[r]) for r in flipped_rows}
+    labels = labels.copy()
+    labels[flipped_rows] = (labels[flipped_rows] + rng.integers(1, 10, len(flipped_rows))) % 10
+    turned = {}
+    for r in turned_rows:
+        k = int(rng.integers(1, 4))
+        images[r] = np.rot90(images[r], k).copy()
+        turned[int(r)] = FIX[k]
+    raw = RawSplit("digits", images.transpose(0, 2, 1).copy(), labels.astype(np.uint8),
+                   test_images.transpose(0, 2, 1).copy(), test_labels.astype(np.uint8))
+    write_gzip_zip(path, raw)
+    return Defects(flipped, turned)
+
+
+def read_issues(out: Path) -> list[dict]:
+    """label_issues.csv as written (strings), in file order."""
+    with open(out / "label_issues.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def found(defects: Defects, issues: list[dict]) -> dict:
+    """Recall and precision of the audit's flags, per defect kind.
+
+    A flipped label is found when its row is flagged as a label issue; a turned glyph when its row
+    is flagged with any rotation/flip (``turned_exact``: with the very transform that turns it back).
+    Precision: the share of the rows flagged with that kind that really carry that defect.
+    """
+    label_rows = {int(r["index"]) for r in issues if r["issue"] == "label"}
+    turn_rows = {int(r["index"]): r["issue"] for r in issues if r["issue"] != "label"}
+    exact = sum(turn_rows.get(r) == fix for r, fix in defects.turned.items())
+    return {
+        "flipped_recall": len(label_rows & defects.flipped.keys()) / max(1, len(defects.flipped)),
+        "flipped_precision": len(label_rows & defects.flipped.keys()) / max(1, len(label_rows)),
+        "turned_recall": len(turn_rows.keys() & defects.turned.keys()) / max(1, len(defects.turned)),
+        "turned_precision": len(turn_rows.keys() & defects.turned.keys()) / max(1, len(turn_rows)),
+        "turned_exact": exact / max(1, len(defects.turned)),
+        "flipped": len(defects.flipped), "turned": len(defects.turned),
+        "label_flags": len(label_rows), "turn_flags": len(turn_rows),
+    }
