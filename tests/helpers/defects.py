@@ -70,12 +70,17 @@ def found(defects: Defects, issues: list[dict]) -> dict:
 
     A flipped label is found when its row is flagged as a label issue; a turned glyph when its row
     is flagged with any rotation/flip (``turned_exact``: with the very transform that turns it back).
-    Precision: the share of the rows flagged with that kind that really carry that defect.
+    Precision: the share of the rows flagged with that kind that really carry that defect. ``any_*``:
+    flagged rows against damaged rows whatever the kind (what exclude.txt would drop).
     """
     label_rows = {int(r["index"]) for r in issues if r["issue"] == "label"}
     turn_rows = {int(r["index"]): r["issue"] for r in issues if r["issue"] != "label"}
     exact = sum(turn_rows.get(r) == fix for r, fix in defects.turned.items())
+    damaged = defects.flipped.keys() | defects.turned.keys()
+    flagged = label_rows | turn_rows.keys()
     return {
+        "any_recall": len(flagged & damaged) / max(1, len(damaged)),
+        "any_precision": len(flagged & damaged) / max(1, len(flagged)),
         "flipped_recall": len(label_rows & defects.flipped.keys()) / max(1, len(defects.flipped)),
         "flipped_precision": len(label_rows & defects.flipped.keys()) / max(1, len(label_rows)),
         "turned_recall": len(turn_rows.keys() & defects.turned.keys()) / max(1, len(defects.turned)),
