@@ -172,6 +172,11 @@ class Trainer:
         """The epoch the next step belongs to (0-based)."""
         return self.state.step // self.steps_per_epoch
 
+    @property
+    def epochs_begun(self) -> int:
+        """Epochs the steps so far have started (completed ones, plus a partial last one under max_steps)."""
+        return -(-self.state.step // self.steps_per_epoch)
+
     def run(self) -> int:
         """Train to ``total_steps``, validating and checkpointing on the way; returns the exit code."""
         cfg, state = self.cfg, self.state
@@ -186,8 +191,7 @@ class Trainer:
                 if exit_code is not None:
                     return exit_code
             if epoch_done:
-                finished_epochs = -(-state.step // self.steps_per_epoch)
-                if finished_epochs % cfg.train.eval_every == 0 or state.step == self.total_steps:
+                if self.epochs_begun % cfg.train.eval_every == 0 or state.step == self.total_steps:
                     self.validate()
                 self._start_epoch(self.epoch)
             if checkpoint_due:
@@ -283,7 +287,7 @@ class Trainer:
     def validate(self) -> dict:
         """Evaluate raw (and EMA) weights on the validation part, log it, keep the best weights."""
         data, state = self.data, self.state
-        epoch = -(-state.step // self.steps_per_epoch)  # epochs completed
+        epoch = self.epochs_begun
         if len(data.val_labels) == 0:  # no validation split: the last weights are the best
             state.best_step, state.best_epoch = state.step, epoch
             return {}
@@ -360,7 +364,7 @@ class Trainer:
             final.update({f"{prefix}/{k}": v for k, v in metrics.compute().items() if k != "num_samples"})
         final.update({
             "best_weights": state.best_weights, "best_epoch": state.best_epoch, "best_step": state.best_step,
-            "best_val_acc": state.best_val_acc, "step": state.step, "epoch": -(-state.step // self.steps_per_epoch),
+            "best_val_acc": state.best_val_acc, "step": state.step, "epoch": self.epochs_begun,
             "world_size": accelerator.num_processes, "ranks_in_sync": in_sync,
             "split": data.split, "data": data.description, "synthetic": data.is_synthetic,
             "excluded": data.excluded,
