@@ -57,7 +57,7 @@ class DataConfig:
     """Hold out part number `fold` (0..folds-1) of a stratified K-fold partition of the training part:
     neither trained nor validated on (the audit scores it). None = no fold held out."""
     folds: int = 4
-    """K of the partition data.fold selects from."""
+    """K of the partition data.fold selects from; the audit trains one model per part (K models)."""
 
 
 @dataclass
@@ -185,10 +185,9 @@ class LogConfig:
 
 @dataclass
 class AuditConfig:
-    """Data-quality audit (python -m emnist_dist.audit): K-fold out-of-fold probabilities, then the ranking."""
+    """Data-quality audit (python -m emnist_dist.audit): out-of-fold probabilities from data.folds models, then
+    the ranking. None of these settings changes a fold's training."""
 
-    folds: int = 4
-    """K: one model per fold, trained on the other K-1 parts of the training part, scores the held-out part."""
     rank_only: bool = False
     """Recompute the ranking from output_dir/oof_probs.safetensors without training."""
     filter_by: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
@@ -348,8 +347,6 @@ def check_trackers(names: list[str]) -> None:
 
 def validate_audit(a: AuditConfig) -> None:
     """The audit section's own checks (part of :func:`validate`)."""
-    if a.folds < 2:
-        raise UserError(f"audit.folds={a.folds}: expected an integer >= 2 (each fold is scored by a model trained on the others)")
     if a.transform_ratio < 1:
         raise UserError(f"audit.transform_ratio={a.transform_ratio}: expected a ratio >= 1")
     if not 0 < a.transform_min_prob <= 1:
@@ -361,6 +358,17 @@ def validate_audit(a: AuditConfig) -> None:
 def config_to_dict(config: Config) -> dict:
     """A plain, YAML-safe dict of the whole tree (tuples become lists)."""
     return dataclasses.asdict(config)
+
+
+def flatten_config(tree: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 1e-4}}`` -> ``{"train.lr": 1e-4}`` (a nested dict, e.g. :func:`config_to_dict`'s)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:

@@ -56,7 +56,6 @@ from safetensors.torch import save as safetensors_save
 from ..errors import UserError, one_line
 from ..files import file_sha256, fsync_tree, write_error
 from .agreement import all_succeed, main_decides
-from .run_folder import discard_previous_run, identity_changes
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -278,55 +277,6 @@ def verify_checkpoint(path: str | os.PathLike) -> str | None:
     needed = [MODEL, OPTIMIZER, SCHEDULER, *(f"rank_{r}.pt" for r in range(world_size))]
     missing = [name for name in needed if name not in files]
     return f"{missing[0]} is missing" if missing else None
-
-
-def resolve_resume(accelerator: Accelerator, resume: str, output_dir: str | os.PathLike,
-                   identity: dict) -> Path | None:
-    """The checkpoint this run continues from (the same on every process), or None to start afresh.
-
-    ``never``: None, after discarding a previous run in ``output_dir``. ``auto``: the newest intact
-    checkpoint in ``output_dir`` (damaged newer ones are reported and skipped), None when there is
-    none. ``PATH``: that checkpoint, which must be intact.
-
-    Raises:
-        UserError: on every process: the chosen checkpoint was saved with other settings (naming
-            them), ``PATH`` is damaged, or ``auto`` finds checkpoints but none intact.
-    """
-    chosen = main_decides(accelerator, lambda: _choose(resume, Path(output_dir), identity, accelerator.print))
-    return Path(chosen) if chosen is not None else None
-
-
-def _choose(resume: str, output_dir: Path, identity: dict, say) -> str | None:
-    if resume == "never":
-        removed = discard_previous_run(output_dir)
-        if removed:
-            say(f"resume=never: discarded the previous run's {', '.join(removed)} in {output_dir}")
-        return None
-    if resume != "auto":
-        problem = verify_checkpoint(resume)
-        if problem:
-            raise UserError(f"resume={resume}: {problem}: expected an intact emnist_dist checkpoint folder")
-        _check_identity(Path(resume), identity, f"checkpoint {resume}")
-        return resume
-    found = published_checkpoints(output_dir)
-    for path in reversed(found):
-        problem = verify_checkpoint(path)
-        if problem is None:
-            _check_identity(path, identity, f"output_dir={output_dir} holds a run that")
-            return str(path)
-        say(f"warning: checkpoint {path} is damaged ({problem}); trying the previous one")
-    if found:
-        raise UserError(f"output_dir={output_dir}: none of its {len(found)} checkpoints is intact: "
-                        "resume from a copy with --resume PATH, or start over with --resume never")
-    return None
-
-
-def _check_identity(path: Path, identity: dict, what: str) -> None:
-    saved = json.loads((path / RUN_STATE).read_text())["identity"]
-    changes = identity_changes(saved, identity)
-    if changes:
-        raise UserError(f"{what} was trained with other settings: {', '.join(changes)}; these cannot change "
-                        "on resume: use a new output_dir, or --resume never to start over")
 
 
 # --- loading -----------------------------------------------------------------------------------

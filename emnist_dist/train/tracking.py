@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from accelerate import Accelerator
 
-from ..config import Config, config_to_dict
+from ..config import Config, config_to_dict, flatten_config
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -42,19 +42,9 @@ def resolve_wandb_mode(mode: str) -> str:
 
 def flat_config(cfg: Config) -> dict:
     """``{"train.lr": 1e-4, ...}`` with scalar values only (what TensorBoard hparams accept)."""
-    flat = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                walk(f"{prefix}{key}" if not prefix else f"{prefix}.{key}", sub)
-        elif isinstance(value, (list, tuple)):
-            flat[prefix] = ",".join(map(str, value))
-        else:
-            flat[prefix] = value
-
-    walk("", config_to_dict(cfg))
-    return flat
+    flat = flatten_config(config_to_dict(cfg))
+    return {key: ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            for key, value in flat.items()}
 
 
 def start_tracking(accelerator: Accelerator, cfg: Config, extra: dict) -> None:
