@@ -73,7 +73,7 @@ def device_pipeline(images, labels, args, device, affine: bool):
     def batches():
         epoch = 0
         while True:
-            loader.set_epoch(epoch)
+            loader.seek(epoch, 0)
             yield from loader
             epoch += 1
 

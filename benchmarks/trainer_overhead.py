@@ -29,14 +29,9 @@ from pathlib import Path
 import torch
 
 from emnist_dist.config import parse_config
-from emnist_dist.data.resize import normalize
-from emnist_dist.train.augment import RandomAffine
+from emnist_dist.train import Trainer
 from emnist_dist.train.batches import TrainLoader
-from emnist_dist.train.loss import WeightedKLDivLoss, class_weights
-from emnist_dist.train.mixup import MixUpCutMix
-from emnist_dist.train.network import create_model
-from emnist_dist.train.optim import build_optimizer, build_scheduler
-from emnist_dist.train.trainer import Trainer
+from emnist_dist.train.components import build_components, build_network
 
 from .timing import calls_per_s
 
@@ -45,35 +40,26 @@ VAL_FRACTION = 0.1
 
 
 def bare_loop(trainer: Trainer):
-    """The trainer's step written as a plain loop over the trainer's own data and config; returns ``step()``."""
+    """The trainer's step written as a plain loop over the trainer's own data and config; returns ``step()``.
+
+    Its parts come from the trainer's builder (building is not timed), so both sides run the same
+    transforms in the same order; the step itself is written out without Accelerate.
+    """
     cfg, data, device = trainer.cfg, trainer.data, trainer.device
-    t, aug = cfg.train, cfg.augment
+    t = cfg.train
     torch.manual_seed(cfg.seed)  # the trainer's initial weights come from the same seed
-    model = create_model(cfg.model.name, len(data.class_names), drop_rate=cfg.model.drop_rate,
-                         drop_path_rate=cfg.model.drop_path_rate).to(device)
-    if cfg.model.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_network(cfg, len(data.class_names)).to(device)
     model.train()
-    loss_fn = WeightedKLDivLoss(class_weights(data.train_class_counts, t.class_weighting,
-                                              beta=t.effective_number_beta)).to(device)
-    optimizer = build_optimizer(model, t.optimizer, lr=t.lr, weight_decay=t.weight_decay, betas=t.betas,
-                                momentum=t.momentum)
-    scheduler = build_scheduler(optimizer, steps_per_epoch=trainer.steps_per_epoch, warmup_epochs=t.warmup_epochs,
-                                T_0=t.T_0, T_mult=t.T_mult, eta_min=t.eta_min)
-    affine = RandomAffine(aug.degrees, aug.translate, aug.scale, aug.shear, seed=cfg.seed)
-    mixer = MixUpCutMix(len(data.class_names), mixup_alpha=aug.mixup_alpha, cutmix_alpha=aug.cutmix_alpha,
-                        prob=aug.mix_prob, switch_prob=aug.switch_prob, label_smoothing=aug.label_smoothing,
-                        seed=cfg.seed)
+    parts = build_components(cfg, model, data.train_class_counts, mean=data.mean, std=data.std,
+                             steps_per_epoch=trainer.steps_per_epoch, seed=cfg.seed, device=device)
+    optimizer, scheduler, loss_fn, augmentation = parts.optimizer, parts.scheduler, parts.loss_fn, parts.augmentation
     loader = TrainLoader(data.train_images, data.train_labels, t.batch_size, seed=cfg.seed, device=device)
     batches = iter(loader)
     bf16 = trainer.accelerator.mixed_precision == "bf16"
 
     def step() -> torch.Tensor:
         images, labels = next(batches)
-        x = normalize(affine.resize(images, cfg.data.image_size), data.mean, data.std)
-        if cfg.model.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        x, targets = mixer(x, labels)
+        x, targets = augmentation(images, labels, epoch=0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = loss_fn(logits, targets)

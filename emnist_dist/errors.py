@@ -8,6 +8,8 @@ culprit and what was expected, while genuine bugs still show a full traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 import sys
 from typing import Callable
 
@@ -31,8 +33,33 @@ class CliParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
+class ConsoleFormatter(logging.Formatter):
+    """The bare message. Accelerate's logger adapter prefixes every record with ``[RANK n]``; a command logs
+    from the main process only, so the prefix is dropped to keep its lines as plain as ``print``'s."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return re.sub(r"^\[RANK \d+\] ", "", record.getMessage())
+
+
+def log_to_console() -> None:
+    """Show the package's log records (``accelerate.logging.get_logger``: main process only) as plain lines on
+    stdout, the console output of a command. A library user configures ``logging`` as they like instead."""
+    package = logging.getLogger("emnist_dist")
+    handler = next((h for h in package.handlers if getattr(h, "console", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.console = True
+        handler.setFormatter(ConsoleFormatter())
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+        package.propagate = False
+    handler.setStream(sys.stdout)  # the current one (a test may have replaced it)
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main(argv)`` and exit with its return code; a UserError becomes one line on stderr and exit 2."""
+    """Run ``main(argv)`` and exit with its return code; a UserError becomes one line on stderr and exit 2.
+    The package's log records go to stdout (:func:`log_to_console`)."""
+    log_to_console()
     try:
         code = main(argv)
     except UserError as err:

@@ -5,7 +5,7 @@
 #   mkdir -p logs && sbatch slurm/audit_byclass.sh [--section.key VALUE ...]
 #
 # Submit from the repository root (or set EMNIST_REPO). Arguments after the script override the
-# recipe, e.g. --audit.folds 5 --model.name resnet18. Each fold is an ordinary training run in
+# recipe, e.g. --data.folds 5 --model.name resnet18. Each fold is an ordinary training run in
 # OUTPUT_DIR/fold_K: preempted or near its time limit, the job checkpoints inside the fold it is
 # training, requeues itself and resumes there; finished folds are not trained again. The job is done
 # when OUTPUT_DIR/summary.json is written. Environment overrides: slurm/README.md.

@@ -1,16 +1,16 @@
 """The K fold models: each trained by the project's own trainer, each scoring the part it never saw.
 
-Fold ``k`` is an ordinary training run in ``output_dir/fold_k`` (``data.fold=k``, ``data.folds=K``):
-its own config.yaml, checkpoints, final.json and model/, so an interrupted audit resumes inside
-the fold it was training (``--resume auto``). Under ``accelerate launch`` every rank runs this same
-loop (training is collective); each rank scores a contiguous shard of the held-out part and rank 0
+Fold ``k`` is an ordinary training run in ``output_dir/fold_k`` (``data.fold=k``), trained in this
+process by ``Trainer(fold_config).fit()``: its own config.yaml, checkpoints, final.json and model/,
+so an interrupted audit resumes inside the fold it was training (``resume=auto``). Under
+``accelerate launch`` every rank runs this same loop (training is collective) in the one process
+group the launch formed; each rank scores a contiguous shard of the held-out part and rank 0
 writes the fold's scores. Finished folds are not trained again, scored folds not scored again.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import signal
 from pathlib import Path
 
@@ -18,128 +18,86 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import gather, reduce
 
-from ..config import Config, parse_config, save_config
+from ..config import Config
 from ..data import load_emnist
 from ..errors import UserError
 from ..inference.artifact import load_model
-from ..train.trainer import EXIT_PREEMPTED
-from ..train.trainer import main as train_main
+from ..train import Preempted, RunFolder, Trainer
 from .dihedral import score_glyphs
 from .scores import FOLD_FILE, OOF_FILE, Scores, load_scores, merge_folds, save_scores
 
+# A fold is reused only when trained as the audit would train it now: the resume rule, plus its length
+# (which a resumed training run may change, but which changes the model that scored the fold).
+FOLD_MUST_MATCH = ("train.epochs", "train.max_steps")
 
-def run_folds(cfg: Config, state: PartialState) -> int:
-    """Train and score every fold, then write ``output_dir/oof_probs.safetensors``; returns an exit code.
 
-    Non-zero when a fold's training did not finish (75: stopped by SIGTERM/SIGUSR1 after a
-    checkpoint, run again to resume; 3: the loss diverged), or 75 when such a signal arrived
-    between folds.
+def run_folds(cfg: Config, state: PartialState) -> None:
+    """Train and score every fold, then write ``output_dir/oof_probs.safetensors``.
+
+    Raises:
+        Preempted: SIGTERM/SIGUSR1 stopped a fold's training (after its checkpoint) or arrived between
+            folds: run again to continue.
+        Diverged: a fold's loss became NaN/inf.
     """
     reuse = cfg.resume == "auto"
-    folds = [fold_config(cfg, k) for k in range(cfg.audit.folds)]
+    folds = [fold_config(cfg, k) for k in range(cfg.data.folds)]
     with StopRequest() as stop:
-        code = _train_and_score(folds, reuse, stop, state)
-    if code:
-        return code
+        _train_and_score(folds, reuse, stop, state)
     if state.is_main_process:
         merged = merge_folds([load_scores(Path(fold.output_dir) / FOLD_FILE) for fold in folds])
         save_scores(Path(cfg.output_dir) / OOF_FILE, merged)
     state.wait_for_everyone()
-    return 0
 
 
-def _train_and_score(folds: list[Config], reuse: bool, stop: "StopRequest", state: PartialState) -> int:
-    """The fold loop (on every rank); returns an exit code, 0 once every fold is scored."""
+def _train_and_score(folds: list[Config], reuse: bool, stop: "StopRequest", state: PartialState) -> None:
+    """The fold loop (on every rank)."""
     for k, fold in enumerate(folds):
-        out = Path(fold.output_dir)
-        if reuse and (out / FOLD_FILE).is_file():
-            state.print(f"audit: fold {k + 1}/{len(folds)} already scored ({out / FOLD_FILE})")
+        folder = RunFolder(fold.output_dir)
+        if reuse and (folder.root / FOLD_FILE).is_file():
+            state.print(f"audit: fold {k + 1}/{len(folds)} already scored ({folder.root / FOLD_FILE})")
         else:
-            if not (reuse and finished(out)):
-                state.print(f"audit: fold {k + 1}/{len(folds)}: training in {out}")
-                code = train_fold(fold, k, state)
-                stop.listen()  # the trainer installed its own handlers for the run
-                if code:
-                    return code
+            if not (reuse and folder.is_finished()):
+                state.print(f"audit: fold {k + 1}/{len(folds)}: training in {folder.root}")
+                if state.is_main_process:
+                    (folder.root / FOLD_FILE).unlink(missing_ok=True)  # stale scores of an earlier model
+                Trainer(fold).fit()  # its own signal handling while it runs; ours is back afterwards
             scores = score_fold(fold, k, state)
             if state.is_main_process:
-                save_scores(out / FOLD_FILE, scores)
+                save_scores(folder.root / FOLD_FILE, scores)
             state.print(f"audit: fold {k + 1}/{len(folds)}: scored {len(scores.labels)} held-out glyphs")
         state.wait_for_everyone()
         if stop.agreed():
             state.print("audit: stop signal received: run again to continue with the next fold")
-            return EXIT_PREEMPTED
-    return 0
+            raise Preempted("stop signal received between folds", step=0)
 
 
 def fold_config(cfg: Config, k: int) -> Config:
     """The training run of fold ``k``: the audit's config holding out part ``k``, in ``output_dir/fold_k``."""
     fold = copy.deepcopy(cfg)
-    fold.data.fold, fold.data.folds = k, cfg.audit.folds
+    fold.data.fold = k
     fold.output_dir = str(Path(cfg.output_dir) / f"fold_{k}")
     return fold
 
 
 def check_reusable(cfg: Config) -> None:
-    """With ``resume=auto``, refuse an output_dir whose fold folders were trained with other data, model or
-    training settings (checked before anything is written)."""
+    """With ``resume=auto``, refuse an output_dir whose fold folders were trained with settings a resume may not
+    change, or with another length (checked before anything is written)."""
     if cfg.resume != "auto":
         return
-    for k in range(cfg.audit.folds):
-        fold = fold_config(cfg, k)
-        saved_path = Path(fold.output_dir) / "config.yaml"
-        if not saved_path.is_file():
-            continue
-        saved = parse_config(["--config", str(saved_path)])
-        differ = [name for name in ("data", "model", "augment", "train", "seed")
-                  if _comparable(saved, name) != _comparable(fold, name)]
-        if differ:
-            raise UserError(f"{saved_path}: this fold was trained with other {', '.join(differ)} settings than the "
-                            "audit's; expected the same: use another output_dir, or --resume never to retrain every fold")
-
-
-def _comparable(cfg: Config, name: str):
-    value = getattr(cfg, name)
-    return dataclasses.replace(value, cache_dir=None) if name == "data" else value  # the cache may move
-
-
-def finished(out: Path) -> bool:
-    """Whether the training run in ``out`` has written its final.json and model/."""
-    return (out / "final.json").is_file() and (out / "model" / "config.json").is_file()
-
-
-def train_fold(fold: Config, k: int, state: PartialState) -> int:
-    """Run the trainer on the fold's config (written to its folder first, which the trainer then keeps)."""
-    config_path = Path(fold.output_dir) / "config.yaml"
-    if state.is_main_process:
-        config_path.parent.mkdir(parents=True, exist_ok=True)
-        (config_path.parent / FOLD_FILE).unlink(missing_ok=True)  # stale scores of an earlier model
-        save_config(fold, config_path)
-    state.wait_for_everyone()
-    code = train_main(["--config", str(config_path)])
-    rejoin_process_group(state, generation=k + 1)
-    return code
-
-
-def rejoin_process_group(state: PartialState, generation: int) -> None:
-    """The trainer ends with ``Accelerator.end_training()``, which destroys the process group. The ranks
-    still have folds to train and scores to gather together, so they form a new one: the same backend
-    and the launcher's rendezvous (``env://``), as Accelerate formed the first.
-
-    Under a launcher the rendezvous store outlives the group and still holds the first group's keys
-    (peer addresses) under the same names: a rank that read one would connect to a closed socket and
-    wait for ever (it happened under SLURM). Each new group therefore gets its own key prefix.
-    """
-    if state.num_processes > 1 and not torch.distributed.is_initialized():
-        store, rank, world_size = next(torch.distributed.rendezvous("env://"))
-        store = torch.distributed.PrefixStore(f"emnist_dist_audit/{generation}", store)
-        torch.distributed.init_process_group(backend=state.backend, store=store, rank=rank, world_size=world_size)
+    for k in range(cfg.data.folds):
+        folder = RunFolder(fold_config(cfg, k).output_dir)
+        changes = folder.settings_changed(fold_config(cfg, k), also=FOLD_MUST_MATCH)
+        if changes:
+            sections = sorted({change.split(".")[0] for change in changes})
+            raise UserError(f"{folder.config}: this fold was trained with other {', '.join(sections)} settings than "
+                            f"the audit's ({', '.join(changes)}); expected the same: use another output_dir, or "
+                            "--resume never to retrain every fold")
 
 
 def score_fold(fold: Config, k: int, state: PartialState) -> Scores:
     """The fold model's scores of its held-out glyphs (every rank a contiguous shard; all ranks get the whole)."""
     data = load_emnist(fold.data, fold.seed, progress=False)
-    model, info = load_model(Path(fold.output_dir) / "model", state.device)
+    model, info = load_model(RunFolder(fold.output_dir).model, state.device)
     n, rank, world = len(data.heldout_labels), state.process_index, state.num_processes
     lo, hi = n * rank // world, n * (rank + 1) // world
     probs, label_probs = score_glyphs(model, info, data.heldout_images[lo:hi], data.heldout_labels[lo:hi],
@@ -163,23 +121,19 @@ def gather_shards(shard: torch.Tensor, total: int, state: PartialState) -> torch
 
 class StopRequest:
     """SIGTERM/SIGUSR1 arriving while the audit is between trainings (during a training run the trainer
-    handles them itself: it checkpoints and returns 75). A context manager: on exit the default
+    handles them itself: it checkpoints and raises Preempted). A context manager: on exit the previous
     handlers are back, so the ranking after the folds ends on a signal like any program."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
     def __enter__(self) -> "StopRequest":
         self.received = False
-        self.listen()
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        for sig in self.SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-
-    def listen(self) -> None:
-        for sig in self.SIGNALS:
-            signal.signal(sig, self._handle)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:
         self.received = True

@@ -19,6 +19,7 @@ from ..errors import UserError, run_cli
 from ..files import write_text_atomic
 from ..inference.reports import save_figure, write_csv
 from .contact_sheet import contact_sheet_figure
+from ..train.trainer import exit_code
 from .folds import check_reusable, run_folds
 from .ranking import COLUMNS, rank_issues, summarize, summary_line
 from .scores import OOF_FILE, load_scores
@@ -41,9 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(argv, prog="python -m emnist_dist.audit", description=DESCRIPTION, defaults=AUDIT_DEFAULTS)
     if cfg.data.fold is not None:
         raise UserError(f"data.fold={cfg.data.fold}: the audit holds out every fold in turn; leave data.fold unset "
-                        "(audit.folds sets how many)")
+                        "(data.folds sets how many)")
     if cfg.resume not in ("auto", "never"):
         raise UserError(f"resume={cfg.resume}: expected auto or never (each fold resumes from its own checkpoints)")
+    return exit_code(lambda: audit(cfg))
+
+
+def audit(cfg: Config) -> dict:
+    """Train and score the folds (unless ``audit.rank_only``), then rank; returns the summary (main process).
+
+    Raises:
+        Preempted, Diverged: as ``Trainer.fit`` (a fold's training stopped or diverged).
+    """
     state = PartialState(cpu=cfg.cpu)
     config_path = Path(cfg.output_dir) / "config.yaml"
     if not cfg.audit.rank_only:
@@ -51,14 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         if state.is_main_process:
             config_path.parent.mkdir(parents=True, exist_ok=True)
             save_config(cfg, config_path)
-        code = run_folds(cfg, state)
-        if code:
-            return code
+        run_folds(cfg, state)
+    summary = {}
     if state.is_main_process:
-        print(summary_line(write_report(cfg)), flush=True)
+        summary = write_report(cfg)
+        print(summary_line(summary), flush=True)
         save_config(cfg, config_path)  # the settings of the ranking now on disk
     state.wait_for_everyone()
-    return 0
+    return summary
 
 
 def write_report(cfg: Config) -> dict:

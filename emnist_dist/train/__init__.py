@@ -1,9 +1,21 @@
-"""Training: ``python -m emnist_dist.train --config FILE [--section.key VALUE ...]``.
+"""Training: ``python -m emnist_dist.train --config FILE [--section.key VALUE ...]``, or from Python::
 
-:mod:`.trainer` is the run, top to bottom; each component sits in its own module:
-:mod:`.batches` (device-resident, rank-sharded batches), :mod:`.augment` (random affine),
-:mod:`.mixup` (MixUp/CutMix), :mod:`.loss` (class-weighted KL), :mod:`.optim` (optimizer and
-schedule), :mod:`.network` (the timm model), :mod:`.checkpoint` (safe, verified, atomically published
-resumable state), :mod:`.run_folder` (one run per folder, bound to its settings), :mod:`.agreement` (one
-decision, one error line for all processes) and :mod:`.tracking`.
+    from emnist_dist.config import parse_config
+    from emnist_dist.train import Trainer
+
+    final = Trainer(parse_config(["--config", "configs/quickstart.yaml"])).fit()
+
+:mod:`.trainer` is the run, top to bottom (:class:`Trainer`; it raises :class:`Diverged` and
+:class:`Preempted`); :mod:`.components` builds its parts from the config and holds the transform
+order; each component sits in its own module: :mod:`.batches` (device-resident, rank-sharded
+batches), :mod:`.augment` (random affine), :mod:`.mixup` (MixUp/CutMix), :mod:`.loss`
+(class-weighted KL), :mod:`.optim` (optimizer and schedule), :mod:`.network` (the timm model),
+:mod:`.checkpoint` (safe, verified, atomically published resumable state), :mod:`.run_folder`
+(:class:`RunFolder`: the files of ``output_dir``, one run per folder, bound to its settings),
+:mod:`.agreement` (one decision, one error line for all processes) and :mod:`.tracking`.
 """
+
+from .run_folder import RunFolder
+from .trainer import Diverged, Preempted, Trainer
+
+__all__ = ["Diverged", "Preempted", "RunFolder", "Trainer"]

@@ -69,18 +69,10 @@ class TrainLoader:
         self.world_size = world_size
         self.epoch = 0
         self.batch = 0
-        self._resumed = False
 
     def __len__(self) -> int:
         """Batches per epoch, the same on every rank."""
         return len(self.images) // self.batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start ``epoch`` at batch 0, unless a loaded state already positions it mid-``epoch``."""
-        if not (self._resumed and epoch == self.epoch):
-            self.batch = 0
-        self.epoch = epoch
-        self._resumed = False
 
     def permutation(self, epoch: int) -> torch.Tensor:
         """The epoch's order of all N samples (CPU, identical on every rank and device)."""
@@ -109,7 +101,7 @@ class TrainLoader:
         return {"epoch": self.epoch, "batch": self.batch, "batch_size": self.batch_size, "samples": len(self.images)}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resume at ``state``; a following ``set_epoch(state["epoch"])`` keeps the position.
+        """Resume at ``state``.
 
         Raises:
             UserError: the state was saved with another global batch or another number of samples
@@ -124,8 +116,8 @@ class TrainLoader:
         self.seek(int(state["epoch"]), int(state["batch"]))
 
     def seek(self, epoch: int, batch: int) -> None:
-        """Position the stream at global batch ``batch`` of ``epoch``; a following ``set_epoch(epoch)`` keeps it."""
-        self.epoch, self.batch, self._resumed = epoch, batch, True
+        """Position the stream at global batch ``batch`` of ``epoch`` (0 starts the epoch)."""
+        self.epoch, self.batch = epoch, batch
 
 
 def eval_batches(

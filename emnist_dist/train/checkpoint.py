@@ -24,7 +24,7 @@ after that, each renamed out of view first. A ``kill -9`` at any point leaves th
 checkpoints intact and at most a hidden folder that the next save sweeps away (the run folder's
 lock guarantees no other writer).
 
-Resuming: ``auto`` tries the newest checkpoint first; one whose manifest is missing or disagrees
+Resuming (the choice is :meth:`~.run_folder.RunFolder.choose_resume`'s): ``auto`` tries the newest checkpoint first; one whose manifest is missing or disagrees
 with its files is reported in one line and the next older one is tried. A checkpoint written by
 N processes resumes on M: the model, optimizer, schedule and position (in global batches) are the
 same for every process count; the per-process random streams are restored when N == M and
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.logging import get_logger
 from accelerate.utils import gather_object
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
@@ -57,6 +58,7 @@ from ..errors import UserError, one_line
 from ..files import file_sha256, fsync_tree, write_error
 from .agreement import all_succeed, main_decides
 
+logger = get_logger(__name__)
 FORMAT = 1
 MANIFEST = "manifest.json"
 RUN_STATE = "run_state.json"
@@ -283,7 +285,7 @@ def verify_checkpoint(path: str | os.PathLike) -> str | None:
 
 
 def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike, parts: CheckpointParts, *, seed: int) -> int:
-    """Restore everything :func:`save_checkpoint` wrote (call :func:`resolve_resume` first: it verifies).
+    """Restore everything :func:`save_checkpoint` wrote (choose it with ``RunFolder.choose_resume``: it verifies).
 
     Returns the number of processes that wrote the checkpoint. When it differs from this run's,
     the per-process random streams are reseeded from ``(seed, step, rank)`` instead of restored.
@@ -300,7 +302,7 @@ def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike, parts: Ch
         problem = f"checkpoint {path}: cannot be loaded ({one_line(err)}): expected a checkpoint saved by emnist_dist"
     all_succeed(accelerator, problem)
     if written_by != accelerator.num_processes:
-        accelerator.print(f"checkpoint {path} was written by {written_by} process(es), this run has "
+        logger.info(f"checkpoint {path} was written by {written_by} process(es), this run has "
                           f"{accelerator.num_processes}: same global batch and sample order; the per-process random "
                           "streams (dropout, augmentation, MixUp) are reseeded, so the run is not bit-identical "
                           "to an uninterrupted one")

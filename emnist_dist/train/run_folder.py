@@ -21,9 +21,9 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
 
 from accelerate import Accelerator
+from accelerate.logging import get_logger
 from filelock import FileLock, Timeout
 
 from ..config import Config, config_to_dict, flatten_config, parse_config
@@ -33,6 +33,7 @@ from ..inference.run_plots import CONFUSION_FILE, CURVES_FILE, METRICS_LOG
 from .agreement import main_decides
 from .checkpoint import RUN_STATE, checkpoints_dir, published_checkpoints, verify_checkpoint
 
+logger = get_logger(__name__)
 LOCK_FILE = ".lock"
 # Settings a resumed run may change; everything else must match the checkpoint. A key ending in
 # "." covers its whole section.
@@ -127,14 +128,14 @@ class RunFolder:
                 them), ``PATH`` is damaged, or ``auto`` finds checkpoints but none intact. Nothing
                 in the folder has changed then.
         """
-        chosen = main_decides(accelerator, lambda: self._choose(resume, identity, accelerator.print))
+        chosen = main_decides(accelerator, lambda: self._choose(resume, identity))
         return Path(chosen) if chosen is not None else None
 
-    def _choose(self, resume: str, identity: dict, say: Callable[[str], None]) -> str | None:
+    def _choose(self, resume: str, identity: dict) -> str | None:
         if resume == "never":
             removed = self.discard_previous_run()
             if removed:
-                say(f"resume=never: discarded the previous run's {', '.join(removed)} in {self.root}")
+                logger.info(f"resume=never: discarded the previous run's {', '.join(removed)} in {self.root}")
             return None
         if resume != "auto":
             problem = verify_checkpoint(resume)
@@ -148,7 +149,7 @@ class RunFolder:
             if problem is None:
                 _check_identity(path, identity, f"output_dir={self.root} holds a run that")
                 return str(path)
-            say(f"warning: checkpoint {path} is damaged ({problem}); trying the previous one")
+            logger.warning(f"warning: checkpoint {path} is damaged ({problem}); trying the previous one")
         if found:
             raise UserError(f"output_dir={self.root}: none of its {len(found)} checkpoints is intact: "
                             "resume from a copy with --resume PATH, or start over with --resume never")

@@ -1,11 +1,13 @@
-"""Train an EMNIST classifier: ``python -m emnist_dist.train --config FILE [--section.key VALUE ...]``.
+"""The training run as a library object: ``Trainer(cfg).fit()`` returns the final test metrics.
 
-The same script runs single-process (CPU or one GPU) and under ``accelerate launch`` (DDP on
+The same code runs single-process (CPU or one GPU) and under ``accelerate launch`` (DDP on
 one node or many). :class:`Trainer` holds the run; read top to bottom it is the whole run:
 
 1. ``__init__``: the Accelerator (precision, accumulation, trackers), the split as uint8 tensors
-   (training part on the device), model, loss, optimizer, schedule, EMA, augmentation; resume.
-2. ``run``: ``while step < total: train_step(); maybe log / validate / checkpoint / stop``.
+   (training part on the device), and the components (``components.py``: model, loss, optimizer,
+   schedule, EMA, augmentation).
+2. ``fit``: claim the run folder and resume (``run_folder.py``), then
+   ``while step < total: train_step(); maybe log / validate / checkpoint / stop``.
 3. ``train_step``: one optimizer step (all its accumulated micro-batches): device batch ->
    resize + affine -> normalise -> MixUp/CutMix -> weighted KL -> backward -> clip -> Lion.
    It never waits for the device: the loss and the first non-finite step stay on the device
@@ -16,51 +18,73 @@ one node or many). :class:`Trainer` holds the run; read top to bottom it is the 
 The epoch is derived from the step (``epoch = step // steps_per_epoch``), so the run state is
 one integer plus the best-so-far record, and the batch order after a resume follows from it.
 
-Exit codes: 0 finished; 2 bad input (one line on stderr); 3 the loss became NaN/inf (the run
-stops at the next sync point, naming the first non-finite step; nothing non-finite is
-checkpointed or exported); 75 stopped by SIGTERM/SIGUSR1 after saving a checkpoint (resume
-with ``--resume auto``).
+``fit`` raises, never exits: :class:`~emnist_dist.errors.UserError` for bad input (one line naming
+the setting or file), :class:`Diverged` when the loss became NaN/inf (the run stops at the next sync
+point, naming the first non-finite step; nothing non-finite is checkpointed or exported) and
+:class:`Preempted` when SIGTERM/SIGUSR1 arrived (after saving a checkpoint: resume with
+``resume=auto``). It leaves the process as it found it: its signal handlers are installed only
+while it runs, anomaly detection (debug mode) is switched back, and the process group stays up.
+The command line (``__main__.py``) maps these outcomes to exit codes.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import sys
+import threading
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
+from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration, set_seed
 from safetensors.torch import load_file
-from timm.utils import ModelEmaV3, distribute_bn
+from timm.utils import distribute_bn
 from tqdm.auto import tqdm
 
-from ..config import Config, parse_config, save_config
+from ..config import Config, save_config
 from ..data import load_emnist
-from ..data.resize import normalize, to_model_input
-from ..errors import UserError, run_cli
-from ..files import append_line, write_text_atomic
+from ..data.resize import to_model_input
+from ..errors import UserError
+from ..files import write_text_atomic
 from ..inference.artifact import ModelInfo, save_model, save_weights
 from ..inference.framing import measure_framing
 from ..inference.run_plots import write_run_pictures
 from ..metrics import EvalMetrics
-from .augment import RandomAffine
 from .batches import TrainLoader, eval_batches
-from .checkpoint import CheckpointParts, load_checkpoint, resolve_resume, save_checkpoint
-from .loss import WeightedKLDivLoss, class_weights
-from .mixup import MixUpCutMix, smooth_one_hot
-from .network import create_model
-from .optim import build_optimizer, build_scheduler
-from .run_folder import claim_run_folder, run_identity, truncate_metrics
+from .checkpoint import CheckpointParts, load_checkpoint, save_checkpoint
+from .components import build_components, build_network
+from .run_folder import RunFolder, run_identity
 from .tracking import log_image, start_tracking
 
-EXIT_DIVERGED = 3
-EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto
+logger = get_logger(__name__)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN/inf; nothing non-finite was checkpointed or exported. ``step``: the first
+    non-finite optimizer step."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class Preempted(Exception):
+    """SIGTERM/SIGUSR1 stopped the run after it saved a checkpoint at ``step``: fit again (``resume=auto``)
+    to continue."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass
@@ -81,33 +105,49 @@ class RunState:
 
 
 class StopSignal:
-    """Remembers a SIGTERM/SIGUSR1; the run checkpoints and stops at the next sync point."""
+    """Remembers a SIGTERM/SIGUSR1 while :meth:`listening`; the run checkpoints and stops at the next sync point."""
 
     def __init__(self):
         self.received: str | None = None
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(sig, self._handle)
+
+    @contextmanager
+    def listening(self) -> Iterator[None]:
+        """Handle the stop signals inside the ``with`` block, then put the previous handlers back.
+
+        Python lets only the main thread install handlers; elsewhere (a worker thread of a tuning
+        library) the block runs without them and the process's own handling stays in force.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:
         self.received = signal.Signals(signum).name
 
 
 class Trainer:
-    """One training run: build everything from ``cfg`` (resuming when asked), then :meth:`run`."""
+    """One training run: everything is built from ``cfg`` here; :meth:`fit` trains (resuming when asked)."""
 
     def __init__(self, cfg: Config):
+        if cfg.debug:
+            cfg = debug_config(cfg)
         self.cfg = cfg
-        self.out = Path(cfg.output_dir)
+        self.folder = RunFolder(cfg.output_dir)
         self.stop = StopSignal()
         self.accelerator = accelerator = build_accelerator(cfg)
         self.device = accelerator.device
-        self.say = accelerator.print
 
         with accelerator.main_process_first():  # rank 0 prepares the cache, the others then reuse it
             self.data = data = load_emnist(cfg.data, cfg.seed, progress=accelerator.is_main_process)
         self.num_classes = len(data.class_names)
-        self.say(f"data: {data.description}: {len(data.train_labels)} train, {len(data.val_labels)} val, "
-                 f"{len(data.test_labels)} test, {self.num_classes} classes; mean {data.mean:.4f} std {data.std:.4f}")
+        logger.info(f"data: {data.description}: {len(data.train_labels)} train, {len(data.val_labels)} val, "
+                    f"{len(data.test_labels)} test, {self.num_classes} classes; mean {data.mean:.4f} std {data.std:.4f}")
         self.loader = TrainLoader(data.train_images, data.train_labels, cfg.train.batch_size, seed=cfg.seed,
                                   rank=accelerator.process_index, world_size=accelerator.num_processes,
                                   device=self.device)
@@ -123,46 +163,28 @@ class Trainer:
         # The plain module: evaluated, averaged by the EMA and exported. Evaluation never goes
         # through DDP (its shards differ in size across ranks) nor torch.compile (its last batch
         # has another shape, which would recompile).
-        self.network = create_model(cfg.model.name, self.num_classes, pretrained=cfg.model.pretrained,
-                                    drop_rate=cfg.model.drop_rate, drop_path_rate=cfg.model.drop_path_rate)
-        if cfg.model.channels_last:
-            self.network = self.network.to(memory_format=torch.channels_last)
-        self.loss_fn = WeightedKLDivLoss(class_weights(data.train_class_counts, cfg.train.class_weighting,
-                                                       beta=cfg.train.effective_number_beta)).to(self.device)
-        t = cfg.train
-        optimizer = build_optimizer(self.network, t.optimizer, lr=t.lr, weight_decay=t.weight_decay,
-                                    betas=t.betas, momentum=t.momentum)
+        self.network = build_network(cfg, self.num_classes).to(self.device)
+        parts = build_components(cfg, self.network, data.train_class_counts, mean=data.mean, std=data.std,
+                                 steps_per_epoch=self.steps_per_epoch,
+                                 seed=cfg.seed * 1000 + accelerator.process_index, device=self.device)
+        self.loss_fn, self.ema, self.augmentation = parts.loss_fn, parts.ema, parts.augmentation
         # Stepped by hand once per optimizer step and never passed to prepare(): a prepared
         # scheduler steps num_processes times per call.
-        self.scheduler = build_scheduler(optimizer, steps_per_epoch=self.steps_per_epoch,
-                                         warmup_epochs=t.warmup_epochs, T_0=t.T_0, T_mult=t.T_mult, eta_min=t.eta_min)
+        self.scheduler = parts.scheduler
         model = torch.compile(self.network) if cfg.model.compile else self.network
-        self.model, self.optimizer = accelerator.prepare(model, optimizer)  # moves self.network in place
-        self.ema = build_ema(cfg, self.network)
-
-        rank_seed = cfg.seed * 1000 + accelerator.process_index
-        aug = cfg.augment
-        self.affine = RandomAffine(aug.degrees, aug.translate, aug.scale, aug.shear, seed=rank_seed)
-        self.mixer = MixUpCutMix(self.num_classes, mixup_alpha=aug.mixup_alpha, cutmix_alpha=aug.cutmix_alpha,
-                                 prob=aug.mix_prob, switch_prob=aug.switch_prob,
-                                 label_smoothing=aug.label_smoothing, seed=rank_seed)
+        self.model, self.optimizer = accelerator.prepare(model, parts.optimizer)
 
         self.state = RunState()
         # Everything a checkpoint holds; the loader's saved position is checked against this run's
         # global batch and sample count, then re-derived from the step.
         self.checkpoint_parts = CheckpointParts(
             model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, progress=self.state,
-            loader=self.loader, ema=self.ema, per_rank={"affine": self.affine, "mixup": self.mixer})
-        claim_run_folder(accelerator, self.out)  # only now: a bad config or model has written nothing
-        self.resume()
+            loader=self.loader, ema=self.ema, per_rank=self.augmentation.random_streams())
         self._start_epoch(self.epoch)
         self.first_nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: none yet
         self.window = ThroughputWindow(self.device)
         self.last_val: dict = {}
-        # A redrawn progress bar only on an interactive terminal; batch jobs get plain log lines.
-        interactive = cfg.log.progress and sys.stdout.isatty() and "SLURM_JOB_ID" not in os.environ
-        self.bar = tqdm(total=self.total_steps, initial=self.state.step, desc="train", dynamic_ncols=True,
-                        disable=not (interactive and accelerator.is_main_process))
+        self.bar = tqdm(disable=True)  # fit() shows the real one
         self.started, self.first_step = time.perf_counter(), self.state.step
 
     # -- the run ----------------------------------------------------------------------------------
@@ -177,19 +199,38 @@ class Trainer:
         """Epochs the steps so far have started (completed ones, plus a partial last one under max_steps)."""
         return -(-self.state.step // self.steps_per_epoch)
 
-    def run(self) -> int:
-        """Train to ``total_steps``, validating and checkpointing on the way; returns the exit code."""
+    def fit(self) -> dict:
+        """Train to ``total_steps``, validating and checkpointing on the way; returns the final metrics
+        (what ``final.json`` holds).
+
+        Raises:
+            UserError: the run folder is in use or cannot be written, or the resume is refused (the folder
+                is then untouched).
+            Diverged: the loss became NaN/inf.
+            Preempted: SIGTERM/SIGUSR1 arrived; a checkpoint of the step reached was saved first.
+        """
+        with ExitStack() as scope:
+            scope.enter_context(self.stop.listening())
+            if self.cfg.debug:  # switched back when the block ends
+                scope.enter_context(torch.autograd.set_detect_anomaly(True))
+            scope.callback(self.folder.release)
+            self.begin()
+            scope.callback(self._end_tracking)
+            self._train()
+            final = self.finish()
+            logger.info(f"test/acc {final['test/acc']:.4f} ({final['best_weights']} weights of epoch "
+                        f"{final['best_epoch']}, best by validation); model exported to {self.folder.model}")
+            return final
+
+    def _train(self) -> None:
         cfg, state = self.cfg, self.state
-        self.begin()
         while state.step < self.total_steps:
             self.train_step()
             epoch_done = state.step % self.steps_per_epoch == 0 or state.step == self.total_steps
             checkpoint_due = epoch_done or bool(cfg.checkpoint.every_steps
                                                 and state.step % cfg.checkpoint.every_steps == 0)
             if checkpoint_due or state.step % cfg.log.log_every == 0:
-                exit_code = self.sync_point()
-                if exit_code is not None:
-                    return exit_code
+                self.sync_point()
             if epoch_done:
                 if self.epochs_begun % cfg.train.eval_every == 0 or state.step == self.total_steps:
                     self.validate()
@@ -197,11 +238,12 @@ class Trainer:
             if checkpoint_due:
                 self.save_checkpoint()
         self.bar.close()
-        final = self.finish()
-        self.say(f"test/acc {final['test/acc']:.4f} ({final['best_weights']} weights of epoch "
-                 f"{final['best_epoch']}, best by validation); model exported to {self.out / 'model'}")
-        self.accelerator.end_training()
-        return 0
+
+    def _end_tracking(self) -> None:
+        """Close the trackers this run started (the process group is left to whoever created the process)."""
+        self.bar.close()
+        for tracker in self.accelerator.trackers:
+            tracker.finish()
 
     def train_step(self) -> torch.Tensor:
         """One optimizer step over ``grad_accum_steps`` micro-batches; returns the mean loss (on the device).
@@ -209,19 +251,11 @@ class Trainer:
         Nothing here waits for the device: no ``.item()``, no host-side branching on tensor values.
         """
         cfg, accelerator = self.cfg, self.accelerator
-        aug = cfg.augment
-        mixing = self.mixer.enabled and (aug.mixup_off_epoch is None or self.epoch < aug.mixup_off_epoch)
         step_loss = torch.zeros((), device=self.device)
         for _ in range(cfg.train.grad_accum_steps):
             images, labels = next(self.batches)
             with accelerator.accumulate(self.model):
-                x = normalize(self.affine.resize(images, cfg.data.image_size), self.data.mean, self.data.std)
-                if cfg.model.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                if mixing:
-                    x, targets = self.mixer(x, labels)
-                else:
-                    targets = smooth_one_hot(labels, self.num_classes, aug.label_smoothing)
+                x, targets = self.augmentation(images, labels, self.epoch)
                 with accelerator.autocast():
                     logits = self.model(x)
                 loss = self.loss_fn(logits, targets)
@@ -242,10 +276,12 @@ class Trainer:
         self.bar.update(1)
         return step_loss
 
-    def sync_point(self) -> int | None:
+    def sync_point(self) -> None:
         """Read the device once: stop on a non-finite loss or a stop signal (all ranks agree), else log.
 
-        Returns the exit code when the run must stop, else None.
+        Raises:
+            Diverged: some rank's loss was not finite.
+            Preempted: some rank received a stop signal (after the checkpoint of this step is saved).
         """
         state = self.state
         flags = torch.stack([self.first_nonfinite,
@@ -254,18 +290,16 @@ class Trainer:
         bad_steps = flags[:, 0][flags[:, 0] > 0]
         if len(bad_steps):
             first = int(bad_steps.min())
-            self.say(f"error: train.loss is not finite at step {first} (epoch {(first - 1) // self.steps_per_epoch}); "
-                     "stopping without checkpointing or exporting. Lower train.lr, raise train.warmup_epochs, "
-                     "or use bf16 instead of fp16.")
-            self.accelerator.end_training()
-            return EXIT_DIVERGED
+            raise Diverged(f"train.loss is not finite at step {first} (epoch {(first - 1) // self.steps_per_epoch}); "
+                           "stopping without checkpointing or exporting. Lower train.lr, raise train.warmup_epochs, "
+                           "or use bf16 instead of fp16.", first)
         self.log_progress()
         if flags[:, 1].any():
-            self.say(f"{self.stop.received or 'stop signal'} received: checkpointing at step {state.step}")
+            received = self.stop.received or "stop signal"
+            logger.info(f"{received} received: checkpointing at step {state.step}")
             self.save_checkpoint()
-            self.accelerator.end_training()
-            return EXIT_PREEMPTED
-        return None
+            raise Preempted(f"{received} received: checkpoint saved at step {state.step}; "
+                            "run again with resume=auto to continue", state.step)
 
     def log_progress(self) -> None:
         """Training loss, learning rate and throughput to the trackers, and to the console."""
@@ -276,8 +310,8 @@ class Trainer:
         if self.bar.disable:  # batch jobs and logs: plain lines instead of a redrawn progress bar
             seconds_per_step = (time.perf_counter() - self.started) / max(1, step - self.first_step)
             eta = format_duration(seconds_per_step * (self.total_steps - step))
-            self.say(f"step {step}/{self.total_steps} epoch {(step - 1) // self.steps_per_epoch} "
-                     f"loss {stats['loss']:.4f} lr {stats['lr']:.3g} images/s {stats['images_per_s']:.0f} eta {eta}")
+            logger.info(f"step {step}/{self.total_steps} epoch {(step - 1) // self.steps_per_epoch} "
+                        f"loss {stats['loss']:.4f} lr {stats['lr']:.3g} images/s {stats['images_per_s']:.0f} eta {eta}")
         else:
             self.bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{stats['images_per_s']:.0f}",
                                  val_acc=f"{self.last_val.get('val/acc', float('nan')):.4f}")
@@ -308,11 +342,11 @@ class Trainer:
             state.best_val_acc, state.best_step, state.best_epoch, state.best_weights = \
                 scores[kind], state.step, epoch, kind
             if self.accelerator.is_main_process:
-                (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
-                save_weights(dict(self.candidates())[kind], self.out / "checkpoints" / "best_model.safetensors")
+                self.folder.checkpoints.mkdir(parents=True, exist_ok=True)
+                save_weights(dict(self.candidates())[kind], self.folder.best_weights)
         self.accelerator.log(record, step=state.step)
         if self.accelerator.is_main_process:
-            append_line(self.out / "metrics.jsonl", json.dumps(record))
+            self.folder.append_metrics(record)
         self.last_val = record
         return record
 
@@ -346,7 +380,7 @@ class Trainer:
         is_main = accelerator.is_main_process
         last = {kind: self.evaluate(net, data.test_images, data.test_labels) for kind, net in self.candidates()}
         in_sync = ranks_in_sync(accelerator, self.network)
-        best_path = self.out / "checkpoints" / "best_model.safetensors"
+        best_path = self.folder.best_weights
         accelerator.wait_for_everyone()
         net = dict(self.candidates())[state.best_weights]
         if len(data.val_labels) and best_path.is_file():
@@ -376,40 +410,44 @@ class Trainer:
                              image_size=self.cfg.data.image_size, mean=data.mean, std=data.std, split=data.split,
                              source=self.cfg.data.source, framing=measure_framing(data.train_images),
                              metrics={k: v for k, v in final.items() if k.startswith("test/")})
-            save_model(net, self.out / "model", info)
-            write_text_atomic(self.out / "final.json", json.dumps(final, indent=2) + "\n")
-            image = write_run_pictures(self.out, confusion, data.class_names)  # confusion_matrix.png, curves.png
+            save_model(net, self.folder.model, info)
+            write_text_atomic(self.folder.final, json.dumps(final, indent=2) + "\n")
+            image = write_run_pictures(self.folder.root, confusion, data.class_names)  # confusion_matrix.png, curves.png
             log_image(accelerator, "test/confusion_matrix", image, state.step)
         accelerator.wait_for_everyone()
         return final
 
     # -- run folder and checkpoints ----------------------------------------------------------------
 
-    def resume(self) -> None:
-        """Restore the newest intact (or the named) checkpoint when ``cfg.resume`` asks for one; the run
-        folder refuses a resume that changes what must not change (``run_folder.run_identity``)."""
-        path = resolve_resume(self.accelerator, self.cfg.resume, self.out, run_identity(self.cfg))
-        if path is None:
-            return
-        load_checkpoint(self.accelerator, path, self.checkpoint_parts, seed=self.cfg.seed)
-        self.say(f"resumed from {path} at step {self.state.step} (epoch {self.epoch})")
-
     def begin(self) -> None:
-        """Write the resolved config, trim evaluations past the resumed step, start the trackers and the clock."""
-        if self.accelerator.is_main_process:
-            save_config(self.cfg, self.out / "config.yaml")
-            truncate_metrics(self.out / "metrics.jsonl", self.state.step)
-        start_tracking(self.accelerator, self.cfg, {"data.description": self.data.description,
-                                                    "world_size": self.accelerator.num_processes})
-        self.say(f"training {self.cfg.model.name} on {self.accelerator.num_processes} process(es) ({self.device}, "
-                 f"precision {self.accelerator.mixed_precision}): {self.steps_per_epoch} steps/epoch, "
-                 f"{self.total_steps} steps")
+        """Claim the run folder, resume when ``cfg.resume`` asks (the folder refuses a resume that changes what
+        must not change), write the resolved config, trim evaluations past the resumed step, start the trackers,
+        the progress bar and the clock."""
+        cfg, accelerator = self.cfg, self.accelerator
+        self.folder.claim(accelerator)  # only now: a bad config or model has written nothing
+        path = self.folder.choose_resume(accelerator, cfg.resume, run_identity(cfg))
+        if path is not None:
+            load_checkpoint(accelerator, path, self.checkpoint_parts, seed=cfg.seed)
+            logger.info(f"resumed from {path} at step {self.state.step} (epoch {self.epoch})")
+            self._start_epoch(self.epoch)
+        if accelerator.is_main_process:
+            save_config(cfg, self.folder.config)
+            self.folder.truncate_metrics(self.state.step)
+        start_tracking(accelerator, cfg, {"data.description": self.data.description,
+                                          "world_size": accelerator.num_processes})
+        logger.info(f"training {cfg.model.name} on {accelerator.num_processes} process(es) ({self.device}, "
+                    f"precision {accelerator.mixed_precision}): {self.steps_per_epoch} steps/epoch, "
+                    f"{self.total_steps} steps")
+        # A redrawn progress bar only on an interactive terminal; batch jobs get plain log lines.
+        interactive = cfg.log.progress and sys.stdout.isatty() and "SLURM_JOB_ID" not in os.environ
+        self.bar = tqdm(total=self.total_steps, initial=self.state.step, desc="train", dynamic_ncols=True,
+                        disable=not (interactive and accelerator.is_main_process))
         self.started, self.first_step = time.perf_counter(), self.state.step
 
     def save_checkpoint(self) -> None:
         """A resumable checkpoint of this step from every rank (the best-by-validation one is kept)."""
         state = self.state
-        save_checkpoint(self.accelerator, self.out, state.step, self.checkpoint_parts,
+        save_checkpoint(self.accelerator, self.folder.root, state.step, self.checkpoint_parts,
                         identity=run_identity(self.cfg), keep_last=self.cfg.checkpoint.keep_last,
                         protect_step=state.best_step if state.best_step >= 0 else None)
 
@@ -420,21 +458,13 @@ class Trainer:
         self.batches = iter(self.loader)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the config and run; returns the exit code."""
-    cfg = parse_config(argv)
-    if cfg.debug:
-        cfg = debug_config(cfg)
-    return Trainer(cfg).run()
-
-
 def debug_config(cfg: Config) -> Config:
-    """Debug mode: a small stratified subset, a few steps, anomaly detection, synchronous CUDA."""
+    """Debug mode's settings (a copy): a small stratified subset, a few steps, a log line per step.
+    :meth:`Trainer.fit` also turns on anomaly detection for its duration."""
+    cfg = copy.deepcopy(cfg)
     cfg.data.subset = cfg.data.subset or 2048
     cfg.train.max_steps = cfg.train.max_steps or 20
     cfg.log.log_every = 1
-    torch.autograd.set_detect_anomaly(True)
-    os.environ.setdefault("CUDA_LAUNCH_BLOCKING", "1")
     return cfg
 
 
@@ -458,18 +488,6 @@ def build_accelerator(cfg: Config) -> Accelerator:
     return accelerator
 
 
-def build_ema(cfg: Config, model: torch.nn.Module) -> ModelEmaV3 | None:
-    """timm's weight EMA with warmup (or None when off).
-
-    Without warmup the average keeps most of the random initial weights (and their BatchNorm
-    statistics) for about ``1 / (1 - decay)`` steps, so short runs evaluate at chance. With
-    timm's warmup the decay starts near 0 and rises as ``1 - (1 + step) ** -0.75`` towards ``ema_decay``.
-    """
-    if not cfg.model.ema:
-        return None
-    return ModelEmaV3(model, decay=cfg.model.ema_decay, use_warmup=True, warmup_power=0.75)
-
-
 def broadcast_buffers(accelerator: Accelerator, model: torch.nn.Module) -> None:
     """Give every rank rank 0's BatchNorm statistics (timm's ``distribute_bn``). DDP broadcasts them only at
     the start of each forward, so after the last step every rank holds statistics of its own last batch."""
@@ -486,7 +504,7 @@ def ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module) -> bool:
     gathered = accelerator.gather(fingerprint[None]).cpu()
     in_sync = bool((gathered == gathered[0]).all())
     if not in_sync:
-        accelerator.print("warning: the ranks' weights differ at the end of training (DDP desync)")
+        logger.warning("warning: the ranks' weights differ at the end of training (DDP desync)")
     return in_sync
 
 
@@ -540,6 +558,22 @@ class ThroughputWindow:
         return self.epoch_images / max(time.perf_counter() - self.epoch_t0, 1e-9)
 
 
-def cli() -> None:
-    """Console script entry point (``emnist-train``)."""
-    run_cli(main)
+EXIT_DIVERGED = 3
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto
+
+
+def exit_code(run: Callable[[], object]) -> int:
+    """For a command line: run ``run()`` and map its outcome to the exit code: 0, 3 (:class:`Diverged`, its
+    message as one ``error:`` line) or 75 (:class:`Preempted`); then end the process group, which the
+    command's process formed (``fit`` leaves it up)."""
+    try:
+        run()
+        return 0
+    except Diverged as err:
+        PartialState().print(f"error: {err}")
+        return EXIT_DIVERGED
+    except Preempted:
+        return EXIT_PREEMPTED
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

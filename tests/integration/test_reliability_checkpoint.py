@@ -31,11 +31,11 @@ from emnist_dist.train.checkpoint import (
     checkpoint_step,
     load_checkpoint,
     published_checkpoints,
-    resolve_resume,
     save_checkpoint,
     verify_checkpoint,
 )
-from emnist_dist.train.run_folder import claim_run_folder, run_identity, truncate_metrics
+from emnist_dist.errors import log_to_console
+from emnist_dist.train.run_folder import RunFolder, run_identity
 from tests.helpers.tiny_training import TinyRun
 
 IDENTITY = {"model.name": "tiny", "train.lr": 0.001}
@@ -46,6 +46,12 @@ FILES = ["ema.safetensors", "manifest.json", "model.safetensors", "optimizer.pt"
 @pytest.fixture(scope="module")
 def accelerator():
     return Accelerator(cpu=True)
+
+
+@pytest.fixture(autouse=True)
+def console(capsys):
+    """The package's log lines on the (captured) stdout, as the command line shows them."""
+    log_to_console()
 
 
 def save(accelerator, run, out, keep_last=3):
@@ -84,7 +90,7 @@ def test_resume_continues_exactly_like_the_uninterrupted_run(accelerator, tmp_pa
     expected = uninterrupted.snapshot()
 
     resumed = TinyRun(accelerator, seed=2)  # other initial weights and random streams
-    path = resolve_resume(accelerator, "auto", tmp_path, IDENTITY)
+    path = RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY)
     assert load_checkpoint(accelerator, path, resumed.parts, seed=0) == 1
     assert resumed.progress.step == 2
     for _ in range(3):
@@ -146,7 +152,7 @@ def test_a_planted_pickle_with_a_matching_manifest_is_refused_without_running(ac
     shutil.copy(payload, path / name)
     restate_manifest(path, name)
     assert verify_checkpoint(path) is None  # the manifest cannot tell: loading must refuse it
-    chosen = resolve_resume(accelerator, str(path), tmp_path / "elsewhere", IDENTITY)
+    chosen = RunFolder(tmp_path / "elsewhere").choose_resume(accelerator, str(path), IDENTITY)
     message = one_line_error(lambda: load_checkpoint(accelerator, chosen, TinyRun(accelerator, 0).parts, seed=0))
     assert message.startswith(f"checkpoint {path}: cannot be loaded (") and "Weights only load failed" in message
     assert not marker.exists()
@@ -157,10 +163,10 @@ def test_a_planted_pickle_is_refused_before_loading(accelerator, tmp_path, name,
     path = save(accelerator, trained(accelerator, 1), tmp_path / "run")
     payload, marker = planted(tmp_path, name)
     shutil.copy(payload, path / name)
-    message = one_line_error(lambda: resolve_resume(accelerator, str(path), tmp_path / "elsewhere", IDENTITY))
+    message = one_line_error(lambda: RunFolder(tmp_path / "elsewhere").choose_resume(accelerator, str(path), IDENTITY))
     reason = "rank_0.pt has 1" if name == "rank_0.pt" else f"{name} is not listed in manifest.json"
     assert message.startswith(f"resume={path}: ") and reason in message
-    message = one_line_error(lambda: resolve_resume(accelerator, "auto", tmp_path / "run", IDENTITY))
+    message = one_line_error(lambda: RunFolder(tmp_path / "run").choose_resume(accelerator, "auto", IDENTITY))
     assert "none of its 1 checkpoints is intact" in message
     assert capsys.readouterr().out.count("damaged") == 1
     assert not marker.exists()
@@ -201,14 +207,14 @@ def test_a_damaged_newest_checkpoint_is_reported_in_one_line_and_the_older_one_i
     spoil(newest)
     capsys.readouterr()
 
-    assert resolve_resume(accelerator, "auto", tmp_path, IDENTITY) == older
+    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) == older
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"warning: checkpoint {newest} is damaged (") and reason in lines[0]
     resumed = TinyRun(accelerator, seed=5)
     load_checkpoint(accelerator, older, resumed.parts, seed=0)
     assert resumed.progress.step == 1
 
-    message = one_line_error(lambda: resolve_resume(accelerator, str(newest), tmp_path, IDENTITY))
+    message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, str(newest), IDENTITY))
     assert message.startswith(f"resume={newest}: ") and reason in message
 
 
@@ -218,7 +224,7 @@ def test_an_accelerate_save_state_folder_is_not_taken_for_a_checkpoint(accelerat
     foreign = tmp_path / "checkpoints" / "step_00000009"
     accelerator.save_state(str(foreign))  # model.safetensors + random_states_0.pkl ...: unpickled by load_state
     assert any(p.suffix == ".pkl" for p in foreign.iterdir())
-    assert resolve_resume(accelerator, "auto", tmp_path, IDENTITY) == ours
+    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) == ours
     assert "step_00000009 is damaged (no manifest.json" in capsys.readouterr().out
 
 
@@ -227,7 +233,9 @@ def test_an_accelerate_save_state_folder_is_not_taken_for_a_checkpoint(accelerat
 MAY_CHANGE = {"train.epochs", "train.max_steps", "train.eval_every", "train.eval_batch_size", "train.mixed_precision",
               "checkpoint.every_steps", "checkpoint.keep_last", "log.trackers", "log.wandb_mode", "log.project",
               "log.run_name", "log.log_every", "log.progress", "model.compile", "model.channels_last",
-              "data.cache_dir", "output_dir", "resume", "cpu", "debug"}  # as documented in the README
+              "data.cache_dir", "output_dir", "resume", "cpu", "debug", "audit.rank_only", "audit.filter_by",
+              "audit.score_method", "audit.transform_ratio", "audit.transform_min_prob",
+              "audit.sheet_size"}  # as documented in the README
 
 
 def test_every_setting_but_the_documented_ones_is_bound_to_the_checkpoint():
@@ -249,7 +257,7 @@ def test_a_resume_that_changes_bound_settings_is_refused_naming_them(accelerator
 
     changed = Config()
     changed.model.name, changed.train.lr, changed.seed, changed.data.split = "resnet18", 0.5, 3, "digits"
-    message = one_line_error(lambda: resolve_resume(accelerator, "auto", tmp_path, run_identity(changed)))
+    message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, "auto", run_identity(changed)))
     for change in ("model.name (efficientnet_b3 -> resnet18)", "train.lr (0.0001 -> 0.5)", "seed (0 -> 3)",
                    "data.split (byclass -> digits)"):
         assert change in message
@@ -259,17 +267,17 @@ def test_a_resume_that_changes_bound_settings_is_refused_naming_them(accelerator
     allowed = Config()
     allowed.train.epochs, allowed.train.max_steps, allowed.log.trackers = 99, 7, ["wandb"]
     allowed.checkpoint.every_steps, allowed.train.eval_every, allowed.output_dir = 5, 3, "moved"
-    assert checkpoint_step(resolve_resume(accelerator, "auto", tmp_path, run_identity(allowed))) == 1
+    assert checkpoint_step(RunFolder(tmp_path).choose_resume(accelerator, "auto", run_identity(allowed))) == 1
 
 
 def test_resume_never_discards_the_previous_run(accelerator, tmp_path, capsys):
     save(accelerator, trained(accelerator, 1), tmp_path)
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
     (tmp_path / "final.json").write_text("{}")
-    assert resolve_resume(accelerator, "never", tmp_path, IDENTITY) is None
+    assert RunFolder(tmp_path).choose_resume(accelerator, "never", IDENTITY) is None
     assert "discarded the previous run's checkpoints, metrics.jsonl, final.json" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    assert resolve_resume(accelerator, "auto", tmp_path, IDENTITY) is None
+    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) is None
 
 
 # --- publishing ------------------------------------------------------------------------------------
@@ -361,7 +369,7 @@ def test_kill_9_at_random_points_of_a_save_never_leaves_a_damaged_checkpoint(acc
 
         visible = published_checkpoints(out)
         assert all(verify_checkpoint(p) is None for p in visible), f"trial {trial}: a damaged checkpoint"
-        chosen = resolve_resume(accelerator, "auto", out, IDENTITY)
+        chosen = RunFolder(out).choose_resume(accelerator, "auto", IDENTITY)
         if saved:
             assert chosen is not None and checkpoint_step(chosen) in (max(saved), step)
         else:
@@ -410,24 +418,24 @@ def test_a_folder_held_by_another_run_is_refused(accelerator, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     with FileLock(out / ".lock"):  # another training run, as far as the operating system can tell
-        message = one_line_error(lambda: claim_run_folder(accelerator, out))
+        message = one_line_error(lambda: RunFolder(out).claim(accelerator))
     assert message == (f"output_dir={out}: in use by another training run (it holds {out}/.lock): "
                        "wait for it to finish, or use another output_dir")
-    claim_run_folder(accelerator, out)  # free again: taken
+    RunFolder(out).claim(accelerator)  # free again: taken
     with pytest.raises(TimeoutError):
         FileLock(out / ".lock", timeout=0).acquire()
 
 
 def test_an_output_dir_under_a_file_is_one_line(accelerator, tmp_path):
     (tmp_path / "notes.txt").write_text("a file")
-    message = one_line_error(lambda: claim_run_folder(accelerator, tmp_path / "notes.txt" / "run"))
+    message = one_line_error(lambda: RunFolder(tmp_path / "notes.txt" / "run").claim(accelerator))
     assert message == (f"output_dir={tmp_path}/notes.txt/run: {tmp_path}/notes.txt is a file: "
                        "expected a folder (or a path to create)")
 
 
 def test_a_read_only_output_dir_is_one_line(accelerator, tmp_path, read_only):
     read_only(tmp_path)
-    message = one_line_error(lambda: claim_run_folder(accelerator, tmp_path / "run"))
+    message = one_line_error(lambda: RunFolder(tmp_path / "run").claim(accelerator))
     assert message.startswith(f"{tmp_path}/run: could not be written (")
     assert "Read-only file system" in message or "Permission denied" in message
     assert not (tmp_path / "run").exists()
@@ -435,7 +443,7 @@ def test_a_read_only_output_dir_is_one_line(accelerator, tmp_path, read_only):
 
 def test_a_full_disk_is_one_line_and_leaves_no_partial_file(accelerator, tiny_filesystem):
     out = tiny_filesystem(64 * 1024) / "run"
-    claim_run_folder(accelerator, out)
+    RunFolder(out).claim(accelerator)
     (out / "filler").write_bytes(b"\0" * 60 * 1024)
     while True:  # fill the last blocks too
         try:
@@ -453,7 +461,7 @@ def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path):
     path = tmp_path / "metrics.jsonl"
     records = [{"epoch": 1, "step": 10, "val/acc": 0.5}, {"epoch": 2, "step": 20, "val/acc": 0.6}]
     path.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"epoch": 3, "step": 3')  # killed mid-append
-    truncate_metrics(path, 20)
+    RunFolder(path.parent).truncate_metrics(20)
     assert [json.loads(line) for line in path.read_text().splitlines()] == records
-    truncate_metrics(path, 10)
+    RunFolder(path.parent).truncate_metrics(10)
     assert [json.loads(line) for line in path.read_text().splitlines()] == records[:1]

@@ -223,7 +223,7 @@ def test_preempted_job_requeues_and_resumes(cluster, submit, submit_dir, backgro
 
 @pytest.mark.slow
 def test_audit_template_trains_the_folds_in_one_job(cluster, submit, submit_dir):
-    audit_tiny = [*TINY, "--model.name", "test_resnet", "--train.epochs", "1", "--audit.folds", "2"]
+    audit_tiny = [*TINY, "--model.name", "test_resnet", "--train.epochs", "1", "--data.folds", "2"]
     job_id = submit("audit_byclass.sh", *audit_tiny)
     job = finish(cluster, job_id)
     assert job["Restarts"] == "0" and job["JobName"] == "emnist-audit-byclass"

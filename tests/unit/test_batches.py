@@ -15,7 +15,7 @@ def make_split(n):
 
 
 def epoch_batches(loader, epoch):
-    loader.set_epoch(epoch)
+    loader.seek(epoch, 0)
     return [(x.clone(), y.clone()) for x, y in loader]
 
 
@@ -56,7 +56,7 @@ def test_mid_epoch_resume_yields_the_very_next_batch():
     full = [y for _, y in epoch_batches(TrainLoader(images, ids, 8, seed=3, rank=1, world_size=2), 5)]
 
     loader = TrainLoader(images, ids, 8, seed=3, rank=1, world_size=2)
-    loader.set_epoch(5)
+    loader.seek(5, 0)
     iterator = iter(loader)
     for _ in range(3):
         next(iterator)
@@ -65,12 +65,11 @@ def test_mid_epoch_resume_yields_the_very_next_batch():
 
     resumed = TrainLoader(images, ids, 8, seed=3, rank=1, world_size=2)
     resumed.load_state_dict(state)
-    resumed.set_epoch(5)  # the training loop calls this at the top of the epoch: keeps the position
     rest = [y for _, y in resumed]
     assert len(rest) == len(full) - 3
     assert all(torch.equal(a, b) for a, b in zip(rest, full[3:]))
     assert resumed.state_dict()["batch"] == len(full)
-    resumed.set_epoch(6)
+    resumed.seek(6, 0)
     assert (resumed.state_dict()["epoch"], resumed.state_dict()["batch"]) == (6, 0)
 
 
@@ -80,7 +79,7 @@ def test_a_position_saved_by_n_processes_resumes_on_m(saved_by, resumed_on):
     images, ids = make_split(96)
     old = [TrainLoader(images, ids, 16, seed=4, rank=r, world_size=saved_by) for r in range(saved_by)]
     for loader in old:
-        loader.set_epoch(2)
+        loader.seek(2, 0)
         iterator = iter(loader)
         next(iterator), next(iterator)
     states = [loader.state_dict() for loader in old]
@@ -90,7 +89,6 @@ def test_a_position_saved_by_n_processes_resumes_on_m(saved_by, resumed_on):
     new = [TrainLoader(images, ids, 16, seed=4, rank=r, world_size=resumed_on) for r in range(resumed_on)]
     for loader in new:
         loader.load_state_dict(states[0])
-        loader.set_epoch(2)
     got = [torch.cat([y for _, y in rank_batches]) for rank_batches in zip(*(list(loader) for loader in new))]
     assert len(got) == len(expected) == 96 // 16 - 2
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
@@ -103,12 +101,12 @@ def test_a_position_for_another_global_batch_is_refused():
         TrainLoader(images, ids, 32, seed=0).load_state_dict(state)
 
 
-def test_set_epoch_restarts_at_batch_zero():
+def test_seek_restarts_an_epoch_at_batch_zero():
     images, ids = make_split(40)
     loader = TrainLoader(images, ids, 8, seed=0)
-    loader.set_epoch(1)
+    loader.seek(1, 0)
     next(iter(loader))
-    loader.set_epoch(1)
+    loader.seek(1, 0)
     assert (loader.state_dict()["epoch"], loader.state_dict()["batch"]) == (1, 0)
 
 

@@ -51,7 +51,6 @@ def test_saved_config_reproduces_the_run(tmp_path):
     (["--train.clip_grad_norm", "-1"], "train.clip_grad_norm=-1"),
     (["--data.fold", "4"], "data.fold"),
     (["--data.folds", "1"], "data.folds"),
-    (["--audit.folds", "1"], "audit.folds"),
     (["--audit.transform_ratio", "0.5"], "audit.transform_ratio"),
     (["--audit.transform_min_prob", "0"], "audit.transform_min_prob"),
     (["--audit.sheet_size", "0"], "audit.sheet_size"),

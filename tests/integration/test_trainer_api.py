@@ -1,0 +1,113 @@
+"""The trainer as a library object: ``Trainer(cfg).fit()`` in one process, as a notebook or a tuning loop runs it.
+
+Each fit is a real (tiny) training run in this process: synthetic Balanced, timm's test_efficientnet at 32 px,
+a few steps. The references are the files the run wrote (final.json, the checkpoint folder, the folder's bytes)
+and the process state read before the fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+
+import pytest
+import torch
+from filelock import FileLock
+
+from emnist_dist.config import parse_config
+from emnist_dist.errors import UserError
+from emnist_dist.train import Preempted, Trainer
+from emnist_dist.train.checkpoint import checkpoint_step, published_checkpoints, verify_checkpoint
+from tests.helpers.train_runs import TINY
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def config(cache: str, out, *flags: str):
+    return parse_config([*TINY, "--data.synthetic_train_per_class", "10", "--train.epochs", "1",
+                         "--train.max_steps", "4", "--data.cache_dir", cache, "--output_dir", str(out), *flags])
+
+
+def on_training_forward(trainer: Trainer, action) -> list:
+    """Call ``action(n)`` inside the n-th training forward pass (n from 1); returns what the calls returned."""
+    seen = []
+
+    def hook(module, args, output):
+        if module.training:
+            seen.append(action(len(seen) + 1))
+
+    trainer.network.register_forward_hook(hook)
+    return seen
+
+
+def folder_bytes(out) -> dict:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_fits_in_one_process_leave_it_as_they_found_it(tmp_path, cache):
+    mine = lambda signum, frame: None  # noqa: E731 - the caller's own handler, which fit must put back
+    previous = signal.signal(signal.SIGUSR1, mine)
+    term = signal.getsignal(signal.SIGTERM)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        finals = []
+        for name in ("a", "b"):
+            trainer = Trainer(config(cache, tmp_path / name, "--debug", "true", "--data.subset", "400"))
+            during = on_training_forward(trainer, lambda n: (torch.is_anomaly_enabled(), signal.getsignal(signal.SIGUSR1),
+                                                             signal.getsignal(signal.SIGTERM)))
+            finals.append(trainer.fit())
+            # debug mode: anomaly detection and the trainer's own stop handlers while it trained
+            assert all(anomaly and usr1 is not mine and handler is not term for anomaly, usr1, handler in during)
+            assert finals[-1] == json.loads((tmp_path / name / "final.json").read_text())
+            assert finals[-1]["step"] == 4 and 0 <= finals[-1]["test/acc"] <= 1
+            # ... and afterwards the process as it was: handlers, anomaly mode, environment, process group
+            assert signal.getsignal(signal.SIGUSR1) is mine and signal.getsignal(signal.SIGTERM) is term
+            assert not torch.is_anomaly_enabled() and "CUDA_LAUNCH_BLOCKING" not in os.environ
+            assert torch.distributed.is_initialized()
+        assert finals[0]["test/acc"] == finals[1]["test/acc"]  # the same seed: the same run twice
+    finally:
+        torch.distributed.destroy_process_group()
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_refused_resume_raises_and_leaves_the_folder_untouched(tmp_path, cache):
+    out = tmp_path / "run"
+    Trainer(config(cache, out)).fit()
+    before = folder_bytes(out)
+    with pytest.raises(UserError, match=r"trained with other settings: model.drop_rate \(0.3 -> 0.5\)"):
+        Trainer(config(cache, out, "--model.drop_rate", "0.5")).fit()
+    assert folder_bytes(out) == before
+    lock = FileLock(out / ".lock", timeout=0)  # the refused run let go of the run folder
+    lock.acquire()
+    lock.release()
+
+
+def test_preemption_raises_after_checkpointing_and_the_next_fit_resumes(tmp_path, cache):
+    out = tmp_path / "run"
+    usr1 = signal.getsignal(signal.SIGUSR1)
+    trainer = Trainer(config(cache, out, "--train.max_steps", "6"))
+    on_training_forward(trainer, lambda n: n == 3 and os.kill(os.getpid(), signal.SIGUSR1))
+    with pytest.raises(Preempted, match="SIGUSR1 received: checkpoint saved at step 3") as stopped:
+        trainer.fit()
+    assert stopped.value.step == 3
+    (newest,) = published_checkpoints(out)
+    assert checkpoint_step(newest) == 3 and verify_checkpoint(newest) is None
+    assert not (out / "final.json").exists()
+    assert signal.getsignal(signal.SIGUSR1) is usr1
+
+    final = Trainer(config(cache, out, "--train.max_steps", "6")).fit()
+    assert final["step"] == 6
