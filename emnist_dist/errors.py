@@ -41,19 +41,28 @@ class ConsoleFormatter(logging.Formatter):
         return re.sub(r"^\[RANK \d+\] ", "", record.getMessage())
 
 
+class StdoutHandler(logging.StreamHandler):
+    """A handler writing to ``sys.stdout`` as it is at each record (pytest's capture or a notebook replaces it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the property answers instead
+        pass
+
+
 def log_to_console() -> None:
     """Show the package's log records (``accelerate.logging.get_logger``: main process only) as plain lines on
     stdout, the console output of a command. A library user configures ``logging`` as they like instead."""
     package = logging.getLogger("emnist_dist")
-    handler = next((h for h in package.handlers if getattr(h, "console", False)), None)
-    if handler is None:
-        handler = logging.StreamHandler()
-        handler.console = True
+    if not any(isinstance(handler, StdoutHandler) for handler in package.handlers):
+        handler = StdoutHandler()
         handler.setFormatter(ConsoleFormatter())
         package.addHandler(handler)
         package.setLevel(logging.INFO)
         package.propagate = False
-    handler.setStream(sys.stdout)  # the current one (a test may have replaced it)
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

@@ -185,7 +185,6 @@ class Trainer:
         self.window = ThroughputWindow(self.device)
         self.last_val: dict = {}
         self.bar = tqdm(disable=True)  # fit() shows the real one
-        self.started, self.first_step = time.perf_counter(), self.state.step
 
     # -- the run ----------------------------------------------------------------------------------
 
