@@ -19,6 +19,7 @@ from ..errors import UserError, run_cli
 from ..files import write_text_atomic
 from ..inference.reports import save_figure, write_csv
 from .contact_sheet import contact_sheet_figure
+from ..train import RunFolder
 from ..train.trainer import exit_code
 from .folds import check_reusable, run_folds
 from .ranking import COLUMNS, rank_issues, summarize, summary_line
@@ -55,7 +56,7 @@ def audit(cfg: Config) -> dict:
         Preempted, Diverged: as ``Trainer.fit`` (a fold's training stopped or diverged).
     """
     state = PartialState(cpu=cfg.cpu)
-    config_path = Path(cfg.output_dir) / "config.yaml"
+    config_path = RunFolder(cfg.output_dir).config
     if not cfg.audit.rank_only:
         check_reusable(cfg)
         if state.is_main_process:
