@@ -16,7 +16,8 @@ def build_parser() -> CliParser:
         "--source",
         default="synthetic",
         help="nist (official download) | a local path (gzip.zip, folder of .gz or IDX files, parquet, "
-        "saved datasets folder) | hf:OWNER/NAME | synthetic (offline stand-in, NOT EMNIST; default)",
+        "saved datasets folder; a folder of MNIST-format train-*/t10k-*-ubyte[.gz] files with --split mnist) "
+        "| hf:OWNER/NAME | synthetic (offline stand-in, NOT EMNIST; default)",
     )
     common.add_argument(
         "--cache-dir", default=None, help="cache root (default: $EMNIST_DIST_CACHE or ~/.cache/emnist_dist)"

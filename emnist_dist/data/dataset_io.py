@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -28,7 +28,7 @@ from datasets.table import InMemoryTable
 from ..errors import UserError, one_line
 from ..files import atomic_path, file_sha256, write_error
 from .idx import IMAGE_SIDE
-from .splits import SplitInfo
+from .splits import SplitInfo, get_split
 
 META_FILE = "emnist_dist.json"
 FORMAT_VERSION = 2  # 2: row counts and file checksums in META_FILE
@@ -41,7 +41,8 @@ class SplitArrays:
     """Both parts of one split as read from a source.
 
     Images are ``(N, 28, 28)`` uint8, labels ``(N,)`` int64 class ids (0..C-1). ``upright`` is
-    False while the images are still stored transposed like the NIST files.
+    False while the images are still stored transposed like the NIST files. ``class_names`` are
+    the source's own names (e.g. Fashion-MNIST's), or None for the split's.
     """
 
     train_images: np.ndarray
@@ -49,6 +50,7 @@ class SplitArrays:
     test_images: np.ndarray
     test_labels: np.ndarray
     upright: bool
+    class_names: list[str] | None = None
 
 
 def features(info: SplitInfo) -> Features:
@@ -75,6 +77,12 @@ def read_meta(path: str | Path) -> dict:
     if not isinstance(meta, dict):
         raise UserError(f"{meta_path}: holds {type(meta).__name__}: expected the metadata `prepare` wrote")
     return meta
+
+
+def dataset_class_names(path: str | Path) -> list[str]:
+    """Class names of the prepared dataset ``path``, in label order (those its source gave, else the split's)."""
+    meta = read_meta(path)
+    return list(meta.get("class_names") or get_split(meta["split"]).class_names)
 
 
 def verify_dataset(path: str | Path) -> str | None:
@@ -107,12 +115,15 @@ def write_dataset(target: Path, arrays: SplitArrays, info: SplitInfo, meta: dict
     """Write ``arrays`` as the cache folder ``target``, atomically (replacing a damaged one).
 
     The images are fixed to upright in place (when ``arrays.upright`` is False). ``meta`` gets the
-    format version, the row counts and every file's size and SHA-256, and is written last. The
+    format version, the class names, the row counts and every file's size and SHA-256, and is
+    written last. The
     caller makes sure no other process writes ``target`` at the same time (``prepare`` holds a lock).
 
     Raises:
         UserError: the cache folder cannot be written (read-only, full); nothing is left behind.
     """
+    if arrays.class_names is not None:
+        info = replace(info, class_names=arrays.class_names)
     feats = features(info)
     parts = {}
     for part in PARTS:
@@ -139,7 +150,7 @@ def write_dataset(target: Path, arrays: SplitArrays, info: SplitInfo, meta: dict
             if f.is_file()
         }
         rows = {part: len(dataset) for part, dataset in parts.items()}
-        full_meta = {**meta, "format": FORMAT_VERSION, "rows": rows, "files": files}
+        full_meta = {**meta, "format": FORMAT_VERSION, "class_names": info.class_names, "rows": rows, "files": files}
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2) + "\n")
 
 

@@ -10,8 +10,7 @@ import torch
 
 from ..errors import UserError
 from .cache import prepare
-from .dataset_io import load_split, read_meta
-from .splits import class_names
+from .dataset_io import dataset_class_names, load_split, read_meta
 from .exclusion import read_exclude
 from .stats import class_counts, image_stats, stratified_folds, stratified_split, stratified_subset
 
@@ -83,7 +82,7 @@ def load_emnist(cfg: "DataConfig", seed: int, progress: bool = True) -> EmnistDa
         raise UserError(f"data.subset={cfg.subset}: expected a positive number of training samples (or null)")
     path = prepare_data(cfg, progress)
     meta = read_meta(path)
-    names = class_names(cfg.split)
+    names = dataset_class_names(path)
     images, labels = load_split(path, "train")
     test_images, test_labels = load_split(path, "test")
     kept = torch.arange(len(labels))

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .dataset_io import load_split, read_meta
-from .splits import class_names
+from .dataset_io import dataset_class_names, load_split, read_meta
 from .stats import class_counts
 
 _ROWS_PER_BLOCK = 16  # classes per column block of the grid
@@ -45,7 +44,7 @@ def write_grid(cache_path: str | Path, out: str | Path, per_class: int = 8) -> P
     import matplotlib.pyplot as plt
 
     meta = read_meta(cache_path)
-    names = class_names(meta["split"])
+    names = dataset_class_names(cache_path)
     images, labels = load_split(cache_path, "train")
     mosaic = sample_mosaic(images, labels, len(names), per_class)
     height, width = mosaic.shape
@@ -55,7 +54,8 @@ def write_grid(cache_path: str | Path, out: str | Path, per_class: int = 8) -> P
     for c, name in enumerate(names):
         x = (c // _ROWS_PER_BLOCK) * (per_class + 1) * _CELL + _CELL / 2
         y = (c % _ROWS_PER_BLOCK) * _CELL + _CELL / 2
-        ax.text(x, y, name, color="gold", fontsize=14, ha="center", va="center", fontweight="bold")
+        size = 14 if len(name) <= 4 else 56 / len(name)  # a word (Fashion-MNIST's "Ankle boot") fits its cell
+        ax.text(x, y, name, color="gold", fontsize=size, ha="center", va="center", fontweight="bold")
     ax.set_axis_off()
     fig.suptitle(f"{meta['description']}: {per_class} training samples per class", fontsize=16)
     out = Path(out)
@@ -68,7 +68,7 @@ def write_grid(cache_path: str | Path, out: str | Path, per_class: int = 8) -> P
 def count_report(cache_path: str | Path) -> str:
     """Per-class train/test counts and the training imbalance (largest / smallest class)."""
     meta = read_meta(cache_path)
-    names = class_names(meta["split"])
+    names = dataset_class_names(cache_path)
     train = class_counts(load_split(cache_path, "train")[1], len(names))
     test = class_counts(load_split(cache_path, "test")[1], len(names))
     lines = [meta["description"], f"{'class':>5} {'train':>8} {'test':>8}"]

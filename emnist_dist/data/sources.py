@@ -2,7 +2,10 @@
 
 Every source is read into :class:`SplitArrays` (images as the source stores them, labels as
 class ids); the NIST files, Hub/parquet copies and the synthetic stand-in all store glyphs
-transposed, so ``write_dataset`` applies the one orientation fix. Raw NIST labels are checked
+transposed, so ``write_dataset`` applies the one orientation fix. A folder with the classic
+MNIST file names (MNIST, Fashion-MNIST, KMNIST: ``train-images-idx3-ubyte[.gz]`` ...) is the
+10-class ``mnist`` split stored upright, class names from a ``classes.txt`` beside the files
+(else the digits). Raw NIST labels are checked
 against the split's classes and shifted (letters: 1..26 -> 0..25). Parquet files and
 ``datasets`` folders from elsewhere are read the same way (NIST orientation and numbering, as
 in every copy made from the NIST files); a folder written by emnist_dist itself is taken as is.
@@ -36,6 +39,15 @@ NIST_MD5 = "58c8d27c78d21e728a6bc7b3cc06412e"
 KINDS = {"images": "images-idx3", "labels": "labels-idx1"}
 # Where the NIST members may sit inside a folder: flat, as in gzip.zip, torchvision's layout.
 _MEMBER_DIRS = (".", "gzip", "raw", "EMNIST/raw")
+# The classic MNIST-format names (MNIST, Fashion-MNIST, KMNIST); their glyphs are stored upright.
+MNIST_FORMAT_NAMES = {
+    ("train", "images"): "train-images-idx3-ubyte",
+    ("train", "labels"): "train-labels-idx1-ubyte",
+    ("test", "images"): "t10k-images-idx3-ubyte",
+    ("test", "labels"): "t10k-labels-idx1-ubyte",
+}
+MNIST_FORMAT_SPLIT = "mnist"
+CLASSES_FILE = "classes.txt"
 _LOCAL_HINT = "pass a local copy instead: --source /path/to/gzip.zip (or a folder of its .gz/IDX files, or parquet)"
 
 
@@ -52,6 +64,8 @@ def describe(split: str, source: str) -> str:
     """One human line naming what the data is; the synthetic stand-in says so plainly."""
     if is_synthetic(source):
         return f"SYNTHETIC stand-in for {split} (not EMNIST)"
+    if source != "nist" and not source.startswith("hf:") and _mnist_format_members(_existing_path(source)):
+        return f"MNIST-format {split} ({source})"
     return f"EMNIST {split} ({source})"
 
 
@@ -129,17 +143,11 @@ def read_path(path: Path, info: SplitInfo) -> SplitArrays:
     members = {(part, kind): _find_member(path, member_name(info.name, part, kind)) for part in PARTS for kind in KINDS}
     if any(members.values()):
         missing = [member_name(info.name, p, k) for (p, k), found in members.items() if found is None]
-        if missing:
-            raise UserError(
-                f"{path}: {missing[0]}[.gz] is missing: expected all four emnist-{info.name}-{{train,test}}-"
-                "{images-idx3,labels-idx1}-ubyte[.gz] files"
-            )
-
-        def open_file(part: str, kind: str) -> tuple[BinaryIO, str, bool]:
-            found = members[(part, kind)]
-            return open(found, "rb"), str(found), found.suffix == ".gz"
-
-        return _read_members(info, open_file)
+        expected = f"all four emnist-{info.name}-{{train,test}}-{{images-idx3,labels-idx1}}-ubyte[.gz] files"
+        return _read_found_members(path, members, missing, expected, info, upright=False)
+    classic = _mnist_format_members(path)
+    if classic:
+        return _read_mnist_format(path, classic, info)
     archives = sorted(path.glob("*.zip"))
     if archives:
         return _read_zip(path / "gzip.zip" if (path / "gzip.zip").is_file() else archives[0], info)
@@ -147,8 +155,73 @@ def read_path(path: Path, info: SplitInfo) -> SplitArrays:
         return _read_parquet_folder(path, info)
     raise UserError(
         f"{path}: no EMNIST {info.name} files found: expected gzip.zip, emnist-{info.name}-*-ubyte[.gz] files "
-        "(flat, under gzip/ or EMNIST/raw/), parquet files with image+label columns, or a saved datasets folder"
+        "(flat, under gzip/ or EMNIST/raw/), MNIST-format train-*/t10k-*-ubyte[.gz] files, parquet files "
+        "with image+label columns, or a saved datasets folder"
     )
+
+
+def _read_found_members(
+    path: Path,
+    members: dict[tuple[str, str], Path | None],
+    missing: list[str],
+    expected: str,
+    info: SplitInfo,
+    upright: bool,
+) -> SplitArrays:
+    """Read the four IDX files found under ``path``; ``missing`` names the ones not found (an error)."""
+    if missing:
+        raise UserError(f"{path}: {missing[0]}[.gz] is missing: expected {expected}")
+
+    def open_file(part: str, kind: str) -> tuple[BinaryIO, str, bool]:
+        found = members[(part, kind)]
+        return open(found, "rb"), str(found), found.suffix == ".gz"
+
+    return _read_members(info, open_file, upright)
+
+
+# --- MNIST-format folders (MNIST, Fashion-MNIST, KMNIST) ---------------------------------------
+
+
+def _mnist_format_members(folder: Path) -> dict[tuple[str, str], Path | None]:
+    """The classic MNIST-format files under ``folder`` (None where missing); empty when there are none."""
+    if not folder.is_dir():
+        return {}
+    found = {key: _find_member(folder, base) for key, base in MNIST_FORMAT_NAMES.items()}
+    return found if any(found.values()) else {}
+
+
+def _read_mnist_format(path: Path, members: dict[tuple[str, str], Path | None], info: SplitInfo) -> SplitArrays:
+    """The 10-class split from MNIST-format files: upright glyphs, labels 0..9, names from classes.txt."""
+    if info.name != MNIST_FORMAT_SPLIT:
+        raise UserError(
+            f"{path}: MNIST-format files (train-images-idx3-ubyte, ...) hold a 10-class set: "
+            f"expected --split {MNIST_FORMAT_SPLIT}, not {info.name}"
+        )
+    missing = [MNIST_FORMAT_NAMES[key] for key, found in members.items() if found is None]
+    expected = "all four of " + ", ".join(f"{name}[.gz]" for name in MNIST_FORMAT_NAMES.values())
+    arrays = _read_found_members(path, members, missing, expected, info, upright=True)
+    arrays.class_names = _read_class_names(members[("train", "images")].parent, info)
+    return arrays
+
+
+def _read_class_names(folder: Path, info: SplitInfo) -> list[str]:
+    """Class names from ``folder/classes.txt`` (one a line, in label order), else the split's own."""
+    file = folder / CLASSES_FILE
+    if not file.is_file():
+        return list(info.class_names)
+    try:
+        names = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{file}: unreadable ({_first_line(err)}): expected UTF-8 text, one class name a line") from None
+    while names and not names[-1]:  # a trailing blank line is not a class
+        names.pop()
+    blank, repeated = sum(not name for name in names), len(names) - len(set(names))
+    if len(names) != info.num_classes or blank or repeated:
+        raise UserError(
+            f"{file}: {len(names)} lines ({blank} blank, {repeated} repeated): expected {info.num_classes} "
+            "distinct class names, one a line in label order"
+        )
+    return names
 
 
 def _find_member(folder: Path, base: str) -> Path | None:
@@ -185,8 +258,10 @@ def _read_zip(path: Path, info: SplitInfo) -> SplitArrays:
         return _read_members(info, open_member)
 
 
-def _read_members(info: SplitInfo, open_member: Callable[[str, str], tuple[BinaryIO, str, bool]]) -> SplitArrays:
-    """Read and cross-check the four IDX members; labels become class ids."""
+def _read_members(
+    info: SplitInfo, open_member: Callable[[str, str], tuple[BinaryIO, str, bool]], upright: bool = False
+) -> SplitArrays:
+    """Read and cross-check the four IDX members (stored ``upright`` or transposed); labels become class ids."""
     arrays: dict[str, np.ndarray] = {}
     for part in PARTS:
         names = {}
@@ -201,7 +276,7 @@ def _read_members(info: SplitInfo, open_member: Callable[[str, str], tuple[Binar
                 "expected equal counts"
             )
         arrays[f"{part}_labels"] = _class_ids(arrays[f"{part}_labels"], info, names["labels"])
-    return SplitArrays(upright=False, **arrays)
+    return SplitArrays(upright=upright, **arrays)
 
 
 def _class_ids(raw: np.ndarray, info: SplitInfo, name: str) -> np.ndarray:

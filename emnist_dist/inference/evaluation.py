@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..data import class_names, load_split, prepare
-from ..data.dataset_io import read_meta
+from ..data.dataset_io import dataset_class_names, read_meta
 from ..errors import CliParser, UserError
 from ..files import write_text_atomic
 from .artifact import load_model
@@ -91,11 +91,18 @@ def evaluate(model_dir: str | os.PathLike, split: str | None = None, source: str
     if not source:
         raise UserError(f"{model_dir}: config.json records no data source; pass --data.source "
                         "(nist, a local path, hf:OWNER/NAME or synthetic)")
-    names = class_names(split)
-    if names != list(info.class_names):
-        raise UserError(f"--data.split {split}: its {len(names)} classes are not the "
-                        f"{info.num_classes} classes the model predicts (trained on {info.split})")
+
+    def check_classes(names: list[str]) -> None:
+        if names != list(info.class_names):
+            raise UserError(f"--data.split {split} --data.source {source}: its {len(names)} classes are not the "
+                            f"{info.num_classes} classes the model predicts (trained on {info.split}): "
+                            f"{', '.join(names[:10])} ... vs {', '.join(info.class_names[:10])} ...")
+
+    if len(class_names(split)) != info.num_classes:  # refused before preparing anything
+        check_classes(class_names(split))
     cache = prepare(split, source, cache_dir, progress=sys.stderr.isatty())  # only the test part is loaded
+    names = dataset_class_names(cache)  # a source may name its classes (an MNIST-format classes.txt)
+    check_classes(names)
     meta = read_meta(cache)
     images, targets = load_split(cache, "test")
     data_framing = measure_framing(images)

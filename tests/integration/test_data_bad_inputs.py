@@ -15,6 +15,7 @@ from tests.helpers.emnist_raw import (
     write_gzip_zip,
     write_idx_folder,
 )
+from tests.helpers.mnist_format import random_mnist_format, write_mnist_format
 
 from emnist_dist.data.__main__ import main
 from emnist_dist.errors import run_cli
@@ -234,3 +235,43 @@ def test_bad_synthetic_size(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "synthetic_train_per_class=0: expected an integer >= 1" in capsys.readouterr().err
     assert_no_dataset(tmp_path / "c")
+
+
+# --- MNIST-format folders -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lines, found",
+    [
+        (["shirt"] * 10, "10 lines (0 blank, 9 repeated)"),
+        ([f"c{i}" for i in range(9)], "9 lines (0 blank, 0 repeated)"),
+        ([f"c{i}" for i in range(5)] + [""] + [f"c{i}" for i in range(6, 10)], "10 lines (1 blank, 0 repeated)"),
+    ],
+    ids=["repeated", "nine", "blank"],
+)
+def test_mnist_format_bad_classes_txt(tmp_path, capsys, lines, found):
+    folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0, classes=lines)
+    line = cli_error(capsys, tmp_path / "cache", folder, split="mnist")
+    assert str(folder / "classes.txt") in line and found in line
+    assert "expected 10 distinct class names, one a line in label order" in line
+
+
+def test_mnist_format_for_another_split(tmp_path, capsys):
+    folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0)
+    line = cli_error(capsys, tmp_path / "cache", folder, split="digits")
+    assert str(folder) in line and "expected --split mnist, not digits" in line
+
+
+def test_mnist_format_missing_file(tmp_path, capsys):
+    folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    line = cli_error(capsys, tmp_path / "cache", folder, split="mnist")
+    assert str(folder) in line and "t10k-labels-idx1-ubyte[.gz] is missing" in line
+
+
+def test_mnist_format_label_outside_ten_classes(tmp_path, capsys):
+    images = np.zeros((3, 28, 28), np.uint8)
+    folder = write_mnist_format(tmp_path / "src", (images, np.array([0, 10, 1], np.uint8)),
+                                (images, np.array([0, 1, 2], np.uint8)))
+    line = cli_error(capsys, tmp_path / "cache", folder, split="mnist")
+    assert str(folder / "train-labels-idx1-ubyte.gz") in line and "label 10 is outside the 10 classes" in line
