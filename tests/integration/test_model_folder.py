@@ -194,3 +194,19 @@ def test_a_model_folder_naming_a_hub_repository_is_refused_without_asking_the_hu
     assert done.stderr == (f"error: {model_dir / 'config.json'}: architecture is 'hf-hub:evil/model'; expected a timm "
                            "architecture name (one of timm.list_models()); a model folder never points to the Hub "
                            "or another folder\n")
+
+
+def test_a_model_folder_pointing_to_another_model_folder_is_refused(tmp_path, trained_model_dir, capsys):
+    """``local-dir:`` naming a real model folder: timm would silently build whatever that folder describes."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["architecture"] = f"local-dir:{trained_model_dir}"
+    (model_dir / "config.json").write_text(json.dumps(config))
+    glyphs, _ = render_glyphs(["4"], 1, seed=5)
+    Image.fromarray(glyphs[0]).save(tmp_path / "four.png")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(predict_main, ["--model", str(model_dir), str(tmp_path / "four.png")])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"error: {model_dir / 'config.json'}: architecture is 'local-dir:")

@@ -161,15 +161,21 @@ def test_out_into_a_missing_folder_creates_it_and_blocked_paths_are_one_line(tmp
     assert code == 2 and err.count("\n") == 1 and "cannot create its folder" in err
 
 
-def test_out_naming_a_folder_writes_model_onnx_into_it_and_replaces_only_an_earlier_export(tmp_path, trained_model_dir):
-    """``python -m emnist_dist.onnx_export --out newdir/`` creates the folder; ``--out newdir`` (now a folder) again."""
-    new_dir = tmp_path / "newdir"
-    for out in (f"{new_dir}{os.sep}", str(new_dir)):
-        done = subprocess.run([sys.executable, "-m", "emnist_dist.onnx_export", "--model", str(trained_model_dir),
-                               "--out", out], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0 and f"wrote {new_dir / 'model.onnx'}" in done.stdout, done.stderr
-        assert new_dir.is_dir() and [p.name for p in new_dir.iterdir()] == ["model.onnx"]
-        assert onnx.load(new_dir / "model.onnx").graph.output[0].name == "logits"
+def test_out_naming_a_folder_writes_model_onnx_into_it_and_replaces_only_an_earlier_export(tmp_path, trained_model_dir,
+                                                                                           capsys):
+    """``python -m emnist_dist.onnx_export --out newdir/`` creates the folder; ``--out newdir`` (now a folder) writes
+    into it again, replacing that earlier export."""
+    new_dir, written = tmp_path / "newdir", tmp_path / "newdir" / "model.onnx"
+    done = subprocess.run([sys.executable, "-m", "emnist_dist.onnx_export", "--model", str(trained_model_dir),
+                           "--out", f"{new_dir}{os.sep}"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"wrote {written}" in done.stdout, done.stderr
+    assert new_dir.is_dir() and [p.name for p in new_dir.iterdir()] == ["model.onnx"]
+    assert onnx.load(written).graph.output[0].name == "logits"
+    first = written.stat().st_ino
+    code, stdout, _ = run(export_main, ["--model", str(trained_model_dir), "--out", str(new_dir)], capsys)
+    assert code == 0 and f"wrote {written}" in stdout
+    assert [p.name for p in new_dir.iterdir()] == ["model.onnx"] and written.stat().st_ino != first  # a new file
+    assert onnx.load(written).graph.output[0].name == "logits"
 
 
 def _foreign_onnx(path):
