@@ -26,6 +26,7 @@ import copy
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class ModelInfo:
     """What config.json holds about an exported model."""
 
     architecture: str
-    """timm model name, built with in_chans=1."""
+    """A timm architecture name as ``timm.list_models()`` lists it, built with in_chans=1."""
     class_names: list[str]
     """Class names in output-index order (timm's label_names)."""
     image_size: int
@@ -132,7 +133,7 @@ def _timm_format(raw: dict, path: Path) -> ModelInfo:
                         "expected a 1-channel square input, [1, S, S]")
     mean, std = (check.single(cfg, key) for key in ("mean", "std"))
     framing = Framing.from_dict(ours["framing"], str(path)) if "framing" in ours else NIST_FRAMING
-    return ModelInfo(architecture=check.of(raw, "architecture", str), class_names=names,
+    return ModelInfo(architecture=check.architecture(raw), class_names=names,
                      image_size=check.size(input_size[1], "pretrained_cfg.input_size"), mean=mean,
                      std=check.positive(std, "pretrained_cfg.std"), split=check.of(ours, "split", str, "emnist_dist.split"),
                      source=check.of(ours, "source", str, "emnist_dist.source", default=""),
@@ -142,7 +143,7 @@ def _timm_format(raw: dict, path: Path) -> ModelInfo:
 def _first_format(raw: dict, path: Path) -> ModelInfo:
     """The flat config.json of the first emnist_dist version."""
     check = _Checker(path)
-    return ModelInfo(architecture=check.of(raw, "architecture", str), class_names=check.names(raw, "class_names"),
+    return ModelInfo(architecture=check.architecture(raw), class_names=check.names(raw, "class_names"),
                      image_size=check.size(check.of(raw, "image_size", int), "image_size"),
                      mean=check.number(raw, "mean"), std=check.positive(check.number(raw, "std"), "std"),
                      split=check.of(raw, "split", str), source=check.of(raw, "source", str, default=""),
@@ -171,10 +172,24 @@ class _Checker:
             raise self.fail(label, value, f"a JSON {_JSON_NAMES[kind]}")
         return value
 
+    def architecture(self, raw: dict) -> str:
+        """A plain timm architecture name: ``hf-hub:``/``local-dir:`` would make timm read another place."""
+        import timm
+
+        name = self.of(raw, "architecture", str)
+        if name not in timm.list_models():
+            raise self.fail("architecture", name, "a timm architecture name (one of timm.list_models()); "
+                            "a model folder never points to the Hub or another folder")
+        return name
+
     def names(self, raw: dict, key: str) -> list[str]:
+        """Distinct, visible class names: predictions are shown by name, so each must tell one class."""
         names = self.of(raw, key, list)
-        if not names or not all(isinstance(n, str) and n for n in names):
-            raise self.fail(key, names, "a non-empty list of class names (non-empty strings)")
+        if not names or not all(isinstance(n, str) and n.strip() and n.isprintable() for n in names):
+            raise self.fail(key, names, "a non-empty list of class names (visible, printable strings)")
+        name, count = Counter(names).most_common(1)[0]
+        if count > 1:
+            raise self.fail(key, names, f"a distinct name per class ({name!r} is given {count} times)")
         return names
 
     def finite(self, value: object, label: str) -> float:
@@ -221,10 +236,7 @@ def load_model(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
     weights = Path(model_dir) / WEIGHTS_FILE
     if not weights.is_file():
         raise UserError(f"{weights}: missing; expected the weights file written by emnist_dist training")
-    try:
-        model = timm.create_model(info.architecture, pretrained=False, in_chans=1, num_classes=info.num_classes)
-    except RuntimeError as err:
-        raise UserError(f"{Path(model_dir) / CONFIG_FILE}: unknown architecture {info.architecture!r} ({err})") from None
+    model = timm.create_model(info.architecture, pretrained=False, in_chans=1, num_classes=info.num_classes)
     try:
         state = load_file(weights)
     except (SafetensorError, OSError) as err:

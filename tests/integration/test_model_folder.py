@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from emnist_dist.data.synthetic import render_glyphs
 from emnist_dist.errors import run_cli
@@ -102,6 +106,12 @@ BAD_CONFIGS = {
     "fewer names than classes": (_set(["label_names"], list("012345678")), "label_names"),
     "num_classes text": (_set(["num_classes"], "10"), "num_classes"),
     "architecture number": (_set(["architecture"], 18), "architecture"),
+    # timm would fetch a Hub repository, or read another folder's config.json: a model folder stays local.
+    "architecture on the Hub": (_set(["architecture"], "hf-hub:evil/model"), "architecture is 'hf-hub:evil/model'"),
+    "architecture elsewhere": (_set(["architecture"], "local-dir:/other/path"), "architecture is 'local-dir:"),
+    "names repeated": (_set(["label_names"], ["7"] * 10), "'7' is given 10 times"),
+    "a blank name": (_set(["label_names"], list("012345678") + [" "]), "label_names"),
+    "a name with a line break": (_set(["label_names"], list("012345678") + ["9\n"]), "label_names"),
     "no emnist_dist block": (_set(["emnist_dist"], _DELETE), "emnist_dist"),
     "framing centre": (_set(["emnist_dist", "framing", "centre"], "middle"), "framing.centre"),
     "framing box": (_set(["emnist_dist", "framing", "box"], -1), "framing.box"),
@@ -144,3 +154,59 @@ def test_read_model_info_reports_json_that_is_not_an_object(tmp_path, trained_mo
 
     with pytest.raises(UserError, match="holds a JSON list; expected an object"):
         read_model_info(tmp_path / "m")
+
+
+class _RecordingHub(BaseHTTPRequestHandler):
+    """A loopback stand-in for the Hugging Face Hub: records each request and answers 404."""
+
+    def _record(self):
+        self.server.requests.append(f"{self.command} {self.path}")
+        self.send_error(404)
+
+    do_GET = do_HEAD = _record
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_model_folder_naming_a_hub_repository_is_refused_without_asking_the_hub(tmp_path, trained_model_dir):
+    """``python -m emnist_dist.predict`` as shipped, with the Hub endpoint on loopback: nothing is fetched."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["architecture"] = "hf-hub:evil/model"
+    (model_dir / "config.json").write_text(json.dumps(config))
+    glyphs, _ = render_glyphs(["4"], 1, seed=5)
+    Image.fromarray(glyphs[0]).save(tmp_path / "four.png")
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHub)
+    hub.requests = []
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{hub.server_port}", HF_HOME=str(tmp_path / "hf_home"))
+    try:
+        done = subprocess.run([sys.executable, "-m", "emnist_dist.predict", "--model", str(model_dir),
+                               str(tmp_path / "four.png")], capture_output=True, text=True, timeout=120, env=env)
+    finally:
+        hub.shutdown()
+        hub.server_close()
+    assert hub.requests == []
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr == (f"error: {model_dir / 'config.json'}: architecture is 'hf-hub:evil/model'; expected a timm "
+                           "architecture name (one of timm.list_models()); a model folder never points to the Hub "
+                           "or another folder\n")
+
+
+def test_a_model_folder_pointing_to_another_model_folder_is_refused(tmp_path, trained_model_dir, capsys):
+    """``local-dir:`` naming a real model folder: timm would silently build whatever that folder describes."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["architecture"] = f"local-dir:{trained_model_dir}"
+    (model_dir / "config.json").write_text(json.dumps(config))
+    glyphs, _ = render_glyphs(["4"], 1, seed=5)
+    Image.fromarray(glyphs[0]).save(tmp_path / "four.png")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(predict_main, ["--model", str(model_dir), str(tmp_path / "four.png")])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"error: {model_dir / 'config.json'}: architecture is 'local-dir:")

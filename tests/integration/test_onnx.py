@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from huggingface_hub import ModelCard
 from emnist_dist.errors import run_cli
 from emnist_dist.inference.artifact import load_model
 from emnist_dist.inference.card import main as card_main
-from emnist_dist.inference.onnx_conversion import ATOL, RTOL, ParityError, check_parity, export_onnx
+from emnist_dist.inference.onnx_conversion import ATOL, MIN_OPSET, RTOL, ParityError, check_parity, to_onnx
+from emnist_dist.inference.onnx_conversion import main as export_main
 from emnist_dist.data.synthetic import render_glyphs
 from emnist_dist.data.resize import to_model_input
 
@@ -71,7 +73,8 @@ def test_onnx_metadata_describes_the_input(onnx_model):
 
 def test_parity_check_catches_a_model_that_differs(tmp_path, trained_model_dir):
     model, info = load_model(trained_model_dir)
-    path = export_onnx(model, info, tmp_path / "m.onnx")
+    path = tmp_path / "m.onnx"
+    onnx.save(to_onnx(model, info), path)
     assert check_parity(model, info, path) <= ATOL
     with torch.no_grad():
         model.fc.bias.add_(0.01)  # PyTorch now disagrees with the exported file
@@ -80,8 +83,6 @@ def test_parity_check_catches_a_model_that_differs(tmp_path, trained_model_dir):
 
 
 def test_export_of_a_broken_model_folder_is_one_line(tmp_path, trained_model_dir, capsys):
-    from emnist_dist.inference.onnx_conversion import main as export_main
-
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model_dir, model_dir)
     (model_dir / "model.safetensors").unlink()
@@ -146,19 +147,79 @@ def test_model_card_eval_file_that_is_not_json(tmp_path, trained_model_dir, caps
     assert code == 2 and err.count("\n") == 1 and str(bad) in err
 
 
-def test_out_into_a_missing_folder_creates_it_and_a_folder_as_out_is_one_line(tmp_path, trained_model_dir, capsys):
-    from emnist_dist.inference.onnx_conversion import main as export_main
-
+def test_out_into_a_missing_folder_creates_it_and_blocked_paths_are_one_line(tmp_path, trained_model_dir, capsys):
     out = tmp_path / "exports" / "v1" / "digits.onnx"
     code, stdout, _ = run(export_main, ["--model", str(trained_model_dir), "--out", str(out)], capsys)
     assert code == 0 and f"wrote {out}" in stdout
     assert onnx.load(str(out)).graph.output[0].name == "logits"
+    (tmp_path / "exports" / "model.onnx").mkdir()  # the file a folder --out would get is itself a folder
     code, _, err = run(export_main, ["--model", str(trained_model_dir), "--out", str(tmp_path / "exports")], capsys)
     assert code == 2 and err.count("\n") == 1 and "is a folder" in err
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     code, _, err = run(export_main, ["--model", str(trained_model_dir), "--out", str(blocker / "m.onnx")], capsys)
     assert code == 2 and err.count("\n") == 1 and "cannot create its folder" in err
+
+
+def test_out_naming_a_folder_writes_model_onnx_into_it_and_replaces_only_an_earlier_export(tmp_path, trained_model_dir,
+                                                                                           capsys):
+    """``python -m emnist_dist.onnx_export --out newdir/`` creates the folder; ``--out newdir`` (now a folder) writes
+    into it again, replacing that earlier export."""
+    new_dir, written = tmp_path / "newdir", tmp_path / "newdir" / "model.onnx"
+    done = subprocess.run([sys.executable, "-m", "emnist_dist.onnx_export", "--model", str(trained_model_dir),
+                           "--out", f"{new_dir}{os.sep}"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f"wrote {written}" in done.stdout, done.stderr
+    assert new_dir.is_dir() and [p.name for p in new_dir.iterdir()] == ["model.onnx"]
+    assert onnx.load(written).graph.output[0].name == "logits"
+    first = written.stat().st_ino
+    code, stdout, _ = run(export_main, ["--model", str(trained_model_dir), "--out", str(new_dir)], capsys)
+    assert code == 0 and f"wrote {written}" in stdout
+    assert [p.name for p in new_dir.iterdir()] == ["model.onnx"] and written.stat().st_ino != first  # a new file
+    assert onnx.load(written).graph.output[0].name == "logits"
+
+
+def _foreign_onnx(path):
+    """A valid ONNX model (an Identity) that emnist_dist did not write."""
+    tensor = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [tensor],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    onnx.save(onnx.helper.make_model(graph), path)
+
+
+@pytest.mark.parametrize("name, make", [
+    ("notes.txt", lambda path: path.write_text("my notes\n")),
+    ("empty.onnx", lambda path: path.write_bytes(b"")),  # parses as an empty ONNX model
+    ("other.onnx", _foreign_onnx),
+])
+def test_out_never_overwrites_a_file_this_command_did_not_write(tmp_path, trained_model_dir, capsys, name, make):
+    target = tmp_path / name
+    make(target)
+    before = target.read_bytes()
+    code, out, err = run(export_main, ["--model", str(trained_model_dir), "--out", str(target)], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err == (f"error: --out {target}: exists and is not an ONNX model written by emnist_dist.onnx_export; "
+                   "expected a new file name (other files are never overwritten)\n")
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("opset", [7, MIN_OPSET - 1, onnx.defs.onnx_opset_version() + 1])
+def test_an_opset_the_exporter_cannot_write_is_one_line_and_nothing_is_written(tmp_path, trained_model_dir, capsys,
+                                                                               opset):
+    out = tmp_path / "new" / "m.onnx"
+    code, stdout, err = run(export_main, ["--model", str(trained_model_dir), "--out", str(out), "--opset", str(opset)],
+                            capsys)
+    assert code == 2 and stdout == "" and err.count("\n") == 1
+    assert err.startswith(f"error: --opset {opset}: expected an ONNX opset from {MIN_OPSET} ")
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_opset_asked_for_is_the_opset_written(tmp_path, trained_model_dir):
+    """Read back with onnx's own loader: the default domain's opset is the one given (not the exporter's 18)."""
+    out = tmp_path / "m19.onnx"
+    done = subprocess.run([sys.executable, "-m", "emnist_dist.onnx_export", "--model", str(trained_model_dir),
+                           "--out", str(out), "--opset", "19"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {entry.domain: entry.version for entry in onnx.load(out).opset_import}[""] == 19
 
 
 def test_model_card_of_a_hub_dataset_names_it_and_indexes_every_test_metric():
