@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -167,3 +168,20 @@ def test_repo_id_without_token_or_network_is_one_line_before_any_work(tmp_path, 
     }[hub]
     assert lines[0].startswith(expected)
     assert not out.exists() and not (tmp_path / "cache").exists()  # refused before preparing anything
+
+
+def test_a_published_repo_in_the_hub_cache_is_an_hf_source(published, tmp_path, monkeypatch):
+    """``hf:OWNER/NAME`` of a pushed folder, offline, from huggingface_hub's cache as a download leaves it."""
+    root, archive, raws, out = published
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_cache = tmp_path / "hub" / "datasets--someone--emnist"
+    shutil.copytree(out, repo_cache / "snapshots" / commit)
+    (repo_cache / "refs").mkdir()
+    (repo_cache / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    from_hub = prepare("letters", "hf:someone/emnist", tmp_path / "cache", progress=False)
+    from_nist = prepare("letters", str(archive), root / "cache", progress=False)
+    for part in ("train", "test"):
+        for a, b in zip(load_split(from_nist, part), load_split(from_hub, part)):
+            assert np.array_equal(a.numpy(), b.numpy())
