@@ -40,6 +40,9 @@ class DataConfig:
     """nist (official download) | a local path | hf:OWNER/NAME | synthetic (offline stand-in, NOT EMNIST)."""
     cache_dir: Optional[str] = None
     """Prepared-dataset cache; default $EMNIST_DIST_CACHE or ~/.cache/emnist_dist."""
+    mirrors: list[str] = field(default_factory=list)
+    """source=nist: URLs of copies of the NIST gzip.zip, tried in order after the official server (then those in
+    $EMNIST_DIST_NIST_MIRRORS); each must have the official md5."""
     image_size: int = 112
     """Side length the 28x28 glyphs are resized to (bilinear) on the device."""
     val_fraction: float = 0.1

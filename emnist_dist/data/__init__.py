@@ -6,7 +6,7 @@ Public API::
     load_split(cache_path, "train" | "test") -> (uint8 (N,1,28,28), int64 (N,))
     load_emnist(data_config, seed) -> EmnistData            # prepare + load + exclude/fold/val carve-out + stats
 
-Command line: ``python -m emnist_dist.data prepare|inspect --split SPLIT --source SOURCE``.
+Command line: ``python -m emnist_dist.data prepare|inspect|publish --split SPLIT --source SOURCE``.
 
 The names are imported on first use (PEP 562): inference code imports ``data.resize`` and
 ``data.splits`` alone, without pulling in ``datasets`` and ``pyarrow`` (a predict-only install,

@@ -1,10 +1,11 @@
-"""``python -m emnist_dist.data {prepare,inspect}``: cache a split, or look at one."""
+"""``python -m emnist_dist.data {prepare,inspect,publish}``: cache a split, look at one, or publish splits on the Hub."""
 
 from __future__ import annotations
 
 from ..errors import CliParser, run_cli
 from .cache import prepare
 from .glyph_grid import count_report, write_grid
+from .splits import SPLITS
 
 
 def build_parser() -> CliParser:
@@ -29,6 +30,10 @@ def build_parser() -> CliParser:
         "--synthetic-test-per-class", type=int, default=50, help="synthetic source: test glyphs per class"
     )
     common.add_argument("--seed", type=int, default=0, help="synthetic source: drawing seed")
+    common.add_argument(
+        "--mirror", action="append", default=[], metavar="URL",
+        help="source nist: a copy of the NIST gzip.zip tried after the official server (repeatable; md5-checked)",
+    )
 
     parser = CliParser(prog="python -m emnist_dist.data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -40,19 +45,31 @@ def build_parser() -> CliParser:
     )
     inspect.add_argument("--out", default=None, help="PNG to write (default: emnist-SPLIT-samples.png)")
     inspect.add_argument("--per-class", type=int, default=8, help="samples per class in the grid")
+    publish = commands.add_parser(
+        "publish", parents=[common], help="write splits as a Hub dataset folder (Parquet + card); --split all for six"
+    )
+    publish.add_argument("--out", required=True, help="new or empty folder to write (load_dataset(OUT, SPLIT))")
+    publish.add_argument("--repo-id", default=None, help="OWNER/NAME: upload to this Hub dataset repo (needs a token)")
+    publish.add_argument("--private", action="store_true", help="create the Hub repo private")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    path = prepare(
-        args.split,
-        args.source,
-        args.cache_dir,
+    options = dict(
         synthetic_train_per_class=args.synthetic_train_per_class,
         synthetic_test_per_class=args.synthetic_test_per_class,
         seed=args.seed,
+        mirrors=args.mirror,
     )
+    if args.command == "publish":
+        from .publish import publish  # imported here: only this command needs huggingface_hub's card tools
+
+        splits = list(SPLITS) if args.split == "all" else [args.split]
+        print(publish(splits, args.source, args.out, cache_dir=args.cache_dir, repo_id=args.repo_id,
+                      private=args.private, **options))
+        return 0
+    path = prepare(args.split, args.source, args.cache_dir, **options)
     if args.command == "inspect":
         out = write_grid(path, args.out or f"emnist-{args.split}-samples.png", args.per_class)
         print(count_report(path))

@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from filelock import FileLock, Timeout
 
@@ -39,6 +39,7 @@ def prepare(
     synthetic_test_per_class: int = 50,
     seed: int = 0,
     progress: bool = True,
+    mirrors: Sequence[str] = (),
 ) -> Path:
     """Make sure ``split`` from ``source`` is cached and return the cache folder.
 
@@ -49,6 +50,7 @@ def prepare(
         synthetic_train_per_class, synthetic_test_per_class, seed: the synthetic source's size
             and seed (part of its cache key; ignored by the other sources).
         progress: show the download bar and progress lines on stderr.
+        mirrors: source ``nist``: URLs of copies of the archive, tried in order after the official one.
 
     Returns:
         The folder of a ``datasets.DatasetDict`` (see :mod:`.dataset_io`). A folder that already
@@ -79,7 +81,8 @@ def prepare(
         try:
             try:
                 arrays = read_source(info, source, root, train_per_class=synthetic_train_per_class,
-                                     test_per_class=synthetic_test_per_class, seed=seed, progress=progress)
+                                     test_per_class=synthetic_test_per_class, seed=seed, progress=progress,
+                                     mirrors=mirrors)
             except OSError as err:
                 raise UserError(f"source {source}: cannot be read ({err.strerror or err}): expected a readable "
                                 "file or folder") from None

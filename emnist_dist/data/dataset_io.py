@@ -142,7 +142,7 @@ def write_dataset(target: Path, arrays: SplitArrays, info: SplitInfo, meta: dict
     except OSError as err:
         raise write_error(target, err) from None
     with atomic_path(target) as tmp:
-        with _quiet_datasets():
+        with quiet_datasets():
             DatasetDict(parts).save_to_disk(str(tmp))
         files = {
             str(f.relative_to(tmp)): {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
@@ -169,7 +169,7 @@ def _image_array(images: np.ndarray) -> pa.Array:
 
 
 @contextmanager
-def _quiet_datasets() -> Iterator[None]:
+def quiet_datasets() -> Iterator[None]:
     """Silence the ``datasets`` progress bars (saving takes seconds; ``prepare`` reports itself)."""
     silence = not datasets.utils.are_progress_bars_disabled()
     if silence:

@@ -1,4 +1,4 @@
-"""Resumable, md5-checked HTTP download with a progress bar (standard library + tqdm + filelock)."""
+"""Resumable, md5-checked HTTP download from a list of servers, with a progress bar (standard library + tqdm + filelock)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import http.client
 import os
 import sys
 from pathlib import Path
+from typing import Sequence
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
@@ -28,20 +29,37 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, md5: str, progress: bool = True, timeout: float = 60.0) -> Path:
-    """Make ``dest`` a verified copy of ``url`` and return it.
+class _ServerFailed(Exception):
+    """One server did not deliver the file; the message says why (the next server is tried)."""
+
+
+def download(
+    urls: Sequence[str],
+    dest: Path,
+    md5: str,
+    progress: bool = True,
+    timeout: float = 60.0,
+    *,
+    size: int | None = None,
+    signature: bytes | None = None,
+) -> Path:
+    """Make ``dest`` a verified copy of the file served at ``urls`` (copies of one file, tried in order).
 
     An existing ``dest`` with the right md5 is reused. Otherwise bytes go to ``dest.part``,
-    which a later call resumes with an HTTP Range request (a server that ignores Range makes
-    it start over); ``dest`` appears, by rename, only once the md5 matches. (Not the package's
-    atomic writer: its temporaries vanish on failure, and this one must survive for resuming.)
+    which the next server (or a later call) resumes with an HTTP Range request (a server that
+    ignores Range makes it start over); ``dest`` appears, by rename, only once the md5 matches.
+    (Not the package's atomic writer: its temporaries vanish on failure, and this one must survive
+    for resuming.) A server is given up at once, before its body is read, when its headers or
+    first bytes show the wrong thing: an HTML page (an error or login page answered with 200), a
+    file of another ``size``, or data that does not start with ``signature``.
 
     Processes downloading the same ``dest`` at once (jobs sharing a cache) take turns on a lock
     file beside it (``filelock``): one downloads, the others wait and then reuse its file.
 
     Raises:
-        UserError: network failure (the ``.part`` file is kept for resuming), md5 mismatch
-            (the ``.part`` file is removed), or a folder that cannot be written.
+        UserError: no server delivered the file (one line naming every server and why; a partial
+            ``.part`` file is kept for resuming, one with the wrong md5 removed), or a folder that
+            cannot be written.
     """
     dest = Path(dest)
     try:
@@ -56,17 +74,37 @@ def download(url: str, dest: Path, md5: str, progress: bool = True, timeout: flo
     except OSError as err:
         raise write_error(dest, err) from None
     try:
-        return _download_locked(url, dest, md5, progress, timeout)
+        if dest.exists():
+            if file_md5(dest) == md5:
+                return dest
+            dest.unlink()
+        failures = []
+        for url in urls:
+            try:
+                return _fetch(url, dest, md5, progress, timeout, size, signature)
+            except _ServerFailed as err:
+                failures.append(f"{url}: {err}")
+                if progress and len(urls) > 1:
+                    print(f"{failures[-1]}; trying the next server", file=sys.stderr, flush=True)
+        part = _part_path(dest)
+        kept = (f"the {part.stat().st_size} bytes received are kept in {part}: run again to resume"
+                if part.exists() else "run again to retry")
+        tried = f"{len(failures)} servers tried, none delivered {dest.name}: " if len(failures) > 1 else ""
+        raise UserError(f"{tried}{'; '.join(failures)}; {kept}, or download it elsewhere and pass the local file "
+                        "(--source /path/to/gzip.zip)")
     finally:
         lock.release()
 
 
-def _download_locked(url: str, dest: Path, md5: str, progress: bool, timeout: float) -> Path:
-    if dest.exists():
-        if file_md5(dest) == md5:
-            return dest
-        dest.unlink()
-    part = dest.with_name(dest.name + ".part")
+def _part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _fetch(
+    url: str, dest: Path, md5: str, progress: bool, timeout: float, size: int | None, signature: bytes | None
+) -> Path:
+    """One server's attempt; raises _ServerFailed saying what went wrong."""
+    part = _part_path(dest)
     start = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={start}-"} if start else {}
     total = None
@@ -74,34 +112,56 @@ def _download_locked(url: str, dest: Path, md5: str, progress: bool, timeout: fl
         with urlopen(Request(url, headers=headers), timeout=timeout) as response:
             if start and response.status != 206:
                 start = 0
-            length = response.headers.get("Content-Length")
-            total = start + int(length) if length is not None else None
+            total = _announced_size(response, start)
+            first = response.read(_CHUNK)
+            _check_start(response, first if not start else None, total, size, signature)
             with (
                 _PartFile(part, append=bool(start)) as f,
                 tqdm(
                     total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, disable=not progress
                 ) as bar,
             ):
-                while chunk := response.read(_CHUNK):
+                chunk = first
+                while chunk:
                     f.write(chunk)
                     bar.update(len(chunk))
+                    chunk = response.read(_CHUNK)
     except HTTPError as err:
         if err.code != 416:  # 416: nothing left to send, the .part file is already complete
-            raise UserError(
-                f"{url}: download failed (HTTP {err.code} {err.reason}): expected the file to be served"
-            ) from None
+            raise _ServerFailed(f"download failed (HTTP {err.code} {err.reason})") from None
     except (URLError, OSError, http.client.HTTPException) as err:
-        _interrupted(url, part, getattr(err, "reason", None) or repr(err))
+        _interrupted(part, getattr(err, "reason", None) or repr(err))
     if total is not None and part.stat().st_size < total:  # http.client returns a short body silently
-        _interrupted(url, part, f"connection closed at {part.stat().st_size} of {total} bytes")
+        _interrupted(part, f"connection closed at {part.stat().st_size} of {total} bytes")
     got = file_md5(part)
     if got != md5:
         part.unlink()
-        raise UserError(f"{url}: downloaded file has md5 {got}: expected {md5} (removed it; run again to retry)")
+        raise _ServerFailed(f"downloaded file has md5 {got}: expected {md5} (removed it)")
     fsync_tree(part)
     os.replace(part, dest)
     fsync_tree(dest.parent, recursive=False)
     return dest
+
+
+def _announced_size(response, start: int) -> int | None:
+    """The whole file's size as the headers state it (Content-Range of a 206, else Content-Length)."""
+    content_range = response.headers.get("Content-Range", "")
+    if response.status == 206 and "/" in content_range and content_range.rsplit("/", 1)[1].isdigit():
+        return int(content_range.rsplit("/", 1)[1])
+    length = response.headers.get("Content-Length")
+    return start + int(length) if length is not None and length.isdigit() else None
+
+
+def _check_start(response, first: bytes | None, total: int | None, size: int | None, signature: bytes | None) -> None:
+    """Give a server up from its headers and first bytes (``first`` is None when resuming mid-file)."""
+    content_type = response.headers.get("Content-Type", "")
+    head = (first or b"")[:64].lstrip().lower()
+    if content_type.startswith("text/html") or head.startswith((b"<!doctype html", b"<html")):
+        raise _ServerFailed(f"answered an HTML page (Content-Type {content_type or 'not given'}), not the file")
+    if size is not None and total is not None and total != size:
+        raise _ServerFailed(f"serves {total} bytes: expected {size} (another file)")
+    if signature is not None and first is not None and not first.startswith(signature):
+        raise _ServerFailed(f"answered data starting with {first[:8]!r}: expected {signature!r} (another file)")
 
 
 class _PartFile:
@@ -129,13 +189,7 @@ class _PartFile:
         self.file.close()
 
 
-def _interrupted(url: str, part: Path, reason: object) -> None:
+def _interrupted(part: Path, reason: object) -> None:
     received = part.stat().st_size if part.exists() else 0
-    what = (
-        f"interrupted after {received} bytes ({reason}); kept in {part}, run again to resume"
-        if received
-        else f"failed ({reason}); run again to retry"
-    )
-    raise UserError(
-        f"{url}: download {what}, or download it elsewhere and pass the local file (--source /path/to/gzip.zip)"
-    )
+    raise _ServerFailed(f"download interrupted after {received} bytes ({reason})" if received
+                        else f"download failed ({reason})")

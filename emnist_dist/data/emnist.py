@@ -64,6 +64,7 @@ def prepare_data(cfg: "DataConfig", progress: bool = True) -> Path:
         synthetic_train_per_class=cfg.synthetic_train_per_class,
         synthetic_test_per_class=cfg.synthetic_test_per_class,
         progress=progress,
+        mirrors=cfg.mirrors,
     )
 
 

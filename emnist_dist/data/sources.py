@@ -8,7 +8,8 @@ MNIST file names (MNIST, Fashion-MNIST, KMNIST: ``train-images-idx3-ubyte[.gz]``
 (else the digits). Raw NIST labels are checked
 against the split's classes and shifted (letters: 1..26 -> 0..25). Parquet files and
 ``datasets`` folders from elsewhere are read the same way (NIST orientation and numbering, as
-in every copy made from the NIST files); a folder written by emnist_dist itself is taken as is.
+in every copy made from the NIST files); a folder written by emnist_dist itself (a cache, or a Hub
+dataset folder written by ``publish``, recognised by its card) is taken as is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,12 +31,16 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import UserError
 from .dataset_io import META_FILE, PARTS, SplitArrays, load_split, read_meta
 from .download import download
+from .hub_folder import CARD_FILE, published_configs, published_parquet
 from .idx import IMAGE_SIDE, read_idx
 from .splits import SplitInfo
 from .synthetic import render_glyphs
 
 NIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 NIST_MD5 = "58c8d27c78d21e728a6bc7b3cc06412e"
+NIST_SIZE = 561_753_746  # bytes of the archive with NIST_MD5 (as tensorflow_datasets records it)
+ZIP_SIGNATURE = b"PK\x03\x04"
+MIRRORS_ENV = "EMNIST_DIST_NIST_MIRRORS"
 KINDS = {"images": "images-idx3", "labels": "labels-idx1"}
 # Where the NIST members may sit inside a folder: flat, as in gzip.zip, torchvision's layout.
 _MEMBER_DIRS = (".", "gzip", "raw", "EMNIST/raw")
@@ -96,17 +101,40 @@ def read_source(
     test_per_class: int,
     seed: int,
     progress: bool,
+    mirrors: Sequence[str] = (),
 ) -> SplitArrays:
-    """Read both parts of ``info``'s split from ``source`` (see the module docstring)."""
+    """Read both parts of ``info``'s split from ``source`` (see the module docstring).
+
+    ``mirrors``: URLs of copies of the NIST archive, tried in order after the official server
+    (then those in ``$EMNIST_DIST_NIST_MIRRORS``); every copy must have the official md5.
+    """
     if is_synthetic(source):
         return _synthetic(info, train_per_class, test_per_class, seed)
     if source == "nist":
-        url = os.environ.get("EMNIST_DIST_NIST_URL", NIST_URL)
-        md5 = os.environ.get("EMNIST_DIST_NIST_MD5", NIST_MD5)
-        return read_path(download(url, cache_dir / "downloads" / "gzip.zip", md5, progress), info)
+        md5 = nist_md5()
+        size = int(os.environ.get("EMNIST_DIST_NIST_SIZE", 0)) or (NIST_SIZE if md5 == NIST_MD5 else None)
+        archive = download(nist_urls(mirrors), cache_dir / "downloads" / "gzip.zip", md5, progress,
+                           size=size, signature=ZIP_SIGNATURE)
+        return read_path(archive, info)
     if source.startswith("hf:"):
         return read_path(_hub_snapshot(source[3:], info), info)
     return read_path(_existing_path(source), info)
+
+
+def nist_md5() -> str:
+    """md5 of the NIST archive: the official one, or ``$EMNIST_DIST_NIST_MD5`` for another copy."""
+    return os.environ.get("EMNIST_DIST_NIST_MD5", NIST_MD5)
+
+
+def nist_urls(mirrors: Sequence[str] = ()) -> list[str]:
+    """The servers of the NIST archive in the order they are tried, each once.
+
+    The official URL (or ``$EMNIST_DIST_NIST_URL``), then ``mirrors``, then the URLs in
+    ``$EMNIST_DIST_NIST_MIRRORS`` (separated by spaces or commas).
+    """
+    urls = [os.environ.get("EMNIST_DIST_NIST_URL", NIST_URL), *mirrors,
+            *re.split(r"[\s,]+", os.environ.get(MIRRORS_ENV, "").strip())]
+    return list(dict.fromkeys(url for url in urls if url))
 
 
 def _synthetic(info: SplitInfo, train_per_class: int, test_per_class: int, seed: int) -> SplitArrays:
@@ -140,6 +168,9 @@ def read_path(path: Path, info: SplitInfo) -> SplitArrays:
         raise UserError(f"{path}: empty folder: expected EMNIST files (gzip.zip, .gz or IDX members, parquet)")
     if (path / "dataset_dict.json").is_file():
         return _read_saved_dataset(path, info)
+    published = published_parquet(path, info)
+    if published is not None:  # written by `publish`: upright, class ids
+        return _arrays_from_tables(info, published, published=True)
     members = {(part, kind): _find_member(path, member_name(info.name, part, kind)) for part in PARTS for kind in KINDS}
     if any(members.values()):
         missing = [member_name(info.name, p, k) for (p, k), found in members.items() if found is None]
@@ -279,13 +310,13 @@ def _read_members(
     return SplitArrays(upright=upright, **arrays)
 
 
-def _class_ids(raw: np.ndarray, info: SplitInfo, name: str) -> np.ndarray:
-    """NIST labels -> class ids 0..C-1 (letters shift by one); out-of-range labels raise UserError."""
-    labels = raw.astype(np.int64) - info.raw_label_offset
+def _class_ids(raw: np.ndarray, info: SplitInfo, name: str, offset: int | None = None) -> np.ndarray:
+    """NIST labels -> class ids 0..C-1 (letters shift by one, or by ``offset``); out-of-range labels raise UserError."""
+    low = info.raw_label_offset if offset is None else offset
+    labels = raw.astype(np.int64) - low
     bad = (labels < 0) | (labels >= info.num_classes)
     if bad.any():
         first = int(raw[np.argmax(bad)])
-        low = info.raw_label_offset
         raise UserError(
             f"{name}: label {first} is outside the {info.num_classes} classes of {info.name}: "
             f"expected labels {low}..{low + info.num_classes - 1}"
@@ -327,7 +358,8 @@ def _read_parquet_folder(path: Path, info: SplitInfo) -> SplitArrays:
     return _arrays_from_tables(info, by_part)
 
 
-def _arrays_from_tables(info: SplitInfo, files: dict[str, list[Path]]) -> SplitArrays:
+def _arrays_from_tables(info: SplitInfo, files: dict[str, list[Path]], published: bool = False) -> SplitArrays:
+    """Parquet files per part -> arrays; ``published``: as ``publish`` writes them (upright, class ids)."""
     arrays = {}
     for part, paths in files.items():
         tables = []
@@ -345,8 +377,8 @@ def _arrays_from_tables(info: SplitInfo, files: dict[str, list[Path]]) -> SplitA
         except pa.ArrowInvalid as err:
             raise UserError(f"{name}: shards disagree ({_first_line(err)}): expected one schema") from None
         arrays[f"{part}_images"], raw = _table_arrays(table, name)
-        arrays[f"{part}_labels"] = _class_ids(raw, info, name)
-    return SplitArrays(upright=False, **arrays)
+        arrays[f"{part}_labels"] = _class_ids(raw, info, name, offset=0 if published else info.raw_label_offset)
+    return SplitArrays(upright=published, **arrays)
 
 
 def _read_saved_dataset(path: Path, info: SplitInfo) -> SplitArrays:
@@ -399,19 +431,19 @@ def _table_arrays(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     images = np.empty((table.num_rows, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
     filled = 0
     for chunk in table.column("image").chunks:
-        images[filled : filled + len(chunk)] = _decode_images(chunk, name)
+        images[filled : filled + len(chunk)] = _decode_images(chunk, name, filled)
         filled += len(chunk)
     return images, labels
 
 
-def _decode_images(chunk: pa.Array, name: str) -> np.ndarray:
+def _decode_images(chunk: pa.Array, name: str, first_row: int) -> np.ndarray:
     kind = chunk.type
     if pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0:  # datasets' Image feature
         chunk = chunk.field("bytes")
         kind = chunk.type
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         return (
-            np.stack([_decode_png(blob, name) for blob in chunk.to_pylist()])
+            np.stack([_decode_png(blob, name, first_row + i) for i, blob in enumerate(chunk.to_pylist())])
             if len(chunk)
             else np.zeros((0, 28, 28), np.uint8)
         )
@@ -430,20 +462,26 @@ def _decode_images(chunk: pa.Array, name: str) -> np.ndarray:
     return pixels.astype(np.uint8, copy=False).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
 
 
-def _decode_png(blob: bytes | None, name: str) -> np.ndarray:
-    """One encoded image -> 28x28 uint8 (the per-image decode is unavoidable; done once, here)."""
+def _decode_png(blob: bytes | None, name: str, row: int) -> np.ndarray:
+    """One encoded image (row ``row`` of ``name``) -> 28x28 uint8 (the per-image decode is unavoidable; done once, here).
+
+    The size is checked from the header, before decoding: a huge image is refused without
+    allocating it (PIL itself refuses one over its decompression-bomb limit at open).
+    """
+    where = f"{name}: row {row}"
     if blob is None:
-        raise UserError(f"{name}: an image has no embedded bytes: expected every image stored in the file")
+        raise UserError(f"{where}: the image has no embedded bytes: expected every image stored in the file")
     try:
-        image = Image.open(io.BytesIO(blob))
-        image = image.convert("L") if image.mode != "L" else image
-        pixels = np.asarray(image)
+        with Image.open(io.BytesIO(blob)) as image:
+            if image.size != (IMAGE_SIDE, IMAGE_SIDE):
+                raise UserError(f"{where}: the image is {image.size[0]}x{image.size[1]}: expected 28x28")
+            pixels = np.asarray(image.convert("L") if image.mode != "L" else image)
+    except Image.DecompressionBombError as err:
+        raise UserError(f"{where}: image too large to decode ({_first_line(err)}): expected 28x28") from None
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(
-            f"{name}: undecodable image ({_first_line(err)}): expected PNG (or another PIL format) bytes"
+            f"{where}: undecodable image ({_first_line(err)}): expected PNG (or another PIL format) bytes"
         ) from None
-    if pixels.shape != (IMAGE_SIDE, IMAGE_SIDE):
-        raise UserError(f"{name}: an image is {pixels.shape[1]}x{pixels.shape[0]}: expected 28x28")
     return pixels
 
 
@@ -456,11 +494,11 @@ def _hub_snapshot(repo_id: str, info: SplitInfo) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     try:
-        folder = huggingface_hub.snapshot_download(
-            repo_id,
-            repo_type="dataset",
-            allow_patterns=["*.parquet", f"*emnist-{info.name}-*", "*gzip.zip"],
-        )
+        # The card first: a repo written by `publish` is narrowed to the split's own folder.
+        folder = Path(huggingface_hub.snapshot_download(repo_id, repo_type="dataset", allow_patterns=[CARD_FILE]))
+        ours = published_configs(folder) is not None
+        patterns = [CARD_FILE, f"{info.name}/*"] if ours else ["*.parquet", f"*emnist-{info.name}-*", "*gzip.zip"]
+        folder = huggingface_hub.snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as err:
         cause = err.__cause__
         if isinstance(cause, OfflineModeIsEnabled):

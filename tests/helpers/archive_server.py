@@ -1,9 +1,10 @@
-"""A loopback HTTP server for the official archive (``archive_server`` fixture, registered in tests/conftest.py).
+"""Loopback HTTP servers for the official archive (fixtures registered in tests/conftest.py).
 
-It serves a generated ``gzip.zip`` holding balanced and digits, honours Range requests, records
+``archive_server`` serves a generated ``gzip.zip`` holding balanced and digits, honours Range requests, records
 the Range header of every request, can cut the next response short (``cut_after``) or wait before
 answering (``delay``, to make concurrent downloads overlap), and points the ``nist`` source at itself
-through the environment (inherited by subprocesses).
+through the environment (inherited by subprocesses). ``bad_mirror`` starts servers that fail the
+ways real mirrors do: an HTML page answered with 200, another file (wrong size), a cut connection.
 """
 
 from __future__ import annotations
@@ -59,3 +60,55 @@ def archive_server(tmp_path, monkeypatch):
     yield server
     server.shutdown()
     server.server_close()
+
+
+class _BadMirrorHandler(BaseHTTPRequestHandler):
+    """``server.fault``: ``html`` (an HTML page, announced as 200 MB), ``wrong_size`` (a zip-looking file of 200 MB)
+    or ``truncate`` (the archive's first ``server.cut`` bytes, then the connection closes). Large bodies are
+    streamed until the client hangs up; ``server.sent`` counts what got out."""
+
+    def do_GET(self):
+        server = self.server
+        server.ranges.append(self.headers.get("Range"))
+        self.send_response(200)
+        if server.fault == "truncate":
+            self.send_header("Content-Length", str(len(server.payload)))
+            self.end_headers()
+            self.wfile.write(server.payload[: server.cut])
+            self.close_connection = True
+            return
+        html = server.fault == "html"
+        self.send_header("Content-Type", "text/html; charset=utf-8" if html else "application/zip")
+        self.send_header("Content-Length", str(200 * 10**6))
+        self.end_headers()
+        chunk = (b"<!DOCTYPE html><html><body>Service unavailable</body></html>" if html else b"PK\x03\x04")
+        chunk = chunk.ljust(1 << 16, b" ")
+        try:
+            while server.sent < 200 * 10**6:
+                self.wfile.write(chunk)
+                server.sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def bad_mirror(archive_server):
+    """``bad_mirror(fault)`` starts a failing loopback server (see _BadMirrorHandler) and returns it (``.url``)."""
+    servers = []
+
+    def start(fault: str, cut: int = 0):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _BadMirrorHandler)
+        server.fault, server.cut, server.sent, server.ranges = fault, cut, 0, []
+        server.payload = archive_server.payload
+        server.url = f"http://127.0.0.1:{server.server_port}/{fault}/gzip.zip"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

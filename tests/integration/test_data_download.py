@@ -1,9 +1,13 @@
-"""The ``nist`` source against a loopback HTTP server that honours Range requests."""
+"""The ``nist`` source against loopback HTTP servers: one that honours Range requests, and failing mirrors."""
+
+import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from emnist_dist.data import load_split, prepare
+from emnist_dist.config import parse_config
+from emnist_dist.data import load_split, prepare, prepare_data
 from emnist_dist.data.__main__ import main
 from emnist_dist.errors import UserError, run_cli
 
@@ -52,3 +56,69 @@ def test_interrupted_download_resumes(tmp_path, archive_server):
     assert not part.exists()
     assert (cache_root / "downloads" / "gzip.zip").read_bytes() == archive_server.payload
     assert_matches(cache, archive_server.raws["digits"])
+
+
+def _down_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/EMNIST/gzip.zip"  # closed once the block ends
+
+
+def run_prepare(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    return exit_info.value.code, capsys.readouterr()
+
+
+def test_mirrors_are_tried_in_order_past_a_down_an_html_and_a_truncating_server(
+    tmp_path, archive_server, bad_mirror, monkeypatch, capsys
+):
+    good = f"http://127.0.0.1:{archive_server.server_port}/gzip.zip"
+    down = _down_url()
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", down)  # the official server is down
+    html, cut = bad_mirror("html"), bad_mirror("truncate", cut=len(archive_server.payload) // 3)
+    monkeypatch.setenv("EMNIST_DIST_NIST_MIRRORS", good)  # tried after the --mirror ones
+    cache_root = tmp_path / "cache"
+    code, captured = run_prepare(["prepare", "--split", "digits", "--source", "nist", "--cache-dir", str(cache_root),
+                                  "--mirror", html.url, "--mirror", cut.url], capsys)
+    assert code == 0, captured.err
+    tried = [line for line in captured.err.splitlines() if line.endswith("; trying the next server")]
+    assert [line.split(": ", 1)[0] for line in tried] == [down, html.url, cut.url]
+    assert "download failed (" in tried[0]
+    assert "answered an HTML page (Content-Type text/html; charset=utf-8), not the file" in tried[1]
+    assert f"download interrupted after {cut.cut} bytes (connection closed at {cut.cut} of " in tried[2]
+    assert html.sent < 10 * 2**20  # given up from its first bytes, not after the 200 MB it announced
+    assert archive_server.ranges == [f"bytes={cut.cut}-"]  # the good server resumed where the cut one stopped
+    assert (cache_root / "downloads" / "gzip.zip").read_bytes() == archive_server.payload
+    assert_matches(Path(captured.out.strip().splitlines()[-1]), archive_server.raws["digits"])
+
+
+def test_every_server_failing_is_one_line_naming_each_and_why(tmp_path, archive_server, bad_mirror, monkeypatch,
+                                                              capsys):
+    down = _down_url()
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", down)
+    monkeypatch.setenv("EMNIST_DIST_NIST_SIZE", str(len(archive_server.payload)))
+    html, wrong = bad_mirror("html"), bad_mirror("wrong_size")
+    monkeypatch.setenv("EMNIST_DIST_NIST_MIRRORS", f"{html.url}, {wrong.url}")
+    cache_root = tmp_path / "cache"
+    code, captured = run_prepare(["prepare", "--split", "digits", "--source", "nist", "--cache-dir", str(cache_root)],
+                                 capsys)
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in captured.err
+    line = errors[0]
+    assert line.startswith(f"error: 3 servers tried, none delivered gzip.zip: {down}: download failed (")
+    assert f"; {html.url}: answered an HTML page (Content-Type text/html; charset=utf-8), not the file; " in line
+    assert f"; {wrong.url}: serves 200000000 bytes: expected {len(archive_server.payload)} (another file); " in line
+    assert line.endswith("run again to retry, or download it elsewhere and pass the local file "
+                         "(--source /path/to/gzip.zip)")
+    assert html.sent < 10 * 2**20 and wrong.sent < 10 * 2**20  # recognised from headers and first bytes
+    assert [p.name for p in cache_root.rglob("*") if p.is_file() and p.suffix != ".lock"] == []
+
+
+def test_data_mirrors_config_key(tmp_path, archive_server, monkeypatch):
+    good = f"http://127.0.0.1:{archive_server.server_port}/gzip.zip"
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", _down_url())
+    cfg = parse_config(["--data.split", "digits", "--data.source", "nist", "--data.cache_dir", str(tmp_path),
+                        "--data.mirrors", f"[{good}]"])
+    assert cfg.data.mirrors == [good]
+    assert_matches(prepare_data(cfg.data, progress=False), archive_server.raws["digits"])

@@ -1,6 +1,8 @@
 """Parquet / saved-datasets sources (as Hub repos hold them) and ``hf:`` failing offline."""
 
 import socket
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from PIL import Image as PILImage
 
 from emnist_dist.data import class_names, load_split, prepare
 from emnist_dist.data.__main__ import main
-from emnist_dist.errors import run_cli
+from emnist_dist.errors import UserError, run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -116,3 +118,44 @@ def test_hub_unreachable_or_offline_is_one_clear_line(tmp_path, monkeypatch, cap
     assert ("offline mode (HF_HUB_OFFLINE) is on" if network == "offline" else "Hub unreachable (ConnectError") in line
     assert "pass a local copy instead: --source /path/to/gzip.zip" in line
     assert not cache.exists() or all(p.suffix == ".lock" for p in cache.iterdir())  # no dataset, at most a lock
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` 8-bit grey pixels (what PIL reads at open) over a tiny body."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_huge_png_in_a_parquet_source_is_one_line_naming_its_row(tmp_path, capsys):
+    raw = random_split("digits", 12, 4, seed=25)
+    repo = tmp_path / "repo"
+    for part in ("train", "test"):
+        dataset = hub_image_dataset(getattr(raw, f"{part}_images"), getattr(raw, f"{part}_labels"), "digits")
+        dataset.to_parquet(str(repo / "data" / f"{part}-00000-of-00001.parquet"))
+    path = repo / "data" / "train-00000-of-00001.parquet"
+    table = pq.read_table(path)
+    images = table.column("image").combine_chunks()
+    blobs = images.field("bytes").to_pylist()
+    blobs[7] = png_header_only(20_000, 20_000)  # 400 megapixels: PIL's decompression-bomb limit refuses it at open
+    bomb = pa.StructArray.from_arrays([pa.array(blobs, pa.binary()), images.field("path")], names=["bytes", "path"])
+    pq.write_table(table.set_column(table.schema.get_field_index("image"), "image", bomb), path)
+
+    cache = tmp_path / "cache"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["prepare", "--split", "digits", "--source", str(repo), "--cache-dir", str(cache)])
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert exit_info.value.code == 2 and len(errors) == 1 and "Traceback" not in captured.err
+    assert errors[0].startswith(f"error: {path}: row 7: image too large to decode (Image size (400000000 pixels) "
+                                "exceeds limit")
+    assert errors[0].endswith(": expected 28x28")
+    assert not cache.exists() or all(p.suffix == ".lock" for p in cache.iterdir())  # nothing cached
+
+    blobs[7] = png_header_only(300, 200)  # under the limit: refused from its header, before decoding
+    small = pa.StructArray.from_arrays([pa.array(blobs, pa.binary()), images.field("path")], names=["bytes", "path"])
+    pq.write_table(table.set_column(table.schema.get_field_index("image"), "image", small), path)
+    with pytest.raises(UserError, match=r"row 7: the image is 300x200: expected 28x28$"):
+        prepare("digits", str(repo), cache, progress=False)

@@ -1,0 +1,326 @@
+"""``publish``: EMNIST splits as a Hugging Face Hub dataset folder (Parquet + a dataset card), optionally uploaded.
+
+Every split is prepared first (:func:`~.cache.prepare`), so the published pixels and labels are
+exactly the cache's: upright, class ids (letters 0..25). Each part becomes Parquet shards of
+``image`` (a ``datasets`` Image, PNG) and ``label`` (ClassLabel), written by ``Dataset.to_parquet``
+and laid out as ``push_to_hub`` lays out a repository of several configs (see :mod:`.hub_folder`),
+so ``datasets.load_dataset(DIR, SPLIT)`` reads it, and so does ``prepare --source DIR``.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import datasets
+import numpy as np
+import pyarrow as pa
+from datasets import ClassLabel, Dataset, DatasetInfo, Features, Image
+from datasets.info import DatasetInfosDict
+from datasets.table import InMemoryTable
+from huggingface_hub import DatasetCard, DatasetCardData
+from PIL import Image as PILImage
+from tqdm import tqdm
+
+from ..errors import UserError, one_line
+from ..files import atomic_path
+from .cache import prepare
+from .dataset_io import PARTS, load_split, quiet_datasets
+from .download import file_md5
+from .hub_folder import CARD_FILE, TAG, data_files, published_configs, shard_path
+from .sources import NIST_MD5, is_synthetic, nist_md5
+from .splits import SPLITS, SplitInfo, get_split
+
+MAX_SHARD_BYTES = 500 * 10**6
+"""Shards are cut below this many bytes of Arrow data: ``push_to_hub``'s default ``max_shard_size``."""
+LICENSE_LINK = "https://www.nist.gov/srd/nist-special-database-19"
+_SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                    (10_000_000, "1M<n<10M"))
+_CITATION = """@inproceedings{cohen2017emnist,
+  title     = {EMNIST: an extension of MNIST to handwritten letters},
+  author    = {Cohen, Gregory and Afshar, Saeed and Tapson, Jonathan and van Schaik, Andr{\\'e}},
+  booktitle = {2017 International Joint Conference on Neural Networks (IJCNN)},
+  pages     = {2921--2926},
+  year      = {2017},
+  doi       = {10.1109/IJCNN.2017.7966217},
+  note      = {arXiv:1702.05373}
+}"""
+
+
+def publish(
+    splits: Sequence[str],
+    source: str,
+    out: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    repo_id: str | None = None,
+    private: bool = False,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    progress: bool = True,
+    **prepare_args,
+) -> Path:
+    """Write ``splits`` from ``source`` as a Hub dataset folder ``out``; with ``repo_id``, upload it.
+
+    Args:
+        splits: EMNIST split names (each becomes a config).
+        source: any source of ``prepare`` (``nist``, a local path, ``hf:OWNER/NAME``, ``synthetic``).
+        out: a new or empty folder. A folder this function wrote before for the same splits is kept
+            as it is and only uploaded (so an interrupted upload resumes by running the same command).
+        cache_dir: ``prepare``'s cache root.
+        repo_id: ``OWNER/NAME`` of a Hub dataset repository to create (if needed) and upload to.
+        private: create the repository private.
+        max_shard_bytes: Arrow bytes per Parquet shard at most.
+        progress: progress on stderr.
+        prepare_args: further ``prepare`` arguments (the synthetic source's size and seed, mirrors).
+
+    Raises:
+        UserError: a bad split or source, ``out`` holding something else, no Hub token or no network
+            (checked before any work), a failed upload (the folder stays complete for a retry).
+    """
+    infos = [get_split(name) for name in dict.fromkeys(splits)]
+    out = Path(out).expanduser()
+    if repo_id is not None:
+        _check_hub_access(repo_id)
+    if _already_published(out, [info.name for info in infos]):
+        _say(progress, f"{out} already holds the published {', '.join(i.name for i in infos)}: kept as it is "
+                       "(remove it to publish again)")
+    else:
+        write_hub_folder(out, infos, source, cache_dir, max_shard_bytes, progress, repo_id, **prepare_args)
+    if repo_id is not None:
+        upload(out, repo_id, private)
+        _say(progress, f"uploaded {out} to https://huggingface.co/datasets/{repo_id}")
+    return out
+
+
+def write_hub_folder(
+    out: Path,
+    infos: list[SplitInfo],
+    source: str,
+    cache_dir: str | Path | None,
+    max_shard_bytes: int,
+    progress: bool,
+    repo_id: str | None = None,
+    **prepare_args,
+) -> None:
+    """Prepare each split and write the folder atomically: Parquet shards, then the card."""
+    counts: dict[str, dict[str, np.ndarray]] = {}
+    dataset_infos = DatasetInfosDict()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{out.parent}: cannot be created ({err.strerror}): expected a writable folder") from None
+    with atomic_path(out) as tmp:
+        for info in infos:
+            cache = prepare(info.name, source, cache_dir, progress=progress, **prepare_args)
+            features = Features({"image": Image(), "label": ClassLabel(names=info.class_names)})
+            splits, counts[info.name], download_size = {}, {}, 0
+            for part in PARTS:
+                images, labels = load_split(cache, part)
+                dataset = _image_dataset(images[:, 0].numpy(), labels.numpy(), features, f"{info.name}-{part}",
+                                         progress)
+                shards = dataset.data.nbytes // max_shard_bytes + 1
+                for index in range(shards):
+                    path = tmp / shard_path(info.name, part, index, shards)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with quiet_datasets():
+                        dataset.shard(shards, index, contiguous=True).to_parquet(str(path))
+                    download_size += path.stat().st_size
+                splits[part] = datasets.SplitInfo(part, num_bytes=dataset.data.nbytes, num_examples=len(dataset))
+                counts[info.name][part] = np.bincount(labels.numpy(), minlength=info.num_classes)
+                _say(progress, f"{info.name} {part}: {len(dataset)} images in {shards} Parquet shard(s)")
+            dataset_infos[info.name] = DatasetInfo(
+                features=features, splits=datasets.SplitDict(splits), download_size=download_size,
+                dataset_size=sum(s.num_bytes for s in splits.values()),
+            )
+        card = dataset_card(infos, source, dataset_infos, counts, repo_id)
+        (tmp / CARD_FILE).write_text(str(card))
+    _say(progress, f"wrote {out}")
+
+
+def _image_dataset(images: np.ndarray, labels: np.ndarray, features: Features, name: str, progress: bool) -> Dataset:
+    """Upright ``(N, 28, 28)`` uint8 glyphs -> a Dataset of PNG-encoded images and labels."""
+    blobs = []
+    for glyph in tqdm(images, desc=f"PNG {name}", unit="img", disable=not progress, leave=False):
+        buffer = io.BytesIO()
+        PILImage.fromarray(glyph).save(buffer, format="PNG")  # 8-bit greyscale: lossless
+        blobs.append(buffer.getvalue())
+    image_column = pa.StructArray.from_arrays(
+        [pa.array(blobs, pa.binary()), pa.nulls(len(blobs), pa.string())], names=["bytes", "path"]
+    )
+    table = pa.table({"image": image_column, "label": pa.array(labels, pa.int64())})
+    # datasets' table class with a fingerprint given, as the cache writer does (from_dict would pickle it all).
+    return Dataset(InMemoryTable(table), info=DatasetInfo(features=features), fingerprint=f"publish-{name}")
+
+
+def dataset_card(
+    infos: list[SplitInfo],
+    source: str,
+    dataset_infos: DatasetInfosDict,
+    counts: dict[str, dict[str, np.ndarray]],
+    repo_id: str | None = None,
+) -> DatasetCard:
+    """The dataset card: YAML metadata the Hub and ``load_dataset`` read, and the text for people."""
+    synthetic = is_synthetic(source)
+    totals = {i.name: sum(int(c.sum()) for c in counts[i.name].values()) for i in infos}
+    data = DatasetCardData(
+        pretty_name="SYNTHETIC stand-in for EMNIST (not EMNIST)" if synthetic else "EMNIST",
+        license="mit" if synthetic else "other",
+        task_categories=["image-classification"],
+        task_ids=["multi-class-image-classification"],
+        size_categories=sorted({_size_category(n) for n in totals.values()}, key=_size_rank),
+        annotations_creators=["machine-generated" if synthetic else "expert-generated"],
+        source_datasets=["original"] if synthetic else ["extended"],
+        tags=["emnist", "handwriting", "characters", TAG] + (["synthetic"] if synthetic else []),
+        configs=[{"config_name": i.name, "data_files": data_files(i.name)} for i in infos],
+        **({} if synthetic else {"license_name": "nist-sd19", "license_link": LICENSE_LINK}),
+    )
+    dataset_infos.to_dataset_card_data(data)  # dataset_info: features, split sizes (as push_to_hub writes it)
+    names = [i.name for i in infos]
+    repo = repo_id or "OWNER/NAME"
+    lines = [f"# {data.pretty_name}: {', '.join(names)}", ""]
+    if synthetic:
+        lines += ["> **SYNTHETIC data, not EMNIST.** Glyphs rendered from fonts by emnist_dist's offline stand-in, "
+                  "stored like EMNIST, to exercise pipelines. Nothing here is handwriting.", ""]
+    lines += [
+        "EMNIST (Cohen et al., 2017) is NIST Special Database 19's handwritten digits and letters converted to "
+        "28x28 greyscale images as MNIST was made. This copy holds official splits as Parquet, one config "
+        "per split, each with the official `train` and `test` parts, for `datasets` alone (no loading script) "
+        "and the Hub's viewer.", "",
+        "| config | classes | train | test |", "| --- | --- | --- | --- |",
+        *(f"| {i.name} | {i.num_classes} | {int(counts[i.name]['train'].sum()):,} | "
+          f"{int(counts[i.name]['test'].sum()):,} |" for i in infos), "",
+        "## Load it", "",
+        "```python",
+        "from datasets import load_dataset",
+        f'emnist = load_dataset("{repo}", "{names[0]}")      # or a local copy of this folder',
+        'emnist["train"][0]["image"]                          # a PIL image, upright',
+        'emnist["train"].features["label"].names              # class id -> character',
+        "```", "",
+        "With emnist_dist, this copy becomes its training cache, identical pixel for pixel to the one built from "
+        f"the source below: `python -m emnist_dist.data prepare --split {names[0]} --source hf:{repo}`.", "",
+        "## Columns", "",
+        "- `image`: a `datasets` Image (PNG, 8-bit greyscale, 28x28, bright ink on black), **upright**. The NIST "
+        "files store every glyph transposed (rows and columns swapped); this copy swaps them back once, so the "
+        "images display as written. Do not transpose them again.",
+        "- `label`: a ClassLabel whose names are the characters, in the class-id order of the NIST mapping files. "
+        "`letters` is shifted from the NIST labels 1..26 to 0..25 (`a`..`z`, upper and lower case merged).", "",
+        "## Source", "",
+        *_source_lines(source), "",
+        f"Built with `python -m emnist_dist.data publish --split {'all' if names == list(SPLITS) else ','.join(names)} "
+        f"--source {_shown_source(source)} --out DIR`.", "",
+        "## Classes and counts", "",
+    ]
+    for info in infos:
+        lines += [f"### {info.name}", "", "| id | character | train | test |", "| --- | --- | --- | --- |"]
+        train, test = counts[info.name]["train"], counts[info.name]["test"]
+        lines += [f"| {k} | `{c}` | {int(train[k]):,} | {int(test[k]):,} |" for k, c in enumerate(info.class_names)]
+        lines.append("")
+    lines += [
+        "## Known issues", "",
+        "- Case twins: many lower- and upper-case letters are written alike (c/C, k/K, m/M, o/O, p/P, s/S, u/U, "
+        "v/V, w/W, x/X, y/Y, z/Z) and some letters look like digits (o/O/0, l/I/1, z/Z/2, s/S/5, g/q/9). ByClass "
+        "keeps them apart, so a large share of its errors are case confusions: report case-insensitive accuracy "
+        "too. ByMerge and Balanced merge the 15 most ambiguous pairs.",
+        "- Label noise: the data hold mislabeled glyphs, and glyphs stored turned or mirrored.",
+        "  `python -m emnist_dist.audit` ranks them (cross-validated out-of-fold predictions, cleanlab) and "
+        "writes `label_issues.csv` (row = the glyph's row in `train`), a contact sheet and an exclusion list "
+        "that training accepts.",
+        "- ByClass and ByMerge are imbalanced (about 20x between the largest and smallest class); Balanced, "
+        "Letters, Digits and MNIST are balanced.", "",
+        "## License", "",
+        *(["MIT, like emnist_dist that rendered the glyphs (from fonts shipped with matplotlib)."] if synthetic else
+          [f"EMNIST is distributed by NIST under NIST's terms for Special Database 19 ({LICENSE_LINK}); this "
+           "copy changes the file format and the orientation only. Check those terms before you redistribute it."]),
+        "",
+        "## Citation", "", "```bibtex", _CITATION, "```", "",
+    ]
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def _source_lines(source: str) -> list[str]:
+    """Where the data came from, with checksums to check a copy against."""
+    if is_synthetic(source):
+        return ["emnist_dist's synthetic stand-in (no archive)."]
+    if source == "nist":
+        return [f"The NIST archive `gzip.zip` (https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip), md5 "
+                f"`{nist_md5()}`, verified after the download."]
+    if source.startswith("hf:"):
+        return [f"The Hugging Face Hub dataset `{source[3:]}`."]
+    path = Path(source).expanduser()
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    lines = []
+    for f in files:
+        md5 = file_md5(f)
+        official = " (the official NIST archive)" if md5 == NIST_MD5 else ""
+        lines.append(f"- `{f.name if f == path else f.relative_to(path)}`: md5 `{md5}`{official}")
+    return ["Local files (md5 of each):", "", *lines]
+
+
+def _shown_source(source: str) -> str:
+    """The source as the card shows it: a local path by its name only (no user folders on the Hub)."""
+    return source if source in ("nist", "synthetic") or source.startswith("hf:") else Path(source).name
+
+
+def _size_category(n: int) -> str:
+    return next((name for limit, name in _SIZE_CATEGORIES if n < limit), "n>10M")
+
+
+def _size_rank(category: str) -> int:
+    return [name for _, name in _SIZE_CATEGORIES].index(category)
+
+
+def _already_published(out: Path, names: list[str]) -> bool:
+    """True when ``out`` is a folder written by ``publish`` for exactly ``names``; False when it is new or empty.
+
+    Raises:
+        UserError: ``out`` holds anything else (publish never overwrites what it did not write).
+    """
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return False
+    configs = published_configs(out) if out.is_dir() else None
+    if configs is not None and sorted(configs) == sorted(names):
+        return True
+    held = f"a published dataset of {', '.join(sorted(configs))}" if configs is not None else "other files"
+    raise UserError(f"--out {out}: exists and holds {held}: expected a new or empty folder, or one that "
+                    f"publish wrote for {', '.join(names)}")
+
+
+def _check_hub_access(repo_id: str) -> None:
+    """Fail in one line, before any work, when the Hub cannot be written: a bad id, no token, no network."""
+    from huggingface_hub import HfApi, get_token
+
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise UserError(f"--repo-id {repo_id!r}: expected OWNER/NAME")
+    if get_token() is None:
+        raise UserError(f"--repo-id {repo_id}: no Hugging Face token: expected `hf auth login` or HF_TOKEN set "
+                        "(without --repo-id the folder is written only)")
+    _hub_call(repo_id, "the Hub cannot be reached or refused the token", lambda: HfApi().whoami())
+
+
+def upload(folder: Path, repo_id: str, private: bool) -> None:
+    """Create the dataset repository if needed and upload ``folder`` (re-running resumes an interrupted upload)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    _hub_call(repo_id, f"upload failed ({folder} is complete: run the same command again to resume)", lambda: (
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True),
+        api.upload_folder(repo_id=repo_id, folder_path=folder, repo_type="dataset",
+                          commit_message="EMNIST as Parquet (emnist_dist publish)"),
+    ))
+
+
+def _hub_call(repo_id: str, what: str, call) -> None:
+    """Run a Hub request; its network and HTTP errors become one line."""
+    import httpx2  # huggingface_hub's HTTP client: transport errors reach the caller unwrapped; HfHubHTTPError derives from it
+
+    try:
+        call()
+    except (httpx2.HTTPError, OSError) as err:  # OSError: OfflineModeIsEnabled (HF_HUB_OFFLINE=1)
+        raise UserError(f"--repo-id {repo_id}: {what}: {type(err).__name__}: {one_line(err, 160)}") from None
+
+
+def _say(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
