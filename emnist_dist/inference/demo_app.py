@@ -129,7 +129,11 @@ def build_app(model: torch.nn.Module, info: ModelInfo, device: torch.device | st
 
     def read(payload: dict | None) -> tuple[dict, tuple[Reading, str]]:
         """The ``/read`` endpoint and the line photo box: ``python -m emnist_dist.read --json``'s object for
-        the photo, its ``path`` the file's name (+ the reading and the photo for the annotated view, page only)."""
+        the photo without ``path`` (+ the reading and the photo for the annotated view, page only).
+
+        ``path`` would name a server file, and gradio_client takes any returned object with a ``path`` for a
+        file to download (and fails with 403 Forbidden).
+        """
         return read_file(uploaded_file(payload))
 
     def read_file(image: str | None) -> tuple[dict, tuple[Reading, str]]:
@@ -139,7 +143,7 @@ def build_app(model: torch.nn.Module, info: ModelInfo, device: torch.device | st
             reading = read_photo(model, info, image, device=device, name=Path(image).name)
         except UserError as err:
             raise refuse(err, image) from None
-        return reading.to_json(), (reading, image)
+        return {key: value for key, value in reading.to_json().items() if key != "path"}, (reading, image)
 
     def read_drawing(sketch: dict | None) -> tuple[dict, tuple[Reading, str]]:
         if not sketch or sketch.get("composite") is None:

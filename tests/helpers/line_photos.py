@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import io
 import string
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
+import matplotlib
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from emnist_dist.data.synthetic import render_glyphs
 
 DIGITS = list(string.digits)
+FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
 
 
 @dataclass
@@ -157,6 +161,27 @@ def photograph(ink: np.ndarray, rng: np.random.Generator, style: LineStyle = Lin
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=int(rng.integers(style.jpeg[0], style.jpeg[1] + 1)))
     return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def words_photo(path: Path) -> Path:
+    """The typed words "12 345" in DejaVu Sans, dark on light paper, a word gap of about one character height."""
+    image = Image.new("RGB", (640, 200), (240, 236, 226))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 80)
+    draw.text((40, 50), "12", fill=(25, 25, 60), font=font)
+    draw.text((40 + draw.textlength("12", font=font) + 60, 50), "345", fill=(25, 25, 60), font=font)
+    image.save(path)
+    return path
+
+
+def huge_png(path: Path, side: int = 20_000) -> Path:
+    """A PNG whose header says side x side pixels (400 megapixels) with a few rows of data: tiny on disk."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+    header = side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])  # 8-bit grey
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * (side + 1) * 4)) + chunk(b"IEND", b""))
+    return path
 
 
 def character_error_rate(read: list[str], truth: list[str]) -> float:

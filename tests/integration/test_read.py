@@ -9,22 +9,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from emnist_dist.errors import run_cli
 from emnist_dist.inference.artifact import load_model
 from emnist_dist.inference.line_reader import allowed_classes, main, read_photo
-from tests.helpers.line_photos import (GOAL_STYLE, HARD_STYLE, LineStyle, character_error_rate, line_photo,
-                                       synthetic_glyphs)
-
-FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
-
+from tests.helpers.line_photos import (GOAL_STYLE, HARD_STYLE, LineStyle, character_error_rate, huge_png,
+                                       line_photo, synthetic_glyphs, words_photo)
 
 @pytest.fixture(scope="module")
 def glyphs():
@@ -47,16 +42,6 @@ def write_photos(folder: Path, glyphs, style: LineStyle, count: int, seed: int) 
     return samples
 
 
-def huge_png(path: Path, side: int = 20_000) -> Path:
-    """A PNG whose header says side x side pixels (400 megapixels) with a few rows of data: tiny on disk."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-    header = side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])  # 8-bit grey
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(b"\x00" * (side + 1) * 4)) + chunk(b"IEND", b""))
-    return path
-
-
 def test_reads_digit_lines_exactly_on_most_photos(tmp_path, trained_model_dir, glyphs, capsys):
     samples = write_photos(tmp_path, glyphs, GOAL_STYLE, 50, seed=1)
     code, out, err = run(["--model", str(trained_model_dir), str(tmp_path), "--json", "--charset", "digits", "--cpu"],
@@ -68,7 +53,7 @@ def test_reads_digit_lines_exactly_on_most_photos(tmp_path, trained_model_dir, g
     exact = np.mean([a == b for a, b in zip(read, truth)])
     cer = character_error_rate(read, truth)
     print(f"goal-style photos: exact {exact:.3f}, CER {cer:.4f}")
-    assert exact >= 0.9 and cer <= 0.02, list(zip(truth, read))  # measured: 60/60 exact (seed 1, 2 cores)
+    assert exact >= 0.9 and cer <= 0.02, list(zip(truth, read))  # measured: 50/50 exact
     for record, sample in zip(records, samples):
         assert record["text"] == "\n".join(line["text"] for line in record["lines"])
         assert all(len(c["top5"]) == 5 and c["top5"][0]["label"] == c["label"] == line["text"][k]
@@ -97,20 +82,9 @@ def test_classifier_chosen_segmentation_beats_plain_components_on_touching_and_b
     figures = {name: (np.mean([a == b for a, b in zip(read, truth)]), character_error_rate(read, truth))
                for name, read in (("plain", plain), ("chosen", chosen))}
     print(f"hard-style photos: {figures}")
-    # Measured on these 40 photos: plain 30 % exact, CER 26.6 %; chosen 70 % exact, CER 7.1 %.
-    assert figures["chosen"][0] >= figures["plain"][0] + 0.25
+    # Measured on these 40 photos: plain 30 % exact, CER 26.6 %; chosen 62.5 % exact, CER 6.7 %.
+    assert figures["chosen"][0] >= figures["plain"][0] + 0.2
     assert figures["chosen"][1] <= 0.5 * figures["plain"][1]
-
-
-def words_photo(path: Path) -> Path:
-    """"12 345" in DejaVu Sans, dark on light paper: a word gap of one character height."""
-    image = Image.new("RGB", (640, 200), (240, 236, 226))
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.truetype(FONT, 80)
-    draw.text((40, 50), "12", fill=(25, 25, 60), font=font)
-    draw.text((40 + draw.textlength("12", font=font) + 60, 50), "345", fill=(25, 25, 60), font=font)
-    image.save(path)
-    return path
 
 
 def test_human_output_spaces_and_annotated_photos(tmp_path, trained_model_dir, glyphs, capsys):
