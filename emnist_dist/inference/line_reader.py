@@ -154,7 +154,8 @@ def _photo_box(box: tuple[int, int, int, int], scale: tuple[float, float]) -> li
 
 
 def annotate(image: Image.Image, reading: Reading) -> Image.Image:
-    """The photo (upright, RGB, at most ``ANNOTATION_SIDE`` a side) with each character's box and label drawn on it."""
+    """The photo (upright, RGB, at most ``ANNOTATION_SIDE`` a side) with each character's box (red) and label
+    (blue, centred above it) drawn on it; the probabilities are in the JSON."""
     image = ImageOps.exif_transpose(image).convert("RGB")
     scale = min(1.0, ANNOTATION_SIDE / max(image.size))
     if scale < 1:
@@ -163,13 +164,11 @@ def annotate(image: Image.Image, reading: Reading) -> Image.Image:
     for chars in reading.lines:
         for c in chars:
             x0, y0, x1, y1 = (v * scale for v in c["box"])
-            size = max(12, round(0.45 * (y1 - y0)))
-            width = max(2, round(size / 12))
+            size = max(12, round(0.4 * (y1 - y0)))
+            width = max(2, round(size / 10))
             draw.rectangle((x0 - width, y0 - width, x1 + width, y1 + width), outline=(220, 30, 30), width=width)
-            font = ImageFont.load_default(size=size)
-            text = f"{c['label']} {100 * c['prob']:.0f}%"
-            draw.text((x0, y0 - width - 2), text, fill=(30, 60, 220), font=font, anchor="ld",
-                      stroke_width=max(1, size // 10), stroke_fill=(255, 255, 255))
+            draw.text(((x0 + x1) / 2, y0 - width - 2), c["label"], fill=(30, 60, 220), anchor="md",
+                      font=ImageFont.load_default(size=size), stroke_width=max(1, size // 10), stroke_fill="white")
     return image
 
 
