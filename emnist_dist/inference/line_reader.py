@@ -71,8 +71,6 @@ class Reading:
     """Per line, per character: ``{"box", "label", "prob", "top5"}``, left to right."""
     spaces: list[list[bool]]
     """Per line, per gap between characters: whether a word ends there."""
-    size: tuple[int, int]
-    """The photo's (width, height)."""
 
     def line_texts(self) -> list[str]:
         return ["".join(c["label"] + (" " if space else "") for c, space in zip(chars, [*breaks, False]))
@@ -145,7 +143,7 @@ def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Imag
         read_lines.append([{"box": _photo_box(c.box, scale), "label": ranked[id(c)][0]["label"],
                             "prob": ranked[id(c)][0]["prob"], "top5": ranked[id(c)]} for c in path])
         spaces.append(seg.word_breaks(path, line.height))
-    return Reading(name, read_lines, spaces, (width, height))
+    return Reading(name, read_lines, spaces)
 
 
 def _photo_box(box: tuple[int, int, int, int], scale: tuple[float, float]) -> list[int]:
