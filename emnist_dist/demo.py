@@ -16,7 +16,8 @@ from .errors import CliParser, UserError, run_cli
 
 def build_parser() -> CliParser:
     parser = CliParser(prog="python -m emnist_dist.demo",
-                       description="Web demo: draw or upload one character, see the model's top 5.")
+                       description="Web demo: draw or upload one character and see the model's top 5, "
+                                   "or a line of handwriting and see the text read.")
     parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
     parser.add_argument("--host", default="127.0.0.1", help="Address to serve on (default 127.0.0.1, loopback only).")
     parser.add_argument("--port", type=int, help="Port (default: Gradio's, 7860 or the next free one).")
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     model, info = load_model(args.model, device)
     app = demo_app.build_app(model, info, device)
     try:
-        app.launch(server_name=args.host, server_port=args.port, share=args.share)
+        app.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=demo_app.MAX_UPLOAD)
     except OSError as err:  # Gradio's "cannot find empty port", an address not on this machine ...
         raise UserError(f"--host {args.host} --port {args.port}: cannot serve there ({err})") from None
     return 0

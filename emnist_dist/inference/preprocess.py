@@ -240,6 +240,18 @@ def ink_mask(gray: np.ndarray, name: str = "image") -> np.ndarray:
     return mask
 
 
+def load_grayscale(image: np.ndarray | Image.Image | str | os.PathLike,
+                   name: str | None = None) -> tuple[np.ndarray, str]:
+    """A file's path, a Pillow image or a numpy array -> (grey levels in [0, 1] at most ``MAX_SIDE`` a side,
+    the name errors use: ``name``, else the path, else "image")."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_grayscale(image), name or str(image)
+    name = name or "image"
+    if isinstance(image, Image.Image):
+        return _shrink(pil_to_grayscale(ImageOps.exif_transpose(image), name)), name
+    return array_to_grayscale(image, name), name
+
+
 def to_model_framing(image: np.ndarray | Image.Image | str | os.PathLike, framing: Framing,
                      name: str | None = None) -> np.ndarray:
     """A user's image of one character -> a 28x28 uint8 glyph framed like the model's training glyphs.
@@ -255,15 +267,7 @@ def to_model_framing(image: np.ndarray | Image.Image | str | os.PathLike, framin
         upright glyph ``(28, 28)`` uint8, ink bright on black. Raises UserError naming the image when it
         cannot be read or shows no character.
     """
-    if isinstance(image, (str, os.PathLike)):
-        name = name or str(image)
-        gray = read_grayscale(image)
-    elif isinstance(image, Image.Image):
-        name = name or "image"
-        gray = _shrink(pil_to_grayscale(ImageOps.exif_transpose(image), name))
-    else:
-        name = name or "image"
-        gray = array_to_grayscale(image, name)
+    gray, name = load_grayscale(image, name)
     mask = ink_mask(gray, name)
     rows, cols = np.nonzero(mask)
     crop = torch.from_numpy(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].astype(np.float32))

@@ -20,11 +20,14 @@ import urllib.request
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from emnist_dist.errors import run_cli
+from emnist_dist.inference.line_reader import main as read_main
 from emnist_dist.inference.predictor import main as predict_main
+from tests.helpers.line_photos import GOAL_STYLE, huge_png, line_photo, synthetic_glyphs, words_photo
 
 gradio_client = pytest.importorskip("gradio_client", reason="the demo extra (gradio) is not installed")
 pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
@@ -96,14 +99,19 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_url(trained_model_dir, tmp_path_factory):
-    """The README's command on a free loopback port, served for the whole module."""
+def demo_server(trained_model_dir, tmp_path_factory):
+    """The README's command on a free loopback port, served for the whole module: (URL, Gradio's upload folder)."""
     tmp = tmp_path_factory.mktemp("demo")
     port = free_port()
     proc, url = serve([sys.executable, "-m", "emnist_dist.demo", "--model", str(trained_model_dir), "--port", str(port)],
                       port, tmp / "demo.log", env=demo_env(tmp))
-    yield url
+    yield url, tmp / "gradio-files"
     stop(proc)
+
+
+@pytest.fixture(scope="module")
+def demo_url(demo_server):
+    return demo_server[0]
 
 
 def photo(path: Path, char: str, ink=(20, 20, 60), paper=(245, 240, 225), mode="RGB") -> Path:
@@ -128,9 +136,11 @@ def test_api_predict_returns_the_label_that_predict_computes(demo_url, trained_m
               photo(tmp_path / "five.webp", "5", ink=(90, 30, 30))]
     client = gradio_client.Client(demo_url, verbose=False)
     api = client.view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/predict"] and not api["unnamed_endpoints"]
+    assert list(api["named_endpoints"]) == ["/predict", "/read"] and not api["unnamed_endpoints"]
     assert [p["component"] for p in api["named_endpoints"]["/predict"]["parameters"]] == ["Image"]
     assert [r["component"] for r in api["named_endpoints"]["/predict"]["returns"]] == ["Label"]
+    assert [p["component"] for p in api["named_endpoints"]["/read"]["parameters"]] == ["Image"]
+    assert [r["component"] for r in api["named_endpoints"]["/read"]["returns"]] == ["Json"]
 
     results = [client.predict(gradio_client.handle_file(str(p)), api_name="/predict") for p in photos]
     for result, expected, path in zip(results, predict_cli(trained_model_dir, photos, capsys), photos):
@@ -141,8 +151,51 @@ def test_api_predict_returns_the_label_that_predict_computes(demo_url, trained_m
 
     blank = tmp_path / "blank.png"
     Image.new("L", (64, 64), 255).save(blank)
-    with pytest.raises(gradio_client.exceptions.AppError, match="no ink found"):
-        client.predict(gradio_client.handle_file(str(blank)), api_name="/predict")
+    for endpoint in ("/predict", "/read"):
+        with pytest.raises(gradio_client.exceptions.AppError) as refused:
+            client.predict(gradio_client.handle_file(str(blank)), api_name=endpoint)
+        assert str(refused.value).startswith("blank.png: no ink found")  # the file's name, not its server path
+
+
+def test_api_read_returns_what_read_computes(demo_url, trained_model_dir, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    glyphs = synthetic_glyphs(30, seed=77)
+    samples = [line_photo(*glyphs, rng, GOAL_STYLE, lines=lines) for lines in (1, 2)]
+    photos = [tmp_path / "line.jpg", tmp_path / "lines.png"]
+    for sample, path in zip(samples, photos):
+        sample.image.save(path)
+    photos.append(words_photo(tmp_path / "words.png"))
+    client = gradio_client.Client(demo_url, verbose=False)
+    results = [client.predict(gradio_client.handle_file(str(p)), api_name="/read") for p in photos]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(read_main, ["--model", str(trained_model_dir), *map(str, photos), "--json"])
+    assert exit_info.value.code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert results == [{key: value for key, value in r.items() if key != "path"} for r in records]
+    assert results[-1]["text"] == "12 345" and results[1]["text"].count("\n") == 1
+
+
+def test_huge_and_oversized_uploads_are_refused_in_one_line_and_not_kept(demo_server, tmp_path):
+    url, uploads = demo_server
+    client = gradio_client.Client(url, verbose=False)
+    huge = huge_png(tmp_path / "huge.png")  # 400 megapixels in a few kilobytes
+    for endpoint in ("/predict", "/read"):
+        with pytest.raises(gradio_client.exceptions.AppError) as refused:
+            client.predict(gradio_client.handle_file(str(huge)), api_name=endpoint)
+        assert str(refused.value).startswith("huge.png: cannot read as an image (Image size (400000000 pixels) ")
+        assert "\n" not in str(refused.value)
+    assert not list(uploads.rglob("huge.png"))  # deleted after refusing it
+
+    import httpx  # gradio_client's HTTP library
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (51 << 20))  # over the 50 MB limit
+    with big.open("rb") as f:
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", f)}, timeout=120)
+    assert response.status_code == 413 and "maximum allowed size" in response.text
+    assert not list(uploads.rglob("big.png"))
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 52428800 bytes"):  # the client knows it too
+        client.predict(gradio_client.handle_file(str(big)), api_name="/read")
 
 
 def test_look_alike_hint_names_case_twins_and_look_alikes_only():
@@ -209,6 +262,53 @@ def test_browser_draws_digits_on_the_canvas_and_reads_the_prediction(demo_url, b
     print(f"drawn digits: top-1 {right}/{len(DIGIT_STROKES)} {shown} in {time.monotonic() - started:.0f} s; "
           f"screenshot {screenshot}")
     assert right >= 7, shown
+
+
+LINE = "4071"
+LINE_BOX_PX = 150
+"""Each digit of the written line is drawn in a box this high, centres 200 CSS pixels apart."""
+
+
+def test_browser_writes_a_line_and_reads_a_photo_of_one(demo_url, browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shown_text() -> str:
+        return browser.find_element(By.CSS_SELECTOR, "#line-text textarea").get_attribute("value")
+
+    def annotated_src():
+        images = browser.find_elements(By.CSS_SELECTOR, "#annotated img")
+        return images[0].get_attribute("src") if images else None
+
+    browser.get(demo_url)
+    WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.XPATH, "//button[@role='tab'][.='Write a line']"))
+    browser.find_element(By.XPATH, "//button[@role='tab'][.='Write a line']").click()
+    canvas = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#line-sketch canvas"))[-1]
+    browser.find_element(By.CSS_SELECTOR, "#line-sketch button[aria-label='Brush']").click()
+    pen = ActionChains(browser, duration=0)
+    for k, digit in enumerate(LINE):
+        centre = 200 * k - 300
+        for stroke in DIGIT_STROKES[digit]:
+            points = [(centre + round((x - 0.5) * LINE_BOX_PX * 0.7), round((y - 0.5) * LINE_BOX_PX)) for x, y in stroke]
+            pen.move_to_element_with_offset(canvas, *points[0]).click_and_hold()
+            for point in points[1:]:
+                pen.move_to_element_with_offset(canvas, *point)
+            pen.release()
+    pen.perform()
+    browser.find_element(By.ID, "read-drawing").click()
+    WebDriverWait(browser, 60).until(lambda b: shown_text() and annotated_src())
+    written = shown_text()
+    assert len(written) == len(LINE) and sum(a == b for a, b in zip(written, LINE)) >= 3, written
+
+    before = annotated_src()
+    browser.find_element(By.XPATH, "//*[@id='line-tab']//button[@role='tab'][.='Photo']").click()
+    upload = WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#line-photo input[type=file]"))
+    upload[0].send_keys(str(words_photo(tmp_path / "words.png")))  # read on upload
+    WebDriverWait(browser, 60).until(lambda b: annotated_src() not in (None, before))
+    assert shown_text() == "12 345"
+    browser.save_screenshot(str(tmp_path / "read_line.png"))
+    print(f"written line {LINE!r} read as {written!r}; screenshot {tmp_path / 'read_line.png'}")
 
 
 def test_export_space_folder_runs_the_same_demo(demo_url, trained_model_dir, tmp_path):

@@ -1,0 +1,232 @@
+"""Read lines of separately written handwriting on photos with an exported character model.
+
+    python -m emnist_dist.read --model runs/x/model photo.jpg scans/ [--json] [--charset digits] [--annotate OUT]
+
+A photo becomes an ink mask as a single character does for predict (grey levels, lighting
+evened out, Otsu, polarity from the border: :mod:`emnist_dist.inference.preprocess`);
+:mod:`emnist_dist.inference.segmentation` finds its lines and candidate characters; each
+candidate goes through the conversion predict uses (``to_model_framing``) and the model; where
+the geometry is ambiguous the candidates the model finds most probable win. A photo that cannot
+be read gets one line on stderr; the others are still read and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from ..errors import CliParser, UserError
+from ..files import atomic_path
+from . import segmentation as seg
+from .artifact import ModelInfo, load_model
+from .predictor import choose_device, collect_images, predict_logits, top_k
+from .preprocess import MIN_SIDE, ink_mask, load_grayscale, to_model_framing
+
+CHARSETS = {"digits": string.digits, "upper": string.ascii_uppercase, "lower": string.ascii_lowercase,
+            "letters": string.ascii_letters}
+"""Named ``--charset`` values; any other value is the string of allowed labels itself."""
+TOP_K = 5
+ANNOTATION_SIDE = 2048
+"""Annotated photos are drawn at most this large on their longer side."""
+ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+"""``--annotate`` names a file (one photo) when it ends like this, else a folder."""
+
+
+def allowed_classes(charset: str | None, class_names: list[str]) -> list[int]:
+    """Indices of the classes a ``--charset`` allows (all when None), in class order.
+
+    A named set keeps those of its characters the model has (none is an error); a string of labels
+    must name only classes the model has.
+    """
+    if charset is None:
+        return list(range(len(class_names)))
+    if charset in CHARSETS:
+        allowed = [i for i, name in enumerate(class_names) if name in CHARSETS[charset]]
+        if not allowed:
+            raise UserError(f"--charset {charset}: the model has none of these characters; "
+                            f"its classes are {''.join(class_names)}")
+        return allowed
+    missing = sorted(set(charset) - set(class_names))
+    if not charset or missing:
+        raise UserError(f"--charset {charset!r}: the model has no class {''.join(missing) or '(empty set)'}; "
+                        f"expected digits, upper, lower, letters or labels among {''.join(class_names)}")
+    return [i for i, name in enumerate(class_names) if name in set(charset)]
+
+
+@dataclass
+class Reading:
+    """What was read on one photo, with the boxes in the photo's own pixels."""
+
+    name: str
+    lines: list[list[dict]]
+    """Per line, per character: ``{"box", "label", "prob", "top5"}``, left to right."""
+    spaces: list[list[bool]]
+    """Per line, per gap between characters: whether a word ends there."""
+
+    def line_texts(self) -> list[str]:
+        return ["".join(c["label"] + (" " if space else "") for c, space in zip(chars, [*breaks, False]))
+                for chars, breaks in zip(self.lines, self.spaces)]
+
+    def to_json(self) -> dict:
+        """``{"path", "text", "lines": [{"text", "chars": [...]}]}``."""
+        texts = self.line_texts()
+        return {"path": self.name, "text": "\n".join(texts),
+                "lines": [{"text": text, "chars": chars} for text, chars in zip(texts, self.lines)]}
+
+
+def photo_size(image: np.ndarray | Image.Image | str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of the photo as shown upright (EXIF orientation applied), read from the header only."""
+    if isinstance(image, np.ndarray):
+        return image.shape[1], image.shape[0]
+    if isinstance(image, Image.Image):
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)
+    else:
+        with Image.open(image) as im:  # read_grayscale has already opened it: no error is left to catch
+            width, height = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _glyph_input(ink: np.ndarray, pad: int) -> np.ndarray:
+    """A candidate's boolean ink -> a grey image, dark ink on white paper with a margin of ``pad`` pixels."""
+    pad = max(pad, math.ceil((MIN_SIDE - min(ink.shape)) / 2))
+    return np.pad(np.where(ink, 0.0, 1.0).astype(np.float32), pad, constant_values=1.0)
+
+
+def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Image.Image | str | os.PathLike,
+               allowed: list[int] | None = None, device: torch.device | str = "cpu", name: str | None = None,
+               choose: bool = True) -> Reading:
+    """Read the handwritten lines on one photo.
+
+    Args:
+        model, info: the exported model (:func:`emnist_dist.inference.artifact.load_model`).
+        image: a path, Pillow image or numpy array (as for ``to_model_framing``).
+        allowed: class indices the text may use (:func:`allowed_classes`); probabilities are renormalised over them.
+        name: how the result and errors name the photo (default: the path, or "image").
+        choose: let the classifier choose among candidate segmentations (False: each connected
+            component, dots and fragments dropped, is one character: the plain reader).
+
+    Raises UserError naming the photo when it cannot be read or shows no handwriting.
+    """
+    gray, name = load_grayscale(image, name)
+    width, height = photo_size(image)
+    scale = (width / gray.shape[1], height / gray.shape[0])
+    labels, boxes, areas, stroke = seg.label_ink(ink_mask(gray, name))
+    lines = [seg.line_pieces(members, boxes, attach=choose) for members in seg.group_lines(boxes, areas, stroke)]
+    if not lines:
+        raise UserError(f"{name}: no handwriting found (only specks of ink); expected lines of separate characters")
+    lattices = [seg.candidates(labels, line) if choose else
+                seg.Lattice(len(line.pieces), [(i, i + 1, [p]) for i, p in enumerate(line.pieces)], line.height)
+                for line in lines]
+    chars = [c for lattice in lattices for _, _, cs in lattice.edges for c in cs]
+    pad = max(2, round(stroke))
+    glyphs = np.stack([to_model_framing(_glyph_input(seg.candidate_ink(labels, c), pad), info.framing, name)
+                       for c in chars])
+    allowed = list(range(info.num_classes)) if allowed is None else allowed
+    log_probs = predict_logits(model, info, glyphs, device)[:, allowed].log_softmax(dim=1)
+    names = [info.class_names[i] for i in allowed]
+    scored = {id(c): float(lp.max()) for c, lp in zip(chars, log_probs)}
+    ranked = {id(c): ranks for c, ranks in zip(chars, top_k(log_probs.exp(), names, TOP_K))}
+    read_lines, spaces = [], []
+    for line, lattice in zip(lines, lattices):
+        path = seg.best_path(lattice, scored)
+        read_lines.append([{"box": _photo_box(c.box, scale), "label": ranked[id(c)][0]["label"],
+                            "prob": ranked[id(c)][0]["prob"], "top5": ranked[id(c)]} for c in path])
+        spaces.append(seg.word_breaks(path, line.height))
+    return Reading(name, read_lines, spaces)
+
+
+def _photo_box(box: tuple[int, int, int, int], scale: tuple[float, float]) -> list[int]:
+    x0, y0, x1, y1 = box
+    return [math.floor(x0 * scale[0]), math.floor(y0 * scale[1]), math.ceil(x1 * scale[0]), math.ceil(y1 * scale[1])]
+
+
+def annotate(image: Image.Image, reading: Reading) -> Image.Image:
+    """The photo (upright, RGB, at most ``ANNOTATION_SIDE`` a side) with each character's box (red) and label
+    (blue, centred above it) drawn on it; the probabilities are in the JSON."""
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    scale = min(1.0, ANNOTATION_SIDE / max(image.size))
+    if scale < 1:
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(image)
+    for chars in reading.lines:
+        for c in chars:
+            x0, y0, x1, y1 = (v * scale for v in c["box"])
+            size = max(12, round(0.4 * (y1 - y0)))
+            width = max(2, round(size / 10))
+            draw.rectangle((x0 - width, y0 - width, x1 + width, y1 + width), outline=(220, 30, 30), width=width)
+            draw.text(((x0 + x1) / 2, y0 - width - 2), c["label"], fill=(30, 60, 220), anchor="md",
+                      font=ImageFont.load_default(size=size), stroke_width=max(1, size // 10), stroke_fill="white")
+    return image
+
+
+def annotation_paths(out: str, photos: list[Path]) -> list[Path]:
+    """Where ``--annotate OUT`` writes each photo's drawing: OUT itself for one photo when it ends in an
+    image suffix, else ``OUT/NNNNN_<stem>.png`` (the folder is created)."""
+    target = Path(out)
+    if len(photos) == 1 and target.suffix.lower() in ANNOTATION_SUFFIXES and not target.is_dir():
+        return [target]
+    if target.exists() and not target.is_dir():
+        raise UserError(f"--annotate {out}: is a file; expected a folder for {len(photos)} photos "
+                        f"(or a new {'/'.join(ANNOTATION_SUFFIXES)} file for one photo)")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--annotate {out}: cannot create the folder ({err.strerror or err})") from None
+    return [target / f"{i:05d}_{p.stem}.png" for i, p in enumerate(photos)]
+
+
+def format_human(reading: Reading) -> str:
+    """``path: text``, the lines after the first indented under it."""
+    indent = "\n" + " " * (len(reading.name) + 2)
+    return f"{reading.name}: " + indent.join(reading.line_texts())
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog="python -m emnist_dist.read",
+                       description="Read lines of separately written handwritten characters on photos or scans.")
+    parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
+    parser.add_argument("inputs", nargs="+", metavar="PHOTO_OR_FOLDER", help="Photos and/or folders (recursive).")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON Lines: one {path, text, lines: [{text, chars: [{box, label, prob, top5}]}]} a photo.")
+    parser.add_argument("--charset", metavar="SET",
+                        help="Allowed characters: digits, upper, lower, letters, or a string of labels (e.g. 0123456789-).")
+    parser.add_argument("--annotate", metavar="OUT",
+                        help="Also draw the boxes and labels on each photo: a PNG/JPEG file for one photo, else a folder.")
+    parser.add_argument("--cpu", action="store_true", help="Use the CPU even when a GPU is available.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    device = choose_device(args.cpu)
+    model, info = load_model(args.model, device)
+    allowed = allowed_classes(args.charset, info.class_names)
+    paths, errors = collect_images(args.inputs)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    failed = len(errors)
+    outs = annotation_paths(args.annotate, paths) if args.annotate and paths else []
+    for i, path in enumerate(paths):
+        try:
+            reading = read_photo(model, info, path, allowed, device)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(json.dumps(reading.to_json()) if args.json else format_human(reading), flush=True)
+        if outs:
+            with Image.open(path) as photo, atomic_path(outs[i]) as tmp:
+                annotate(photo, reading).save(tmp, format="JPEG" if outs[i].suffix.lower() in (".jpg", ".jpeg")
+                                              else outs[i].suffix.lstrip(".").upper() or "PNG")
+    return 1 if failed else 0
