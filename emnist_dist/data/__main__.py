@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..errors import CliParser, run_cli
 from .cache import prepare
-from .glyph_grid import count_report, write_grid
 
 
 def build_parser() -> CliParser:
@@ -53,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     if args.command == "inspect":
+        from .glyph_grid import count_report, write_grid  # torch and matplotlib: imported for inspect only
+
         out = write_grid(path, args.out or f"emnist-{args.split}-samples.png", args.per_class)
         print(count_report(path))
         print(f"wrote {out}")
