@@ -144,6 +144,11 @@ def main() -> None:
         )
         run_process([sys.executable, "-c", _FLOOR, str(archive)])  # warm the page cache and the interpreter's files
 
+        print(f"method: {args.rounds} rounds; each runs three fresh processes back to back in a rotating order: the "
+              "floor (read + gunzip every member with zlib.decompress, nothing else), the command line "
+              "(python -m emnist_dist.data prepare into an empty cache folder) and prepare() timing itself in-process; "
+              "wall = time.perf_counter around each process from here (same clock), CPU = its user + system time; "
+              "ratios are per round, the two sides measured back to back")
         sides = ["floor", "cli", "in_process"]
         rounds = []
         print(f"{'round':>5} {'order':28} {'floor wall':>10} {'CLI wall':>9} {'CLI/floor':>9}   "
