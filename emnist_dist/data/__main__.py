@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..errors import CliParser, run_cli
 from .cache import prepare
-from .glyph_grid import count_report, write_grid
 from .splits import SPLITS
 
 
@@ -71,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     path = prepare(args.split, args.source, args.cache_dir, **options)
     if args.command == "inspect":
+        from .glyph_grid import count_report, write_grid  # torch and matplotlib: imported for inspect only
+
         out = write_grid(path, args.out or f"emnist-{args.split}-samples.png", args.per_class)
         print(count_report(path))
         print(f"wrote {out}")

@@ -20,8 +20,8 @@ from filelock import FileLock, Timeout
 
 from ..errors import UserError
 from ..files import sweep_temporaries
-from .dataset_io import verify_dataset, write_dataset
-from .sources import cache_name, describe, is_synthetic, read_source
+from .dataset_io import PARTS, SplitArrays, verify_dataset, write_dataset
+from .sources import cache_name, describe, is_synthetic, read_source, synthetic_fonts
 from .splits import get_split
 
 
@@ -86,11 +86,14 @@ def prepare(
             except OSError as err:
                 raise UserError(f"source {source}: cannot be read ({err.strerror or err}): expected a readable "
                                 "file or folder") from None
+            _refuse_empty_parts(arrays, split, source)
         except UserError as err:
             if problem is None:
                 raise
             raise UserError(f"cache {target} is damaged ({problem}) and could not be rebuilt: {err}") from None
         meta = {"split": split, "source": source, "synthetic": is_synthetic(source), "description": description}
+        if is_synthetic(source):
+            meta["fonts_sha256"] = synthetic_fonts(split)
         write_dataset(target, arrays, info, meta)
     _say(
         progress,
@@ -100,14 +103,23 @@ def prepare(
     return target
 
 
-def _lock_path(target: Path) -> Path:
+def _refuse_empty_parts(arrays: SplitArrays, split: str, source: str) -> None:
+    """A part without images would be cached and then break every run: refuse it here, naming it."""
+    for part in PARTS:
+        if len(getattr(arrays, f"{part}_labels")) == 0:
+            raise UserError(f"source {source}: the {part} part of {split} holds 0 images: expected at least one "
+                            "image in each of train and test")
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file beside the cache entry ``target``: held while the entry (or its statistics) is written."""
     return target.with_name(f".{target.name}.lock")
 
 
 @contextmanager
 def _building(target: Path, problem: str | None) -> Iterator[None]:
     """Hold the entry's build lock (waiting for another builder, saying so); one line if it cannot be taken."""
-    lock = FileLock(_lock_path(target))
+    lock = FileLock(lock_path(target))
     try:
         try:
             lock.acquire(timeout=0)
@@ -130,7 +142,7 @@ def _sweep_if_idle(target: Path) -> None:
     if not leftovers:
         return
     try:
-        with FileLock(_lock_path(target), timeout=0):
+        with FileLock(lock_path(target), timeout=0):
             sweep_temporaries(target)
     except (Timeout, OSError):
         pass  # another process is building (its temporaries are live) or the cache is read-only

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import datasets
 import numpy as np
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from ..errors import UserError, one_line
 from ..files import atomic_path
 from .cache import prepare
-from .dataset_io import PARTS, load_split, quiet_datasets
+from .dataset_io import PARTS, load_split
 from .download import file_md5
 from .hub_folder import CARD_FILE, TAG, data_files, published_configs, shard_path
 from .sources import NIST_MD5, is_synthetic, nist_md5
@@ -48,6 +49,19 @@ _CITATION = """@inproceedings{cohen2017emnist,
   note      = {arXiv:1702.05373}
 }"""
 
+
+
+@contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """Silence the ``datasets`` progress bars while writing (``publish`` reports itself)."""
+    silence = not datasets.utils.are_progress_bars_disabled()
+    if silence:
+        datasets.utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if silence:
+            datasets.utils.enable_progress_bars()
 
 def publish(
     splits: Sequence[str],

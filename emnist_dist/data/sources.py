@@ -25,7 +25,6 @@ from typing import BinaryIO, Callable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets import load_from_disk
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
@@ -33,8 +32,7 @@ from .dataset_io import META_FILE, PARTS, SplitArrays, load_split, read_meta
 from .download import download
 from .hub_folder import CARD_FILE, published_configs, published_parquet
 from .idx import IMAGE_SIDE, read_idx
-from .splits import SplitInfo
-from .synthetic import render_glyphs
+from .splits import SplitInfo, get_split
 
 NIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 NIST_MD5 = "58c8d27c78d21e728a6bc7b3cc06412e"
@@ -68,7 +66,7 @@ def is_synthetic(source: str) -> bool:
 def describe(split: str, source: str) -> str:
     """One human line naming what the data is; the synthetic stand-in says so plainly."""
     if is_synthetic(source):
-        return f"SYNTHETIC stand-in for {split} (not EMNIST)"
+        return f"SYNTHETIC stand-in for {split} (not EMNIST), fonts sha256:{synthetic_fonts(split)[:16]}"
     if source != "nist" and not source.startswith("hf:") and _mnist_format_members(_existing_path(source)):
         return f"MNIST-format {split} ({source})"
     return f"EMNIST {split} ({source})"
@@ -81,7 +79,7 @@ def cache_name(split: str, source: str, train_per_class: int, test_per_class: in
     times of its files, so replacing the files makes a new entry instead of reusing a stale one.
     """
     if is_synthetic(source):
-        tag = f"synthetic-{train_per_class}x{test_per_class}-seed{seed}"
+        tag = f"synthetic-{train_per_class}x{test_per_class}-seed{seed}-fonts{synthetic_fonts(split)[:12]}"
     elif source == "nist":
         tag = "nist"
     elif source.startswith("hf:"):
@@ -137,10 +135,19 @@ def nist_urls(mirrors: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys(url for url in urls if url))
 
 
+def synthetic_fonts(split: str) -> str:
+    """SHA-256 fingerprint of the fonts the synthetic stand-in of ``split`` is drawn from."""
+    from .fonts import font_fingerprint  # imported here (matplotlib): only this source needs it
+
+    return font_fingerprint("".join(get_split(split).class_names))
+
+
 def _synthetic(info: SplitInfo, train_per_class: int, test_per_class: int, seed: int) -> SplitArrays:
     for name, value in (("synthetic_train_per_class", train_per_class), ("synthetic_test_per_class", test_per_class)):
         if value < 1:
             raise UserError(f"{name}={value}: expected an integer >= 1")
+    from .synthetic import render_glyphs  # imported here, like datasets below: the other sources start faster
+
     # Disjoint seeds (even / odd) so the test glyphs are never the training glyphs.
     train_images, train_labels = render_glyphs(info.class_names, train_per_class, 2 * seed)
     test_images, test_labels = render_glyphs(info.class_names, test_per_class, 2 * seed + 1)
@@ -396,6 +403,8 @@ def _read_saved_dataset(path: Path, info: SplitInfo) -> SplitArrays:
             test_labels.numpy(),
             upright=True,
         )
+    from datasets import load_from_disk
+
     try:
         saved = load_from_disk(str(path))
     except (OSError, ValueError) as err:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
-from ..errors import UserError
-from ..files import write_text_atomic
-from .resize import resize_to_float
-from .dataset_io import load_split
+from ..errors import UserError, one_line
+from ..files import write_bytes_atomic, write_text_atomic
+from .cache import lock_path
+from .dataset_io import META_FILE, load_split, read_meta
 from .idx import IMAGE_SIDE
+from .resize import resize_to_float
 
 STATS_FILE = "image_stats.json"
 _STATS_BATCH = 8192
@@ -93,8 +97,12 @@ def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:
 
     Over the whole training part of the prepared split, exact up to the float32 rounding the
     resized pixels themselves have (sums in float64), and cached in ``image_stats.json``
-    inside the dataset folder, keyed by ``image_size``. A cache that cannot be written (a shared,
-    read-only dataset) gets them computed in memory each time; an unreadable stats file is ignored.
+    inside the dataset folder, keyed by ``image_size``; the file's size and SHA-256 are recorded
+    in ``emnist_dist.json`` (under ``stats``), both written under the entry's lock. A stats file
+    that does not match that record, or holds values no image set can have (not
+    ``0 <= mean <= 1``, ``0 < std <= 0.5``), is ignored with a warning line and the numbers are
+    recomputed. A cache that cannot be written (a shared, read-only dataset) gets them computed
+    in memory each time.
 
     Resizing every image to 112x112 takes minutes on a 2-core CPU for ByClass. Instead:
     bilinear resizing is linear and separable, ``resize(x) = A x A^T`` (:func:`resize_matrix`),
@@ -102,9 +110,9 @@ def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:
     ``sum(resize(x)^2) = trace(G x G x^T)`` with ``G = A^T A``: the same numbers from 28x28
     matrix products, about 25x faster (measured).
     """
-    stats_path = Path(cache_path) / STATS_FILE
+    cache_path = Path(cache_path)
     key = str(image_size)
-    cached = _read_stats(stats_path)
+    cached = _read_stats(cache_path, warn=True)
     if key in cached:
         return cached[key]["mean"], cached[key]["std"]
     images, _ = load_split(cache_path, "train")
@@ -120,28 +128,61 @@ def image_stats(cache_path: str | Path, image_size: int) -> tuple[float, float]:
     count = images.shape[0] * image_size**2
     mean = float(total) / count
     std = math.sqrt(max(float(total_sq) / count - mean**2, 0.0))
-    cached = _read_stats(stats_path)
-    cached[key] = {"mean": mean, "std": std}
-    try:
-        write_text_atomic(stats_path, json.dumps(cached, indent=2, sort_keys=True) + "\n")
-    except UserError:
-        pass  # a read-only cache: the numbers are correct, only not kept for next time
+    _store_stats(cache_path, key, mean, std)
     return mean, std
 
 
-def _read_stats(path: Path) -> dict:
-    """``{size: {"mean", "std"}}`` from the stats file; entries that are not two numbers are left out."""
+def _store_stats(cache_path: Path, key: str, mean: float, std: float) -> None:
+    """Add ``key``'s numbers to the stats file and record its checksum in the metadata, under the entry's lock."""
     try:
-        stored = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
+        with FileLock(lock_path(cache_path)):
+            stored = _read_stats(cache_path, warn=False)  # what other processes added meanwhile
+            stored[key] = {"mean": mean, "std": std}
+            data = (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode()
+            write_bytes_atomic(cache_path / STATS_FILE, data)
+            meta = {**read_meta(cache_path), "stats": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+            write_text_atomic(cache_path / META_FILE, json.dumps(meta, indent=2) + "\n")
+    except (OSError, UserError):
+        pass  # a read-only cache: the numbers are correct, only not kept for next time
+
+
+def _read_stats(cache_path: Path, warn: bool) -> dict:
+    """``{size: {"mean", "std"}}`` from the stats file when it matches its record in the metadata, else ``{}``."""
+    path = cache_path / STATS_FILE
+    if not path.is_file():
         return {}
+    problem, stored = _stats_problem(cache_path, path)
+    if problem is None:
+        return stored
+    if warn:
+        print(f"warning: {path} {problem}: ignoring it and computing the image statistics again", file=sys.stderr)
+    return {}
+
+
+def _stats_problem(cache_path: Path, path: Path) -> tuple[str | None, dict]:
+    """What is wrong with the stats file (one phrase) or None, and its entries."""
+    try:
+        data = path.read_bytes()
+        record = read_meta(cache_path).get("stats")
+    except (OSError, UserError) as err:
+        return f"is unreadable ({one_line(err)})", {}
+    if not isinstance(record, dict) or record.get("sha256") != hashlib.sha256(data).hexdigest():
+        return f"does not match its SHA-256 in {META_FILE}", {}
+    try:
+        stored = json.loads(data)
+    except ValueError:
+        return "is not JSON", {}
     if not isinstance(stored, dict):
-        return {}
-    return {
-        key: value
-        for key, value in stored.items()
-        if isinstance(value, dict) and all(isinstance(value.get(k), (int, float)) for k in ("mean", "std"))
-    }
+        return "holds no table of image sizes", {}
+    for key, value in stored.items():
+        numbers = value if isinstance(value, dict) else {}
+        mean, std = numbers.get("mean"), numbers.get("std")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (mean, std)):
+            return f"holds {value!r} for image size {key}: expected numbers mean and std", {}
+        if not (0.0 <= mean <= 1.0 and 0.0 < std <= 0.5):
+            return (f"holds mean {mean}, std {std} for image size {key}: expected 0 <= mean <= 1 and "
+                    "0 < std <= 0.5 (pixels in [0, 1])"), {}
+    return None, stored
 
 
 def resize_matrix(image_size: int) -> torch.Tensor:

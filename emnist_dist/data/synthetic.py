@@ -1,7 +1,7 @@
 """The offline stand-in: EMNIST-shaped glyphs rendered from fonts. SYNTHETIC, NOT EMNIST.
 
 Every character is rasterised once per font (matplotlib's bundled DejaVu/STIX/Computer
-Modern fonts, plus system fonts under /usr/share/fonts when present); each sample then gets
+Modern fonts only, see :mod:`.fonts`: the same glyphs on every machine); each sample then gets
 a random stroke width, affine distortion (rotation, shear, per-axis scale, position) and blur
 as batched tensor ops, so tens of thousands of glyphs take a second or two. Glyphs are white
 ink (up to 255) on black (0), 28x28, like EMNIST.
@@ -11,39 +11,17 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib import ft2font
 from PIL import Image, ImageDraw, ImageFont
 
-_FONT_DIRS = (Path(matplotlib.get_data_path()) / "fonts" / "ttf", Path("/usr/share/fonts"))
-# Families whose code points do not draw the plain letter (fallback boxes, math symbols, pictographs).
-_NOT_TEXT = re.compile(r"last resort|cmex|cmsy|symbol|emoji|dingbat|wingding", re.IGNORECASE)
+from .fonts import font_files
+
 _RENDER_PX = 64  # font size used for the master rasters
 _BANK_SIDE = 40  # side of the per-(font, class) master glyph canvas
 _GLYPH_SIDE = 36  # the largest glyph of a font fills this much of the canvas
-
-
-def font_files(chars: str) -> list[Path]:
-    """Font files that draw every character in ``chars``, one per (family, style), sorted by path."""
-    fonts: dict[tuple[str, str], Path] = {}
-    for folder in _FONT_DIRS:
-        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
-            if path.suffix.lower() not in (".ttf", ".otf"):
-                continue
-            try:
-                font = ft2font.FT2Font(str(path))
-            except (RuntimeError, OSError):  # unreadable font file: skip it
-                continue
-            if _NOT_TEXT.search(font.family_name) or not all(font.get_char_index(ord(c)) for c in chars):
-                continue
-            fonts.setdefault((font.family_name, font.style_name), path)
-    return sorted(fonts.values())
 
 
 @functools.lru_cache(maxsize=8)
@@ -82,7 +60,8 @@ def render_glyphs(class_names: list[str], per_class: int, seed: int) -> tuple[np
     Args:
         class_names: one character per class (label order).
         per_class: glyphs per class.
-        seed: the same seed gives the same glyphs (on a machine with the same fonts).
+        seed: the same seed gives the same glyphs (with the same matplotlib fonts, see
+            :func:`.fonts.font_fingerprint`).
 
     Returns:
         images ``(N, 28, 28)`` uint8, upright, white ink on black; labels ``(N,)`` int64.

@@ -2,10 +2,13 @@
 nothing left in the cache."""
 
 import gzip
+import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from tests.helpers.emnist_raw import (
     idx_bytes,
@@ -275,3 +278,33 @@ def test_mnist_format_label_outside_ten_classes(tmp_path, capsys):
                                 (images, np.array([0, 1, 2], np.uint8)))
     line = cli_error(capsys, tmp_path / "cache", folder, split="mnist")
     assert str(folder / "train-labels-idx1-ubyte.gz") in line and "label 10 is outside the 10 classes" in line
+
+
+@pytest.mark.parametrize("part", ["train", "test"])
+def test_a_part_with_zero_images_is_refused_naming_it(tmp_path, capsys, raw, part):
+    setattr(raw, f"{part}_images", getattr(raw, f"{part}_images")[:0])
+    setattr(raw, f"{part}_labels", getattr(raw, f"{part}_labels")[:0])
+    folder = write_gz_folder(tmp_path / "src", raw)
+    line = cli_error(capsys, tmp_path / "cache", folder)
+    assert f"the {part} part of {SPLIT} holds 0 images" in line and str(folder) in line
+
+
+def test_an_empty_parquet_table_is_refused_naming_the_part(tmp_path, capsys, raw):
+    for part, rows in (("train", 0), ("test", 5)):
+        images = getattr(raw, f"{part}_images")[:rows]
+        table = pa.table({"image": pa.array(images.reshape(rows, 28 * 28).tolist(), pa.list_(pa.uint8())),
+                          "label": pa.array(getattr(raw, f"{part}_labels")[:rows], pa.int64())})
+        pq.write_table(table, tmp_path / f"{part}.parquet")
+    line = cli_error(capsys, tmp_path / "cache", tmp_path / "train.parquet")
+    assert f"the train part of {SPLIT} holds 0 images" in line
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gz", "plain"])
+def test_a_header_claiming_a_billion_images_over_a_few_bytes_is_one_line(tmp_path, capsys, raw, compressed):
+    folder = write_gz_folder(tmp_path / "src", raw) if compressed else write_idx_folder(tmp_path / "src", raw)
+    path = member(folder, "train", "images-idx3", suffix=".gz" if compressed else "")
+    data = struct.pack(">IIII", 2051, 10**9, 28, 28) + bytes(100)
+    path.write_bytes(gz(data) if compressed else data)
+    line = cli_error(capsys, tmp_path / "cache", folder)
+    assert str(path) in line and "1000000000x28x28 = 784000000000" in line
+    assert ("compressed bytes" if compressed else "payload has 100 bytes") in line

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets import ClassLabel, load_from_disk
+from datasets import ClassLabel, Dataset, Features, List, Value, load_from_disk
 from tests.helpers.emnist_raw import random_split, write_gzip_zip
 
 from emnist_dist.data import class_names, default_cache_dir, load_split, prepare
@@ -29,6 +29,12 @@ def test_layout_and_features_read_back_by_datasets(tmp_path):
     assert isinstance(label, ClassLabel) and label.names == class_names("bymerge")
     image = saved["train"].features["image"]  # 28 x 28 uint8, fixed size
     assert (image.length, image.feature.length, image.feature.feature.dtype) == (28, 28, "uint8")
+    expected = Features({"image": List(List(Value("uint8"), length=28), length=28),
+                         "label": ClassLabel(names=class_names("bymerge"))})
+    for part in ("train", "test"):
+        assert saved[part].features == expected and saved[part].split == part
+        # a lone Arrow file carries the features too (its schema metadata), as datasets writes them
+        assert Dataset.from_file(str(cache / part / "data-00000-of-00001.arrow")).features == expected
     # datasets' own reader (which hands back int64) agrees with load_split, upright
     via_datasets = saved["train"].with_format("numpy")[:]
     images, labels = load_split(cache, "train")

@@ -116,5 +116,5 @@ def test_load_emnist_synthetic_says_so(tmp_path):
     )
     data = load_emnist(cfg, seed=0, progress=False)
     assert data.is_synthetic and data.source == "synthetic"
-    assert data.description == "SYNTHETIC stand-in for digits (not EMNIST)"
+    assert data.description.startswith("SYNTHETIC stand-in for digits (not EMNIST), fonts sha256:")
     assert len(data.train_labels) + len(data.val_labels) == 100 and len(data.test_labels) == 20

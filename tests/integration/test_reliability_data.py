@@ -51,6 +51,11 @@ def set_format(cache: Path, version: int) -> None:
     (cache / "emnist_dist.json").write_text(json.dumps({**meta, "format": version}))
 
 
+def set_train_rows(cache: Path, rows: int) -> None:
+    meta = json.loads((cache / "emnist_dist.json").read_text())
+    (cache / "emnist_dist.json").write_text(json.dumps({**meta, "rows": {**meta["rows"], "train": rows}}))
+
+
 DAMAGE = {
     "train Arrow file cut at a record-batch boundary": (lambda c: truncate_after_two_record_batches(arrow_file(c)),
                                                         "train/data-00000-of-00001.arrow has"),
@@ -60,6 +65,8 @@ DAMAGE = {
     "a torn metadata file": (lambda c: (c / "emnist_dist.json").write_text('{"split": "dig'),
                              "no readable emnist_dist.json"),
     "a cache of an older emnist_dist": (lambda c: set_format(c, 1), "written by another emnist_dist version"),
+    "an empty part (older emnist_dist versions cached them)": (lambda c: set_train_rows(c, 0),
+                                                               "its train part holds 0 rows"),
 }
 
 
@@ -191,7 +198,7 @@ def test_a_full_cache_dir_is_one_line_and_keeps_nothing(tiny_filesystem, capsys)
         run_cli(main, ["prepare", "--split", "digits", "--source", "synthetic", "--cache-dir", str(cache_dir),
                        "--synthetic-train-per-class", "300", "--synthetic-test-per-class", "5"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2 and err[-1].startswith(f"error: {cache_dir}/digits-synthetic-300x5-seed0: could "
-                                                            "not be written (No space left on device)")
+    assert exit_info.value.code == 2 and err[-1].startswith(f"error: {cache_dir}/digits-synthetic-300x5-seed0-fonts")
+    assert ": could not be written (No space left on device)" in err[-1]
     assert [p.name for p in cache_dir.iterdir() if not p.name.endswith(".lock")] == []
     assert shutil.disk_usage(cache_dir).used < 100_000

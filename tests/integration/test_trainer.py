@@ -12,6 +12,8 @@ import pytest
 import torch
 import yaml
 
+from emnist_dist.data import class_names
+from emnist_dist.data.fonts import font_fingerprint
 from emnist_dist.inference.artifact import load_model
 from emnist_dist.data.resize import to_model_input
 from tests.helpers.train_runs import REPO, TINY, env_for_tests, final, metrics_lines, run_train, train_cmd, weights
@@ -44,6 +46,8 @@ def test_single_process_run_writes_the_contract(tmp_path, cache):
         assert key in result_final
     assert result_final["world_size"] == 1 and result_final["test/num_samples"] == 47 * 3
     assert result_final["synthetic"] is True and result_final["step"] == records[-1]["step"]
+    balanced_fonts = font_fingerprint("".join(class_names("balanced")))  # the stand-in's font set, on record
+    assert result_final["data"].endswith(f"fonts sha256:{balanced_fonts[:16]}")
 
     # The exported folder alone reproduces the reported test accuracy (re-derived here, not read back).
     model, info = load_model(out / "model")

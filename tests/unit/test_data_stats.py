@@ -1,5 +1,6 @@
 """Class counts, the stratified validation carve-out and subset, and the resized-pixel statistics."""
 
+import hashlib
 import json
 from collections import Counter
 
@@ -100,9 +101,47 @@ def test_image_stats_exact_and_cached(tmp_path):
         assert std == pytest.approx(x.std(unbiased=False).item(), abs=1e-6)
     stored = json.loads((cache / "image_stats.json").read_text())
     assert set(stored) == {"28", "20", "112"}
-    stored["112"]["mean"] = 0.123  # a cached value is returned as stored, not recomputed
-    (cache / "image_stats.json").write_text(json.dumps(stored))
-    assert image_stats(cache, 112)[0] == 0.123
+    # the stats file is covered by the metadata's checksum
+    record = json.loads((cache / "emnist_dist.json").read_text())["stats"]
+    assert record["sha256"] == hashlib.sha256((cache / "image_stats.json").read_bytes()).hexdigest()
+    # a cached value is returned as stored, without reading the images again
+    (cache / "train" / "data-00000-of-00001.arrow").unlink()
+    assert image_stats(cache, 112) == (stored["112"]["mean"], stored["112"]["std"])
+
+
+@pytest.fixture
+def stats_cache(tmp_path):
+    """A prepared split with its 28 px statistics computed and stored, and those statistics."""
+    raw = random_split("digits", 100, 10, seed=43)
+    cache = prepare("digits", str(write_gzip_zip(tmp_path / "gzip.zip", raw)), tmp_path / "cache", progress=False)
+    return cache, image_stats(cache, 28)
+
+
+def rewrite_stats(cache, stored: dict, record_checksum: bool) -> None:
+    """Replace the stats file; with ``record_checksum`` also its SHA-256 in the metadata (a consistent edit)."""
+    data = json.dumps(stored).encode()
+    (cache / "image_stats.json").write_bytes(data)
+    if record_checksum:
+        meta = json.loads((cache / "emnist_dist.json").read_text())
+        meta["stats"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        (cache / "emnist_dist.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("mean, std", [(0.2, -0.1), (0.2, 0.0), (1.5, 0.3), (0.2, float("nan"))])
+def test_impossible_stored_statistics_are_recomputed_saying_so(stats_cache, capsys, mean, std):
+    cache, right = stats_cache
+    rewrite_stats(cache, {"28": {"mean": mean, "std": std}}, record_checksum=True)
+    assert image_stats(cache, 28) == right
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: {cache / 'image_stats.json'} holds ") and "expected" in err[0]
+    assert image_stats(cache, 28) == right and capsys.readouterr().err == ""  # stored again, correctly
+
+
+def test_a_stats_file_that_does_not_match_its_checksum_is_recomputed(stats_cache, capsys):
+    cache, right = stats_cache
+    rewrite_stats(cache, {"28": {"mean": 0.123, "std": 0.3}}, record_checksum=False)  # plausible, but not ours
+    assert image_stats(cache, 28) == right
+    assert "does not match its SHA-256 in emnist_dist.json" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("size", [20, 28, 112])

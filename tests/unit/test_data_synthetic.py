@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from emnist_dist.data import class_names, load_split, prepare
 from emnist_dist.data.dataset_io import read_meta
+from emnist_dist.data.fonts import font_fingerprint
 from emnist_dist.data.synthetic import render_glyphs
 
 BYCLASS = class_names("byclass")
@@ -75,7 +76,9 @@ def test_says_it_is_synthetic(tmp_path):
     )
     meta = read_meta(cache)
     assert meta["synthetic"] is True
-    assert meta["description"] == "SYNTHETIC stand-in for letters (not EMNIST)"
+    fonts = font_fingerprint("abcdefghijklmnopqrstuvwxyz")
+    assert meta["description"] == f"SYNTHETIC stand-in for letters (not EMNIST), fonts sha256:{fonts[:16]}"
+    assert meta["fonts_sha256"] == fonts
 
 
 def test_a_tiny_cnn_learns_it(one_thread):

@@ -1,0 +1,106 @@
+"""The synthetic stand-in is the same on every machine: fonts installed on (or missing from) a machine do not change it.
+
+A fresh process renders the stand-in while a new font family sits in every place a machine's fonts
+live: the system folder (``/usr/share/fonts``, replaced by a bind mount in a private mount
+namespace, so the machine itself is untouched), the user folders (``~/.fonts``,
+``~/.local/share/fonts``) and an empty matplotlib font cache; or with the system fonts hidden.
+Its glyphs (pixel for pixel), font fingerprint and cache key must be those rendered here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fontTools.ttLib import TTFont
+
+from emnist_dist.data import class_names
+from emnist_dist.data.fonts import font_files, font_fingerprint, font_folder
+from emnist_dist.data.sources import cache_name
+from emnist_dist.data.synthetic import render_glyphs
+from tests.helpers.train_runs import REPO, env_for_tests
+
+SPLIT = "digits"
+_RENDER = f"""
+import hashlib, json
+from emnist_dist.data import class_names
+from emnist_dist.data.fonts import font_files, font_fingerprint
+from emnist_dist.data.sources import cache_name
+from emnist_dist.data.synthetic import render_glyphs
+images, labels = render_glyphs(class_names({SPLIT!r}), 20, seed=3)
+chars = "".join(class_names({SPLIT!r}))
+print(json.dumps({{"images": hashlib.sha256(images.tobytes()).hexdigest(), "labels": labels.tolist(),
+                   "fingerprint": font_fingerprint(chars), "files": [p.name for p in font_files(chars)],
+                   "cache_name": cache_name({SPLIT!r}, "synthetic", 300, 50, 0)}}))
+"""
+
+
+def stand_in_here() -> dict:
+    images, labels = render_glyphs(class_names(SPLIT), 20, seed=3)
+    chars = "".join(class_names(SPLIT))
+    return {"images": hashlib.sha256(images.tobytes()).hexdigest(), "labels": labels.tolist(),
+            "fingerprint": font_fingerprint(chars), "files": [p.name for p in font_files(chars)],
+            "cache_name": cache_name(SPLIT, "synthetic", 300, 50, 0)}
+
+
+def new_font_family(folder: Path) -> Path:
+    """A TrueType font of a family no machine has ("Emnist Test Installed"), drawing every character."""
+    font = TTFont(font_folder() / "DejaVuSansMono-Bold.ttf")
+    for record in font["name"].names:
+        if record.nameID in (1, 4, 16):
+            record.string = "Emnist Test Installed"
+    folder.mkdir(parents=True, exist_ok=True)
+    font.save(folder / "EmnistTestInstalled.ttf")
+    return folder / "EmnistTestInstalled.ttf"
+
+
+def render_elsewhere(tmp_path: Path, system_fonts: Path) -> dict:
+    """The stand-in rendered by a fresh process that sees ``system_fonts`` as /usr/share/fonts and a new user font."""
+    home = tmp_path / "home"
+    for user_folder in (home / ".fonts", home / ".local" / "share" / "fonts"):
+        new_font_family(user_folder)
+    env = {**env_for_tests(tmp_path), "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share"),
+           "MPLCONFIGDIR": str(tmp_path / "mplconfig")}
+    inner = f"mount --bind {system_fonts} /usr/share/fonts && exec {sys.executable} -c \"$0\""
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", inner, _RENDER], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 and "mount" in done.stderr and "Traceback" not in done.stderr:
+        pytest.skip(f"no private mount namespace here (unshare: {done.stderr.strip()})")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def here() -> dict:
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare (util-linux) to give a process its own /usr/share/fonts")
+    return stand_in_here()
+
+
+def test_a_font_installed_in_the_system_and_user_folders_changes_nothing(tmp_path, here):
+    system_fonts = tmp_path / "system_fonts"
+    if Path("/usr/share/fonts").is_dir():
+        shutil.copytree("/usr/share/fonts", system_fonts, symlinks=True)
+    new_font_family(system_fonts / "truetype" / "emnist-test")
+    assert render_elsewhere(tmp_path, system_fonts) == here
+
+
+def test_hidden_system_fonts_change_nothing(tmp_path, here):
+    (tmp_path / "no_fonts").mkdir()
+    assert render_elsewhere(tmp_path, tmp_path / "no_fonts") == here
+
+
+def test_the_fingerprint_is_the_sha256_of_the_font_files_in_order(here):
+    chars = "".join(class_names(SPLIT))
+    files = font_files(chars)
+    assert files and all(path.parent == font_folder() for path in files)  # matplotlib's own fonts only
+    digest = hashlib.sha256()
+    for path in files:  # independent re-derivation of the documented recipe
+        digest.update(path.name.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0" + path.read_bytes())
+    assert here["fingerprint"] == digest.hexdigest()
+    assert here["fingerprint"][:12] in here["cache_name"]
