@@ -1,11 +1,50 @@
-"""``python -m emnist_dist.model_card``: write (and optionally push) the Hub model card of a model folder (the code is in :mod:`emnist_dist.inference.card`)."""
+"""Write the model card ``model/README.md``, optionally push the folder to the Hugging Face Hub.
 
-from .errors import run_cli
-from .inference.card import main
+    python -m emnist_dist.model_card --model runs/x/model [--eval runs/x/eval/metrics.json]
+    python -m emnist_dist.model_card --model runs/x/model --push-to-hub OWNER/NAME
+
+The card states the data (plainly when it is the synthetic stand-in), the test metrics
+(from config.json, and from an ``evaluate`` report when one is given or found beside
+the model folder), the classes, the preprocessing, intended use and limits
+(:mod:`emnist_dist.inference.card`).
+"""
+
+from __future__ import annotations
+
+from .errors import CliParser, run_cli
+from .inference.artifact import read_model_info
+from .inference.card import CARD_FILE, push_to_hub, read_eval_metrics, write_model_card
+from .inference.evaluation import default_out_dir
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog="python -m emnist_dist.model_card",
+                       description=f"Write MODEL/{CARD_FILE} (the model card); optionally push the folder to the Hub.")
+    parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
+    parser.add_argument("--eval", help="metrics.json of python -m emnist_dist.evaluate, or its folder "
+                                       "(default: eval/metrics.json beside the model folder, when present).")
+    parser.add_argument("--push-to-hub", metavar="REPO",
+                        help="Also upload the model folder to this Hub repo (OWNER/NAME).")
+    parser.add_argument("--private", action="store_true", help="Create the Hub repo as private.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the card (and push); returns the exit code."""
+    args = build_parser().parse_args(argv)
+    read_model_info(args.model)  # fail early, before reading anything else
+    found = default_out_dir(args.model) / "metrics.json"
+    eval_path = args.eval or (found if found.is_file() else None)
+    eval_metrics = read_eval_metrics(eval_path) if eval_path else None
+    path = write_model_card(args.model, eval_metrics)
+    print(f"wrote {path}" + (f" (with the metrics of {eval_path})" if eval_path else ""))
+    if args.push_to_hub:
+        print(f"pushed to {push_to_hub(args.model, args.push_to_hub, args.private)}")
+    return 0
 
 
 def cli() -> None:
-    """Console script entry point."""
+    """Console script entry point (``emnist-model-card``)."""
     run_cli(main)
 
 

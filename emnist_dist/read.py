@@ -1,7 +1,93 @@
-"""``python -m emnist_dist.read``: read lines of handwriting on photos (the code is in :mod:`emnist_dist.inference.line_reader`)."""
+"""Read lines of separately written handwriting on photos with an exported character model.
 
-from .errors import run_cli
-from .inference.line_reader import main
+    python -m emnist_dist.read --model runs/x/model photo.jpg scans/ [--json] [--charset digits] [--annotate OUT]
+
+Each photo (files, or folders searched recursively for image files) is read by
+:func:`emnist_dist.inference.line_reader.read_photo`. One entry per photo: ``path: text`` (the lines
+after the first indented under it), or with ``--json`` one ``{path, text, lines}`` object; ``--annotate``
+also draws the boxes and labels on the photos. A photo that cannot be read gets one line on stderr; the
+others are still read and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import CliParser, UserError, run_cli
+from .files import atomic_path
+from .inference.artifact import load_model
+from .inference.line_reader import Reading, allowed_classes, annotate, read_photo
+from .inference.predictor import choose_device, collect_images
+
+ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+"""``--annotate`` names a file (one photo) when it ends like this, else a folder."""
+
+
+def annotation_paths(out: str, photos: list[Path]) -> list[Path]:
+    """Where ``--annotate OUT`` writes each photo's drawing: OUT itself for one photo when it ends in an
+    image suffix, else ``OUT/NNNNN_<stem>.png`` (the folder is created)."""
+    target = Path(out)
+    if len(photos) == 1 and target.suffix.lower() in ANNOTATION_SUFFIXES and not target.is_dir():
+        return [target]
+    if target.exists() and not target.is_dir():
+        raise UserError(f"--annotate {out}: is a file; expected a folder for {len(photos)} photos "
+                        f"(or a new {'/'.join(ANNOTATION_SUFFIXES)} file for one photo)")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--annotate {out}: cannot create the folder ({err.strerror or err})") from None
+    return [target / f"{i:05d}_{p.stem}.png" for i, p in enumerate(photos)]
+
+
+def format_reading(reading: Reading) -> str:
+    """``path: text``, the lines after the first indented under it."""
+    indent = "\n" + " " * (len(reading.name) + 2)
+    return f"{reading.name}: " + indent.join(reading.line_texts())
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog="python -m emnist_dist.read",
+                       description="Read lines of separately written handwritten characters on photos or scans.")
+    parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
+    parser.add_argument("inputs", nargs="+", metavar="PHOTO_OR_FOLDER", help="Photos and/or folders (recursive).")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON Lines: one {path, text, lines: [{text, chars: [{box, label, prob, top5}]}]} a photo.")
+    parser.add_argument("--charset", metavar="SET",
+                        help="Allowed characters: digits, upper, lower, letters, or a string of labels (e.g. 0123456789-).")
+    parser.add_argument("--annotate", metavar="OUT",
+                        help="Also draw the boxes and labels on each photo: a PNG/JPEG file for one photo, else a folder.")
+    parser.add_argument("--cpu", action="store_true", help="Use the CPU even when a GPU is available.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read every photo; returns the exit code (1 when some photo could not be read)."""
+    args = build_parser().parse_args(argv)
+    device = choose_device(args.cpu)
+    model, info = load_model(args.model, device)
+    allowed = allowed_classes(args.charset, info.class_names)
+    paths, errors = collect_images(args.inputs)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    failed = len(errors)
+    outs = annotation_paths(args.annotate, paths) if args.annotate and paths else []
+    for i, path in enumerate(paths):
+        try:
+            reading = read_photo(model, info, path, allowed, device)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(json.dumps(reading.to_json()) if args.json else format_reading(reading), flush=True)
+        if outs:
+            with Image.open(path) as photo, atomic_path(outs[i]) as tmp:
+                annotate(photo, reading).save(tmp, format="JPEG" if outs[i].suffix.lower() in (".jpg", ".jpeg")
+                                              else outs[i].suffix.lstrip(".").upper() or "PNG")
+    return 1 if failed else 0
 
 
 def cli() -> None:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .dataset_io import META_FILE, PARTS, SplitArrays, load_split, read_meta
 from .download import download
 from .hub_folder import CARD_FILE, published_configs, published_parquet
@@ -250,7 +250,7 @@ def _read_class_names(folder: Path, info: SplitInfo) -> list[str]:
     try:
         names = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{file}: unreadable ({_first_line(err)}): expected UTF-8 text, one class name a line") from None
+        raise UserError(f"{file}: unreadable ({one_line(err)}): expected UTF-8 text, one class name a line") from None
     while names and not names[-1]:  # a trailing blank line is not a class
         names.pop()
     blank, repeated = sum(not name for name in names), len(names) - len(set(names))
@@ -375,14 +375,14 @@ def _arrays_from_tables(info: SplitInfo, files: dict[str, list[Path]], published
                 tables.append(pq.read_table(f, columns=["image", "label"]))
             except (pa.ArrowInvalid, OSError, KeyError) as err:
                 raise UserError(
-                    f"{f}: unreadable parquet or no image+label columns ({_first_line(err)}): "
+                    f"{f}: unreadable parquet or no image+label columns ({one_line(err)}): "
                     "expected a parquet file with image and label columns"
                 ) from None
         name = str(paths[0]) if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} {part} files)"
         try:
             table = pa.concat_tables(tables)
         except pa.ArrowInvalid as err:
-            raise UserError(f"{name}: shards disagree ({_first_line(err)}): expected one schema") from None
+            raise UserError(f"{name}: shards disagree ({one_line(err)}): expected one schema") from None
         arrays[f"{part}_images"], raw = _table_arrays(table, name)
         arrays[f"{part}_labels"] = _class_ids(raw, info, name, offset=0 if published else info.raw_label_offset)
     return SplitArrays(upright=published, **arrays)
@@ -409,7 +409,7 @@ def _read_saved_dataset(path: Path, info: SplitInfo) -> SplitArrays:
         saved = load_from_disk(str(path))
     except (OSError, ValueError) as err:
         raise UserError(
-            f"{path}: unreadable datasets folder ({_first_line(err)}): "
+            f"{path}: unreadable datasets folder ({one_line(err)}): "
             "expected a folder saved by DatasetDict.save_to_disk"
         ) from None
     missing = [part for part in PARTS if part not in saved]
@@ -486,10 +486,10 @@ def _decode_png(blob: bytes | None, name: str, row: int) -> np.ndarray:
                 raise UserError(f"{where}: the image is {image.size[0]}x{image.size[1]}: expected 28x28")
             pixels = np.asarray(image.convert("L") if image.mode != "L" else image)
     except Image.DecompressionBombError as err:
-        raise UserError(f"{where}: image too large to decode ({_first_line(err)}): expected 28x28") from None
+        raise UserError(f"{where}: image too large to decode ({one_line(err)}): expected 28x28") from None
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(
-            f"{where}: undecodable image ({_first_line(err)}): expected PNG (or another PIL format) bytes"
+            f"{where}: undecodable image ({one_line(err)}): expected PNG (or another PIL format) bytes"
         ) from None
     return pixels
 
@@ -514,11 +514,11 @@ def _hub_snapshot(repo_id: str, info: SplitInfo) -> Path:
             reason = "offline mode (HF_HUB_OFFLINE) is on and the repo is not in the local Hub cache"
         elif isinstance(err, LocalEntryNotFoundError) and cause is not None:
             reason = (
-                f"Hub unreachable ({type(cause).__name__}: {_first_line(cause)}) "
+                f"Hub unreachable ({type(cause).__name__}: {one_line(cause)}) "
                 "and the repo is not in the local Hub cache"
             )
         else:
-            reason = f"{type(err).__name__}: {_first_line(err)}"
+            reason = f"{type(err).__name__}: {one_line(err)}"
         raise UserError(
             f"hf:{repo_id}: could not get the dataset from the Hugging Face Hub ({reason}); {_LOCAL_HINT}"
         ) from None
@@ -551,7 +551,3 @@ def _fingerprint(path: Path) -> str:
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "--", text).strip("-") or "data"
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -1,11 +1,9 @@
-"""Write the model card ``model/README.md``, optionally push the folder to the Hugging Face Hub.
+"""The Hub model card of a model folder (what ``python -m emnist_dist.model_card`` writes) and the upload.
 
-    python -m emnist_dist.model_card --model runs/x/model [--eval runs/x/eval/metrics.json]
-    python -m emnist_dist.model_card --model runs/x/model --push-to-hub OWNER/NAME
-
-The card states the data (plainly when it is the synthetic stand-in), the test metrics
-(from config.json, and from an ``evaluate`` report when one is given or found beside
-the model folder), the classes, the preprocessing, intended use and limits.
+:func:`render_model_card` states the data (plainly when it is the synthetic stand-in), the test metrics
+(from config.json, and from an ``evaluate`` report's metrics, :func:`read_eval_metrics`), the classes,
+the preprocessing, intended use and limits, with the Hub metadata (a model-index of the test metrics);
+:func:`write_model_card` writes it as ``model/README.md``; :func:`push_to_hub` uploads the folder.
 """
 
 from __future__ import annotations
@@ -17,9 +15,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..errors import CliParser, UserError
+from ..errors import UserError
 from ..files import write_text_atomic
-from .evaluation import default_out_dir
 from .artifact import ModelInfo, read_model_info
 from .onnx_conversion import ATOL, ONNX_FILE, RTOL
 
@@ -185,28 +182,3 @@ def push_to_hub(model_dir: str | os.PathLike, repo_id: str, private: bool = Fals
         detail = str(err).splitlines()[0] if str(err) else ""
         raise UserError(f"--push-to-hub {repo_id}: upload failed ({err.__class__.__name__}: {detail})") from None
     return str(url)
-
-
-def build_parser() -> CliParser:
-    parser = CliParser(prog="python -m emnist_dist.model_card",
-                       description=f"Write MODEL/{CARD_FILE} (the model card); optionally push the folder to the Hub.")
-    parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
-    parser.add_argument("--eval", help="metrics.json of python -m emnist_dist.evaluate, or its folder "
-                                       "(default: eval/metrics.json beside the model folder, when present).")
-    parser.add_argument("--push-to-hub", metavar="REPO",
-                        help="Also upload the model folder to this Hub repo (OWNER/NAME).")
-    parser.add_argument("--private", action="store_true", help="Create the Hub repo as private.")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    read_model_info(args.model)  # fail early, before reading anything else
-    found = default_out_dir(args.model) / "metrics.json"
-    eval_path = args.eval or (found if found.is_file() else None)
-    eval_metrics = read_eval_metrics(eval_path) if eval_path else None
-    path = write_model_card(args.model, eval_metrics)
-    print(f"wrote {path}" + (f" (with the metrics of {eval_path})" if eval_path else ""))
-    if args.push_to_hub:
-        print(f"pushed to {push_to_hub(args.model, args.push_to_hub, args.private)}")
-    return 0

@@ -1,34 +1,29 @@
-"""Read lines of separately written handwriting on photos with an exported character model.
-
-    python -m emnist_dist.read --model runs/x/model photo.jpg scans/ [--json] [--charset digits] [--annotate OUT]
+"""Reading lines of separately written handwriting on a photo with an exported character model
+(what ``python -m emnist_dist.read`` and the demo's "Write a line" run).
 
 A photo becomes an ink mask as a single character does for predict (grey levels, lighting
 evened out, Otsu, polarity from the border: :mod:`emnist_dist.inference.preprocess`);
 :mod:`emnist_dist.inference.segmentation` finds its lines and candidate characters; each
 candidate goes through the conversion predict uses (``to_model_framing``) and the model; where
-the geometry is ambiguous the candidates the model finds most probable win. A photo that cannot
-be read gets one line on stderr; the others are still read and the exit code is 1.
+the geometry is ambiguous the candidates the model finds most probable win (:func:`read_photo`).
+:func:`allowed_classes` turns a ``--charset`` into class indices; :func:`annotate` draws a reading on the photo.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import string
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from ..errors import CliParser, UserError
-from ..files import atomic_path
+from ..errors import UserError
 from . import segmentation as seg
-from .artifact import ModelInfo, load_model
-from .predictor import choose_device, collect_images, predict_logits, top_k
+from .artifact import ModelInfo
+from .predictor import predict_logits, top_k
 from .preprocess import MIN_SIDE, ink_mask, load_grayscale, to_model_framing
 
 CHARSETS = {"digits": string.digits, "upper": string.ascii_uppercase, "lower": string.ascii_lowercase,
@@ -37,8 +32,6 @@ CHARSETS = {"digits": string.digits, "upper": string.ascii_uppercase, "lower": s
 TOP_K = 5
 ANNOTATION_SIDE = 2048
 """Annotated photos are drawn at most this large on their longer side."""
-ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-"""``--annotate`` names a file (one photo) when it ends like this, else a folder."""
 
 
 def allowed_classes(charset: str | None, class_names: list[str]) -> list[int]:
@@ -168,65 +161,3 @@ def annotate(image: Image.Image, reading: Reading) -> Image.Image:
             draw.text(((x0 + x1) / 2, y0 - width - 2), c["label"], fill=(30, 60, 220), anchor="md",
                       font=ImageFont.load_default(size=size), stroke_width=max(1, size // 10), stroke_fill="white")
     return image
-
-
-def annotation_paths(out: str, photos: list[Path]) -> list[Path]:
-    """Where ``--annotate OUT`` writes each photo's drawing: OUT itself for one photo when it ends in an
-    image suffix, else ``OUT/NNNNN_<stem>.png`` (the folder is created)."""
-    target = Path(out)
-    if len(photos) == 1 and target.suffix.lower() in ANNOTATION_SUFFIXES and not target.is_dir():
-        return [target]
-    if target.exists() and not target.is_dir():
-        raise UserError(f"--annotate {out}: is a file; expected a folder for {len(photos)} photos "
-                        f"(or a new {'/'.join(ANNOTATION_SUFFIXES)} file for one photo)")
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"--annotate {out}: cannot create the folder ({err.strerror or err})") from None
-    return [target / f"{i:05d}_{p.stem}.png" for i, p in enumerate(photos)]
-
-
-def format_human(reading: Reading) -> str:
-    """``path: text``, the lines after the first indented under it."""
-    indent = "\n" + " " * (len(reading.name) + 2)
-    return f"{reading.name}: " + indent.join(reading.line_texts())
-
-
-def build_parser() -> CliParser:
-    parser = CliParser(prog="python -m emnist_dist.read",
-                       description="Read lines of separately written handwritten characters on photos or scans.")
-    parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
-    parser.add_argument("inputs", nargs="+", metavar="PHOTO_OR_FOLDER", help="Photos and/or folders (recursive).")
-    parser.add_argument("--json", action="store_true",
-                        help="JSON Lines: one {path, text, lines: [{text, chars: [{box, label, prob, top5}]}]} a photo.")
-    parser.add_argument("--charset", metavar="SET",
-                        help="Allowed characters: digits, upper, lower, letters, or a string of labels (e.g. 0123456789-).")
-    parser.add_argument("--annotate", metavar="OUT",
-                        help="Also draw the boxes and labels on each photo: a PNG/JPEG file for one photo, else a folder.")
-    parser.add_argument("--cpu", action="store_true", help="Use the CPU even when a GPU is available.")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    device = choose_device(args.cpu)
-    model, info = load_model(args.model, device)
-    allowed = allowed_classes(args.charset, info.class_names)
-    paths, errors = collect_images(args.inputs)
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
-    failed = len(errors)
-    outs = annotation_paths(args.annotate, paths) if args.annotate and paths else []
-    for i, path in enumerate(paths):
-        try:
-            reading = read_photo(model, info, path, allowed, device)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        print(json.dumps(reading.to_json()) if args.json else format_human(reading), flush=True)
-        if outs:
-            with Image.open(path) as photo, atomic_path(outs[i]) as tmp:
-                annotate(photo, reading).save(tmp, format="JPEG" if outs[i].suffix.lower() in (".jpg", ".jpeg")
-                                              else outs[i].suffix.lstrip(".").upper() or "PNG")
-    return 1 if failed else 0

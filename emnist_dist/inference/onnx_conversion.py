@@ -1,6 +1,5 @@
-"""Export a model folder to ONNX and check it against PyTorch with onnxruntime.
-
-    python -m emnist_dist.onnx_export --model runs/x/model     # writes runs/x/model/model.onnx
+"""Export a model folder to ONNX and check it against PyTorch with onnxruntime
+(what ``python -m emnist_dist.onnx_export`` runs: :func:`export_and_check`).
 
 The ONNX graph takes ``input``: float32 ``(batch, 1, S, S)``, the glyphs already resized
 to ``S = image_size`` and normalised with the model's mean/std (``to_model_input``), and
@@ -15,17 +14,15 @@ passes. An existing file is replaced only when it is an earlier export of this c
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import CliParser, UserError
+from ..errors import UserError
 from ..files import write_bytes_atomic
 from .artifact import ModelInfo, load_model
 
@@ -185,28 +182,3 @@ def export_and_check(model_dir: str | os.PathLike, out: str | None = None,
         raise UserError(f"--out {path}: cannot create its folder {path.parent} ({err.strerror or err})") from None
     write_bytes_atomic(path, data)
     return path, worst
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = CliParser(prog="python -m emnist_dist.onnx_export",
-                       description="Export an exported model folder to ONNX (dynamic batch) and check parity.")
-    parser.add_argument("--model", required=True, help="Exported model folder (output_dir/model).")
-    parser.add_argument("--out", help=f"ONNX file to write, or a folder (ending with /) to write {ONNX_FILE} into "
-                        f"(default: MODEL/{ONNX_FILE}); missing folders are created; only an earlier export "
-                        "is overwritten.")
-    parser.add_argument("--opset", type=int, help=f"ONNX opset version, from {MIN_OPSET} (default: the exporter's "
-                        "recommendation).")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        path, worst = export_and_check(args.model, args.out, args.opset)
-    except ParityError as err:
-        print(f"error: parity check failed: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {path}")
-    print(f"parity with PyTorch: max |logit difference| {worst:.2e} (tolerance {ATOL:g} + {RTOL:g} * |logit|), "
-          f"batches {', '.join(map(str, PARITY_BATCHES))}")
-    return 0

@@ -1,11 +1,10 @@
 """Pictures of a training run: ``confusion_matrix.png`` and ``curves.png`` in the run folder.
 
-    python -m emnist_dist.plot runs/a                     # redraws runs/a/curves.png
-    python -m emnist_dist.plot runs/a runs/b [--out F]    # compares runs (default curves_compared.png)
-
-The curves come from the run's ``metrics.jsonl`` (one record per validation): training loss,
-validation accuracy, balanced accuracy and top-5 accuracy, and the learning rate, against epochs.
-Training writes both pictures at its end; the confusion matrix is the one the trackers get.
+The curves come from the run's ``metrics.jsonl`` (:func:`read_metrics_log`, one record per validation):
+training loss, validation accuracy, balanced accuracy and top-5 accuracy, and the learning rate, against
+epochs (:func:`curves_figure`, one colour per run, so it also compares runs: ``python -m emnist_dist.plot``).
+Training writes both pictures at its end (:func:`write_run_pictures`); the confusion matrix is the one the
+trackers get.
 """
 
 from __future__ import annotations
@@ -18,13 +17,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..errors import CliParser, UserError
+from ..errors import UserError
 from .reports import confusion_matrix_figure, figure_to_array, save_figure
 
 METRICS_LOG = "metrics.jsonl"
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
-COMPARED_FILE = "curves_compared.png"
 
 
 def read_metrics_log(run_dir: str | os.PathLike) -> list[dict]:
@@ -102,30 +100,3 @@ def write_run_pictures(run_dir: str | os.PathLike, confusion: torch.Tensor, clas
     save_figure(curves_figure({run_dir.name: read_metrics_log(run_dir) if log.is_file() else []}),
                 run_dir / CURVES_FILE)
     return figure_to_array(figure)
-
-
-def build_parser() -> CliParser:
-    parser = CliParser(prog="python -m emnist_dist.plot",
-                       description="Draw the learning curves of one training run, or compare several.")
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="Training run folders (holding metrics.jsonl).")
-    parser.add_argument("--out", help=f"PNG to write (default: RUN_DIR/{CURVES_FILE} for one run, "
-                                      f"{COMPARED_FILE} in the current folder for several).")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    runs = {}
-    for run in args.runs:
-        name = Path(run).resolve().name
-        if name in runs:
-            name = str(run)
-        runs[name] = read_metrics_log(run)
-    out = Path(args.out) if args.out else (Path(args.runs[0]) / CURVES_FILE if len(runs) == 1 else Path(COMPARED_FILE))
-    if out.is_dir():
-        raise UserError(f"--out {out}: is a folder; expected the path of the PNG to write")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: no folder {out.parent}; expected an existing folder")
-    save_figure(curves_figure(runs), out)
-    print(f"wrote {out}")
-    return 0

@@ -25,8 +25,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from emnist_dist.errors import run_cli
-from emnist_dist.inference.line_reader import main as read_main
-from emnist_dist.inference.predictor import main as predict_main
+from emnist_dist.predict import main as predict_main
+from emnist_dist.read import main as read_main
 from tests.helpers.line_photos import GOAL_STYLE, huge_png, line_photo, synthetic_glyphs, words_photo
 
 gradio_client = pytest.importorskip("gradio_client", reason="the demo extra (gradio) is not installed")

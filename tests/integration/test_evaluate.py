@@ -16,7 +16,8 @@ from PIL import Image
 
 from emnist_dist.data import load_split, prepare
 from emnist_dist.errors import run_cli
-from emnist_dist.inference.evaluation import default_out_dir, main
+from emnist_dist.evaluate import main
+from emnist_dist.inference.evaluation import default_out_dir
 from emnist_dist.inference.artifact import load_model
 from emnist_dist.inference.predictor import predict_logits, shift
 from emnist_dist.inference.reports import (

@@ -17,9 +17,9 @@ from huggingface_hub import ModelCard
 
 from emnist_dist.errors import run_cli
 from emnist_dist.inference.artifact import load_model
-from emnist_dist.inference.card import main as card_main
+from emnist_dist.model_card import main as card_main
 from emnist_dist.inference.onnx_conversion import ATOL, MIN_OPSET, RTOL, ParityError, check_parity, to_onnx
-from emnist_dist.inference.onnx_conversion import main as export_main
+from emnist_dist.onnx_export import main as export_main
 from emnist_dist.data.synthetic import render_glyphs
 from emnist_dist.data.resize import to_model_input
 
