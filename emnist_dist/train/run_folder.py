@@ -142,12 +142,14 @@ class RunFolder:
 
         ``never``: None, after discarding a previous run in the folder. ``auto``: the newest intact
         checkpoint in the folder (damaged newer ones are reported and skipped), None when there is
-        none. ``PATH``: that checkpoint, which must be intact.
+        none. ``PATH``: that checkpoint, which must be intact and not behind an intact one in the
+        folder. Files a chosen checkpoint's manifest does not list are named in a warning (never read).
 
         Raises:
-            UserError: on every process: the chosen checkpoint was saved with other settings (naming
-                them), ``PATH`` is damaged, or ``auto`` finds checkpoints but none intact. Nothing
-                in the folder has changed then.
+            UserError: on every process: the folder holds what this package did not write where a run
+                writes (:meth:`not_written_here`), the chosen checkpoint was saved with other settings
+                (naming them), ``PATH`` is damaged or behind an intact checkpoint of the folder, or
+                ``auto`` finds checkpoints but none intact. Nothing in the folder has changed then.
         """
         chosen = main_decides(accelerator, lambda: self._choose(resume, identity))
         return Path(chosen) if chosen is not None else None
@@ -156,7 +158,8 @@ class RunFolder:
         foreign = self.not_written_here()
         if foreign:
             raise UserError(f"output_dir={self.root} holds what emnist_dist did not write, where a run writes its "
-                            f"own files: {'; '.join(foreign)}: move it away, or use another output_dir")
+                            f"own files: {'; '.join(foreign)}: move {'it' if len(foreign) == 1 else 'them'} away, "
+                            "or use another output_dir")
         if resume == "never":
             self._discard_previous_run()
             return None

@@ -37,7 +37,7 @@ def test_a_run_never_overwrites_or_deletes_what_emnist_dist_did_not_write(tmp_pa
     assert refused.returncode == 2 and len(errors) == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
     assert errors[0] == (f"error: output_dir={out} holds what emnist_dist did not write, where a run writes its own "
                          "files: final.json (expected a JSON object of test metrics); model/important.bin (expected "
-                         "only model.safetensors, config.json, README.md, model.onnx): move it away, or use another "
+                         "only model.safetensors, config.json, README.md, model.onnx): move them away, or use another "
                          "output_dir")
     assert folder_bytes(out) == before
 
