@@ -22,10 +22,14 @@ their sizes and hashes; the main process writes the manifest, flushes everything
 renames the folder to a name not used before (one atomic rename). Old checkpoints are deleted only
 after that, each renamed out of view first. A ``kill -9`` at any point leaves the previous
 checkpoints intact and at most a hidden folder that the next save sweeps away (the run folder's
-lock guarantees no other writer).
+lock guarantees no other writer). Only this package's own checkpoints (:func:`is_own_checkpoint`:
+the name pattern and a manifest naming that step) are ever deleted; anything else in
+``checkpoints/`` is left where it is.
 
-Resuming (the choice is :meth:`~.run_folder.RunFolder.choose_resume`'s): ``auto`` tries the newest checkpoint first; one whose manifest is missing or disagrees
-with its files is reported in one line and the next older one is tried. A checkpoint written by
+Resuming (the choice is :meth:`~.run_folder.RunFolder.choose_resume`'s): ``auto`` tries the newest
+checkpoint first; one whose manifest is missing or disagrees with its files is reported in one line
+and the next older one is tried. Files the manifest does not list (a ``.DS_Store``) are never read:
+they do not make a checkpoint damaged (:func:`unlisted_files` names them for a warning). A checkpoint written by
 N processes resumes on M: the model, optimizer, schedule and position (in global batches) are the
 same for every process count; the per-process random streams are restored when N == M and
 reseeded from ``(seed, step, rank)`` otherwise.
@@ -99,6 +103,36 @@ def published_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_dir() and _NAME.match(p.name)), key=_order)
 
 
+def is_own_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a checkpoint folder this package published, intact or not: its name is
+    ``step_XXXXXXXX[_gN]`` and it holds a ``manifest.json`` naming that step. Only these are ever deleted."""
+    path = Path(path)
+    if not (_NAME.match(path.name) and path.is_dir() and not path.is_symlink()):
+        return False
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("step") == checkpoint_step(path) \
+        and isinstance(manifest.get("files"), dict)
+
+
+def delete_checkpoint(path: Path) -> None:
+    """Delete a checkpoint folder: renamed out of view first, so a kill mid-delete leaves no half checkpoint
+    (the next save sweeps the hidden rest)."""
+    doomed = path.with_name(f".{path.name}.deleting")
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
+
+
+def sweep_unfinished(folder: Path) -> list[Path]:
+    """Remove the hidden folders that killed saves and deletions left in ``folder``; returns them."""
+    stale = [*folder.glob(".step_*.partial"), *folder.glob(".step_*.deleting")]
+    for path in stale:
+        shutil.rmtree(path)
+    return stale
+
+
 def checkpoint_step(path: str | os.PathLike) -> int:
     """The optimizer step a checkpoint folder was saved at."""
     return _order(Path(path))[0]
@@ -147,8 +181,7 @@ def _begin(folder: Path, partial: Path, step: int) -> None:
     """Sweep what killed saves left behind and create the folder this save writes into."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in [*folder.glob(".step_*.partial"), *folder.glob(".step_*.deleting")]:
-            shutil.rmtree(stale)
+        sweep_unfinished(folder)
         partial.mkdir()
     except OSError as err:
         raise _save_error(step, folder, err) from None
@@ -225,10 +258,10 @@ def _fresh_name(folder: Path, step: int) -> Path:
 
 def _rotate(newest: Path, keep_last: int, protect_step: int | None) -> None:
     """Keep ``newest``, the newest generation of the last ``keep_last`` steps up to its step and of
-    ``protect_step``; delete the rest, including folders of later steps (an abandoned line of a run
-    that was resumed from an older checkpoint)."""
+    ``protect_step``; delete the rest of this package's own checkpoints, including folders of later
+    steps (damaged ones that resuming skipped: a run never resumes from behind an intact one)."""
     step = checkpoint_step(newest)
-    found = published_checkpoints(newest.parent.parent)
+    found = [path for path in published_checkpoints(newest.parent.parent) if is_own_checkpoint(path)]
     latest = {}
     for path in found:  # oldest first: the newest generation of each step wins
         latest[_order(path)[0]] = path
@@ -238,9 +271,7 @@ def _rotate(newest: Path, keep_last: int, protect_step: int | None) -> None:
         keep.add(latest[protect_step])
     for path in found:
         if path not in keep:
-            doomed = path.with_name(f".{path.name}.deleting")
-            os.rename(path, doomed)  # out of view at once: a kill mid-delete leaves no half checkpoint
-            shutil.rmtree(doomed)
+            delete_checkpoint(path)
 
 
 # --- verifying and choosing ---------------------------------------------------------------------
@@ -260,10 +291,6 @@ def verify_checkpoint(path: str | os.PathLike) -> str | None:
             return f"checkpoint format {manifest['format']}: expected {FORMAT}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"unreadable {MANIFEST}"
-    present = {p.name for p in path.iterdir()} - {MANIFEST}
-    unexpected = sorted(present - set(files))
-    if unexpected:
-        return f"{unexpected[0]} is not listed in {MANIFEST}"
     for name, (size, digest) in files.items():
         file = path / name
         if Path(name).name != name or not file.is_file():
@@ -273,12 +300,25 @@ def verify_checkpoint(path: str | os.PathLike) -> str | None:
         if file_sha256(file) != digest:
             return f"{name} does not match its SHA-256 in {MANIFEST}"
     try:
-        world_size = int(json.loads((path / RUN_STATE).read_text())["world_size"])
+        run_state = json.loads((path / RUN_STATE).read_text())
+        world_size = int(run_state["world_size"])
     except (OSError, ValueError, KeyError, TypeError):
         return f"unreadable {RUN_STATE}"
+    if not isinstance(run_state.get("identity"), dict):
+        return f"{RUN_STATE} has no identity (the settings it was trained with)"
     needed = [MODEL, OPTIMIZER, SCHEDULER, *(f"rank_{r}.pt" for r in range(world_size))]
     missing = [name for name in needed if name not in files]
     return f"{missing[0]} is missing" if missing else None
+
+
+def unlisted_files(path: str | os.PathLike) -> list[str]:
+    """The entries of checkpoint folder ``path`` its manifest does not list (never read), sorted."""
+    path = Path(path)
+    try:
+        listed = set(json.loads((path / MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return sorted({p.name for p in path.iterdir()} - listed - {MANIFEST})
 
 
 # --- loading -----------------------------------------------------------------------------------

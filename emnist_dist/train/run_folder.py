@@ -10,28 +10,47 @@ A run folder holds one run at a time and is never resumed with settings that cha
   those in :data:`MAY_CHANGE_ON_RESUME` (length, evaluation/logging/checkpoint cadence,
   trackers, performance switches, where things are, the audit's ranking settings).
 - :meth:`RunFolder.choose_resume` is the ``resume`` setting: the checkpoint to continue from, or
-  a fresh start (``never`` discards a previous run's checkpoints and records first).
+  a fresh start (``never`` discards a previous run's checkpoints and records first). Whatever the
+  setting, it first refuses a folder holding, where a run writes, something this package did not
+  write (:meth:`RunFolder.not_written_here`): nothing a run overwrites or deletes is anyone else's.
 - :meth:`RunFolder.truncate_metrics` rewinds ``metrics.jsonl`` to a resumed step (a line torn by
   a crash is dropped); :meth:`RunFolder.append_metrics` adds one evaluation record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
+from typing import Callable
 
+import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from filelock import FileLock, Timeout
+from PIL import Image
+from safetensors import SafetensorError, safe_open
 
 from ..config import Config, config_to_dict, flatten_config, parse_config
 from ..errors import UserError
 from ..files import append_line, write_error, write_text_atomic
+from ..inference.artifact import CONFIG_FILE, WEIGHTS_FILE
+from ..inference.card import CARD_FILE
+from ..inference.onnx_conversion import ONNX_FILE
 from ..inference.run_plots import CONFUSION_FILE, CURVES_FILE, METRICS_LOG
 from .agreement import main_decides
-from .checkpoint import RUN_STATE, checkpoints_dir, published_checkpoints, verify_checkpoint
+from .checkpoint import (
+    RUN_STATE,
+    checkpoint_step,
+    checkpoints_dir,
+    delete_checkpoint,
+    is_own_checkpoint,
+    published_checkpoints,
+    sweep_unfinished,
+    unlisted_files,
+    verify_checkpoint,
+)
 
 logger = get_logger(__name__)
 LOCK_FILE = ".lock"
@@ -55,6 +74,8 @@ MAY_CHANGE_ON_RESUME = (
     "debug",
 )
 _HELD: dict[Path, FileLock] = {}
+# The files emnist_dist writes into an exported model folder: training (weights, config.json), model_card, onnx_export.
+MODEL_FOLDER_FILES = (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE, ONNX_FILE)
 
 
 class RunFolder:
@@ -121,33 +142,41 @@ class RunFolder:
 
         ``never``: None, after discarding a previous run in the folder. ``auto``: the newest intact
         checkpoint in the folder (damaged newer ones are reported and skipped), None when there is
-        none. ``PATH``: that checkpoint, which must be intact.
+        none. ``PATH``: that checkpoint, which must be intact and not behind an intact one in the
+        folder. Files a chosen checkpoint's manifest does not list are named in a warning (never read).
 
         Raises:
-            UserError: on every process: the chosen checkpoint was saved with other settings (naming
-                them), ``PATH`` is damaged, or ``auto`` finds checkpoints but none intact. Nothing
-                in the folder has changed then.
+            UserError: on every process: the folder holds what this package did not write where a run
+                writes (:meth:`not_written_here`), the chosen checkpoint was saved with other settings
+                (naming them), ``PATH`` is damaged or behind an intact checkpoint of the folder, or
+                ``auto`` finds checkpoints but none intact. Nothing in the folder has changed then.
         """
         chosen = main_decides(accelerator, lambda: self._choose(resume, identity))
         return Path(chosen) if chosen is not None else None
 
     def _choose(self, resume: str, identity: dict) -> str | None:
+        foreign = self.not_written_here()
+        if foreign:
+            raise UserError(f"output_dir={self.root} holds what emnist_dist did not write, where a run writes its "
+                            f"own files: {'; '.join(foreign)}: move {'it' if len(foreign) == 1 else 'them'} away, "
+                            "or use another output_dir")
         if resume == "never":
-            removed = self.discard_previous_run()
-            if removed:
-                logger.info(f"resume=never: discarded the previous run's {', '.join(removed)} in {self.root}")
+            self._discard_previous_run()
             return None
         if resume != "auto":
             problem = verify_checkpoint(resume)
             if problem:
                 raise UserError(f"resume={resume}: {problem}: expected an intact emnist_dist checkpoint folder")
             _check_identity(Path(resume), identity, f"checkpoint {resume}")
+            self._refuse_abandoning(Path(resume), resume)
+            _warn_unlisted(Path(resume))
             return resume
         found = published_checkpoints(self.root)
         for path in reversed(found):
             problem = verify_checkpoint(path)
             if problem is None:
                 _check_identity(path, identity, f"output_dir={self.root} holds a run that")
+                _warn_unlisted(path)
                 return str(path)
             logger.warning(f"warning: checkpoint {path} is damaged ({problem}); trying the previous one")
         if found:
@@ -155,26 +184,83 @@ class RunFolder:
                             "resume from a copy with --resume PATH, or start over with --resume never")
         return None
 
-    def discard_previous_run(self) -> list[str]:
-        """Remove what a previous run left that a new run must not mix with its own; returns the names removed.
+    def _refuse_abandoning(self, chosen: Path, resume: str) -> None:
+        """Refuse to continue from ``chosen`` while this folder holds an intact checkpoint of a later step (or a
+        later save of the same step): the saves of the continued run would rotate it out. A checkpoint from
+        another folder counts as older than every save of its step here."""
+        here = chosen.resolve().parent == self.checkpoints.resolve()
+        start = (checkpoint_step(chosen), _generation(chosen) if here else -1)
+        later = [path for path in published_checkpoints(self.root)
+                 if (checkpoint_step(path), _generation(path)) > start and is_own_checkpoint(path)
+                 and verify_checkpoint(path) is None]
+        if later:
+            raise UserError(f"resume={resume}: output_dir={self.root} holds a later intact checkpoint "
+                            f"({', '.join(path.name for path in later)}) that continuing from step {start[0]} "
+                            f"would delete: resume from it with --resume auto, or move it out of {self.checkpoints}")
 
-        That is ``checkpoints/`` (which ``--resume auto`` would otherwise pick up later),
-        ``metrics.jsonl`` and ``final.json``. ``model/`` and tracker logs are replaced as the new run writes them.
-        """
-        removed = []
+    def _discard_previous_run(self) -> None:
+        """``resume=never``: remove what a previous run left that a new run must not mix with its own (after
+        :meth:`not_written_here` found nothing foreign): this package's checkpoint folders and unfinished saves
+        in ``checkpoints/`` (which ``--resume auto`` would otherwise pick up later), ``best_model.safetensors``,
+        ``metrics.jsonl`` and ``final.json``. Anything else in ``checkpoints/`` stays (and is named). ``model/``
+        and tracker logs are replaced as the new run writes them."""
+        removed, kept = [], []
         try:
-            for path in (self.checkpoints, self.metrics, self.final):
-                if path.is_dir():
-                    doomed = path.with_name(f".{path.name}.discarded-{os.getpid()}")
-                    os.replace(path, doomed)  # gone from view at once; a kill mid-delete leaves no half folder
-                    shutil.rmtree(doomed)
-                    removed.append(path.name)
-                elif path.exists():
+            if self.checkpoints.is_dir():
+                doomed = [path for path in published_checkpoints(self.root) if is_own_checkpoint(path)]
+                for path in doomed:
+                    delete_checkpoint(path)
+                swept = sweep_unfinished(self.checkpoints)
+                if self.best_weights.is_file():
+                    self.best_weights.unlink()
+                    doomed.append(self.best_weights)
+                if doomed or swept:
+                    removed.append(self.checkpoints.name)
+                kept = sorted(path.name for path in self.checkpoints.iterdir())
+                if not kept:
+                    self.checkpoints.rmdir()
+            for path in (self.metrics, self.final):
+                if path.is_file():
                     path.unlink()
                     removed.append(path.name)
         except OSError as err:
             raise write_error(self.root, err) from None
-        return removed
+        if removed:
+            logger.info(f"resume=never: discarded the previous run's {', '.join(removed)} in {self.root}")
+        if kept:
+            logger.info(f"resume=never: kept what emnist_dist did not write in {self.checkpoints}: {', '.join(kept)}")
+
+    def not_written_here(self) -> list[str]:
+        """What sits where a run writes but is not this package's, ``"NAME (what was expected)"`` each.
+
+        A run writes (and overwrites, or with ``resume=never`` deletes): ``config.yaml``, a YAML mapping of the
+        run config's sections; ``metrics.jsonl``, JSON records with ``epoch`` and ``step`` (a last line torn by a
+        killed run allowed); ``final.json``, a JSON object with ``test/acc`` and ``step``; ``model/``, an
+        exported model folder (emnist_dist's ``config.json``, and no files but :data:`MODEL_FOLDER_FILES`);
+        ``checkpoints/best_model.safetensors``, a safetensors file; ``confusion_matrix.png``, ``curves.png``,
+        PNGs Matplotlib wrote. Checkpoint folders are told apart by ``is_own_checkpoint``, and only those
+        are ever deleted, so other things in ``checkpoints/`` are left alone; so are tracker logs.
+        """
+        checks: list[tuple[Path, Callable[[Path], bool], str]] = [
+            (self.config, _is_run_config, "expected the resolved config a run saves"),
+            (self.metrics, _is_metrics_log, "expected one JSON record with epoch and step per line"),
+            (self.final, _is_final_record, "expected a JSON object of test metrics"),
+            (self.checkpoints, Path.is_dir, "expected a folder"),
+            (self.best_weights, _is_safetensors, "expected a safetensors file"),
+            (self.model, Path.is_dir, "expected an exported model folder"),
+            (self.confusion_matrix, _is_matplotlib_png, "expected a PNG written by Matplotlib"),
+            (self.curves, _is_matplotlib_png, "expected a PNG written by Matplotlib"),
+        ]
+        foreign = [f"{path.relative_to(self.root)} ({expected})" for path, ours, expected in checks
+                   if (path.exists() or path.is_symlink()) and not ours(path)]
+        if self.model.is_dir():
+            config = self.model / CONFIG_FILE
+            if not _is_model_config(config):
+                foreign.append(f"{config.relative_to(self.root)} (expected the config.json of a model emnist_dist "
+                               "exported)")
+            foreign += [f"{path.relative_to(self.root)} (expected only {', '.join(MODEL_FOLDER_FILES)})"
+                        for path in sorted(self.model.iterdir()) if path.name not in MODEL_FOLDER_FILES]
+        return foreign
 
     def settings_changed(self, cfg: Config, also: tuple[str, ...] = ()) -> list[str]:
         """What ``cfg`` changes against the run saved in this folder's config.yaml (``key (old -> new)``), by
@@ -202,7 +288,8 @@ class RunFolder:
         if not self.metrics.is_file():
             return
         lines = self.metrics.read_text(errors="replace").splitlines()
-        kept = [line for line in lines if _record_step(line) is not None and _record_step(line) <= step]
+        records = [(line, _record(line)) for line in lines]
+        kept = [line for line, record in records if record is not None and record["step"] <= step]
         if kept != lines:
             write_text_atomic(self.metrics, "".join(line + "\n" for line in kept))
 
@@ -228,6 +315,72 @@ def _may_change(key: str) -> bool:
     return any(key == allowed or (allowed.endswith(".") and key.startswith(allowed)) for allowed in MAY_CHANGE_ON_RESUME)
 
 
+def _generation(path: Path) -> int:
+    return int(path.name.partition("_g")[2] or 0)
+
+
+def _warn_unlisted(path: Path) -> None:
+    unlisted = unlisted_files(path)
+    if unlisted:
+        logger.warning(f"warning: checkpoint {path} holds {', '.join(unlisted)}, which its manifest does not list: "
+                       "ignored (never read)")
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_run_config(path: Path) -> bool:
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    sections = {field.name for field in dataclasses.fields(Config)}
+    return isinstance(saved, dict) and {"data", "model", "train"} <= set(saved) <= sections
+
+
+def _is_metrics_log(path: Path) -> bool:
+    try:
+        text = path.read_text()
+    except (OSError, ValueError):
+        return False
+    lines = text.split("\n")
+    torn = lines.pop()  # "" after a complete last line; else a line cut short by a killed run
+    start = '{"epoch": '  # how a record written by the trainer begins
+    return (torn.startswith(start) or start.startswith(torn)) and all(
+        "epoch" in (_record(line) or {}) for line in lines)
+
+
+def _is_final_record(path: Path) -> bool:
+    record = _read_json(path)
+    return isinstance(record, dict) and "test/acc" in record and "step" in record
+
+
+def _is_model_config(path: Path) -> bool:
+    config = _read_json(path)
+    # emnist_dist's block in timm's format, or the flat first format
+    return isinstance(config, dict) and ("emnist_dist" in config or {"class_names", "split"} <= set(config))
+
+
+def _is_safetensors(path: Path) -> bool:
+    try:
+        with safe_open(path, "pt"):
+            return True
+    except (SafetensorError, OSError):
+        return False
+
+
+def _is_matplotlib_png(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and str(image.info.get("Software", "")).startswith("Matplotlib")
+    except Exception:  # PIL raises many kinds (unidentified image, decompression bomb, OSError) for a foreign file
+        return False
+
+
 def _check_identity(path: Path, identity: dict, what: str) -> None:
     saved = json.loads((path / RUN_STATE).read_text())["identity"]
     changes = identity_changes(saved, identity)
@@ -236,10 +389,10 @@ def _check_identity(path: Path, identity: dict, what: str) -> None:
                         "on resume: use a new output_dir, or --resume never to start over")
 
 
-def _record_step(line: str) -> int | None:
+def _record(line: str) -> dict | None:
+    """A metrics.jsonl line as a record (a JSON object with an integer ``step``), or None."""
     try:
         record = json.loads(line)
     except ValueError:
         return None
-    step = record.get("step") if isinstance(record, dict) else None
-    return step if isinstance(step, int) else None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None

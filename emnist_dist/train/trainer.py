@@ -182,6 +182,7 @@ class Trainer:
             loader=self.loader, ema=self.ema, per_rank=self.augmentation.random_streams())
         self._start_epoch(self.epoch)
         self.first_nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: none yet
+        self.step_lr = float("nan")  # the learning rate the latest optimizer step used (set by train_step)
         self.window = ThroughputWindow(self.device)
         self.last_val: dict = {}
         self.bar = tqdm(disable=True)  # fit() shows the real one
@@ -267,6 +268,10 @@ class Trainer:
             step_loss += loss / cfg.train.grad_accum_steps
             self.first_nonfinite = torch.where((self.first_nonfinite == 0) & ~torch.isfinite(loss),
                                                self.state.step + 1, self.first_nonfinite)
+        # The rate this step used, read before the scheduler moves on: logs and metrics.jsonl report it
+        # (after the step the scheduler already holds the next step's rate: a warm restart at the end of
+        # an epoch would read as the rate jumping back to its peak).
+        self.step_lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.network, step=self.state.step)
@@ -303,7 +308,7 @@ class Trainer:
     def log_progress(self) -> None:
         """Training loss, learning rate and throughput to the trackers, and to the console."""
         stats = self.window.flush()
-        stats["lr"] = self.scheduler.get_last_lr()[0]
+        stats["lr"] = self.step_lr
         step = self.state.step
         self.accelerator.log({f"train/{k}": v for k, v in stats.items()}, step=step)
         if self.bar.disable:  # batch jobs and logs: plain lines instead of a redrawn progress bar
@@ -331,7 +336,7 @@ class Trainer:
             prefix = "val" if kind == "raw" else "val_ema"
             record.update({f"{prefix}/{k}": v for k, v in values.items() if k != "num_samples"})
             scores[kind] = values["acc"]
-        record.update({"train/loss": self.window.epoch_loss(), "lr": self.scheduler.get_last_lr()[0],
+        record.update({"train/loss": self.window.epoch_loss(), "lr": self.step_lr,
                        "images_per_s": self.window.epoch_images_per_s()})
         if self.device.type == "cuda":
             record["peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30

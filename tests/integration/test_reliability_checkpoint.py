@@ -20,13 +20,16 @@ import time
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from accelerate import Accelerator
 from filelock import FileLock
+from PIL import Image
 from safetensors.torch import load_file
 
 from emnist_dist.config import Config, save_config
 from emnist_dist.errors import UserError
+from emnist_dist.inference.artifact import ModelInfo, save_model
 from emnist_dist.train.checkpoint import (
     checkpoint_step,
     load_checkpoint,
@@ -158,18 +161,61 @@ def test_a_planted_pickle_with_a_matching_manifest_is_refused_without_running(ac
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("name", ["custom_checkpoint_0.pkl", "random_states_0.pkl", "rank_0.pt"])
-def test_a_planted_pickle_is_refused_before_loading(accelerator, tmp_path, name, capsys):
+def test_a_planted_pickle_is_refused_before_loading(accelerator, tmp_path, capsys):
     path = save(accelerator, trained(accelerator, 1), tmp_path / "run")
-    payload, marker = planted(tmp_path, name)
-    shutil.copy(payload, path / name)
+    payload, marker = planted(tmp_path, "rank_0.pt")
+    shutil.copy(payload, path / "rank_0.pt")
     message = one_line_error(lambda: RunFolder(tmp_path / "elsewhere").choose_resume(accelerator, str(path), IDENTITY))
-    reason = "rank_0.pt has 1" if name == "rank_0.pt" else f"{name} is not listed in manifest.json"
-    assert message.startswith(f"resume={path}: ") and reason in message
+    assert message.startswith(f"resume={path}: rank_0.pt has 1")
     message = one_line_error(lambda: RunFolder(tmp_path / "run").choose_resume(accelerator, "auto", IDENTITY))
     assert "none of its 1 checkpoints is intact" in message
     assert capsys.readouterr().out.count("damaged") == 1
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["custom_checkpoint_0.pkl", "random_states_0.pkl", ".DS_Store"])
+def test_a_file_the_manifest_does_not_list_is_never_read_and_costs_no_checkpoint(accelerator, tmp_path, name, capsys):
+    run = trained(accelerator, 1)
+    save(accelerator, run, tmp_path)
+    run.step()
+    newest = save(accelerator, run, tmp_path)
+    marker = None
+    if name.endswith(".pkl"):  # what accelerate's load_state would unpickle
+        payload, marker = planted(tmp_path, name)
+        shutil.copy(payload, newest / name)
+    else:  # what macOS Finder leaves in every folder it shows
+        (newest / name).write_bytes(b"\0\0\0\1Bud1" + bytes(100))
+    capsys.readouterr()
+
+    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) == newest
+    assert capsys.readouterr().out.splitlines() == [
+        f"warning: checkpoint {newest} holds {name}, which its manifest does not list: ignored (never read)"]
+    resumed = TinyRun(accelerator, seed=5)
+    load_checkpoint(accelerator, newest, resumed.parts, seed=0)
+    assert resumed.progress.step == 2 and (marker is None or not marker.exists())
+    assert_same(dict(resumed.model.state_dict()), dict(run.model.state_dict()))
+    # The run goes on: the next save rotates by age only, and the newest keeps its stray file.
+    resumed.step()
+    third = save(accelerator, resumed, tmp_path, keep_last=2)
+    assert published_checkpoints(tmp_path) == [newest, third] and (newest / name).is_file()
+
+
+def test_resuming_from_behind_an_intact_checkpoint_is_refused_and_deletes_nothing(accelerator, tmp_path):
+    run = trained(accelerator, 1)
+    older = save(accelerator, run, tmp_path)
+    run.step()
+    newest = save(accelerator, run, tmp_path)
+    elsewhere = tmp_path / "copy" / "step_00000002"
+    shutil.copytree(newest, elsewhere)
+    for start, step in ((older, 1), (elsewhere, 2)):  # a copy of the same step from elsewhere is behind it too
+        message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, str(start), IDENTITY))
+        assert message == (f"resume={start}: output_dir={tmp_path} holds a later intact checkpoint (step_00000002) "
+                           f"that continuing from step {step} would delete: resume from it with --resume auto, "
+                           f"or move it out of {tmp_path}/checkpoints")
+    assert published_checkpoints(tmp_path) == [older, newest] and verify_checkpoint(newest) is None
+
+    truncate(newest / "model.safetensors")  # damaged: nothing worth keeping ahead of step 1 any more
+    assert RunFolder(tmp_path).choose_resume(accelerator, str(older), IDENTITY) == older
 
 
 # --- damaged checkpoints -----------------------------------------------------------------------
@@ -193,7 +239,16 @@ DAMAGE = {
     "no manifest (an interrupted save of an older version)": (lambda p: (p / "manifest.json").unlink(),
                                                               "no manifest.json"),
     "a torn manifest": (lambda p: truncate(p / "manifest.json"), "unreadable manifest.json"),
+    "a run state without the run's settings (manifest restated)": (
+        lambda p: without_identity(p), "run_state.json has no identity (the settings it was trained with)"),
 }
+
+
+def without_identity(path: Path) -> None:
+    state = json.loads((path / "run_state.json").read_text())
+    del state["identity"]
+    (path / "run_state.json").write_text(json.dumps(state))
+    restate_manifest(path, "run_state.json")
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -272,12 +327,82 @@ def test_a_resume_that_changes_bound_settings_is_refused_naming_them(accelerator
 
 def test_resume_never_discards_the_previous_run(accelerator, tmp_path, capsys):
     save(accelerator, trained(accelerator, 1), tmp_path)
-    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
-    (tmp_path / "final.json").write_text("{}")
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "step": 1}\n')
+    (tmp_path / "final.json").write_text('{"test/acc": 0.5, "step": 1}')
     assert RunFolder(tmp_path).choose_resume(accelerator, "never", IDENTITY) is None
     assert "discarded the previous run's checkpoints, metrics.jsonl, final.json" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) is None
+
+
+def test_resume_never_discards_only_this_packages_checkpoints(accelerator, tmp_path, capsys):
+    ours = save(accelerator, trained(accelerator, 1), tmp_path)
+    others = {"other_project.ckpt": b"weights of another project", "step_00000000/model.bin": b"not ours",
+              "step_00000009/model.bin": b"not ours",
+              "step_00000010/manifest.json": b'{"step": 3, "files": {}}'}  # a step name, but not our manifest
+    for name, data in others.items():
+        (tmp_path / "checkpoints" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "checkpoints" / name).write_bytes(data)
+    assert RunFolder(tmp_path).choose_resume(accelerator, "never", IDENTITY) is None
+    assert not ours.exists()
+    assert {name: (tmp_path / "checkpoints" / name).read_bytes() for name in others} == others
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"resume=never: kept what emnist_dist did not write in {tmp_path}/checkpoints: "
+        "other_project.ckpt, step_00000000, step_00000009, step_00000010")
+    run = trained(accelerator, 1)  # and the saves of the new run never rotate them out, older or later
+    for _ in range(3):
+        run.step()
+        save(accelerator, run, tmp_path, keep_last=1)
+    assert {name: (tmp_path / "checkpoints" / name).read_bytes() for name in others} == others
+
+
+# What a folder may hold where a run writes, and emnist_dist did not write: (path, content).
+FOREIGN = {
+    "another program's final.json": ("final.json", b'{"accuracy": 0.91}'),
+    "a CSV as metrics.jsonl": ("metrics.jsonl", b"epoch,loss\n1,0.5\n"),
+    "records without an epoch": ("metrics.jsonl", b'{"step": 1, "loss": 0.5}\n'),
+    "another tool's config.yaml": ("config.yaml", b"lr: 0.1\nbatch_size: 64\n"),
+    "a file of the user's in model/": ("model/important.bin", b"\x00\x01 the user's"),
+    "another library's model folder": ("model/config.json", b'{"architectures": ["BertModel"]}'),
+    "a file named model": ("model", b"a file"),
+    "a file named checkpoints": ("checkpoints", b"a file"),
+    "best weights that are no safetensors": ("checkpoints/best_model.safetensors", b"PK\x03\x04 a zip"),
+    "a photo as curves.png": ("curves.png", None),
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A model folder as training exports it (untrained weights: only the files matter here)."""
+    info = ModelInfo(architecture="test_resnet", class_names=list("0123456789"), image_size=32, mean=0.2, std=0.3,
+                     split="digits")
+    network = timm.create_model("test_resnet", in_chans=1, num_classes=10)
+    return save_model(network, tmp_path_factory.mktemp("exported") / "model", info)
+
+
+@pytest.mark.parametrize("resume", ["never", "auto"])
+@pytest.mark.parametrize("case", FOREIGN)
+def test_what_emnist_dist_did_not_write_where_a_run_writes_is_refused_and_kept(accelerator, tmp_path, exported, case,
+                                                                                 resume):
+    name, data = FOREIGN[case]
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if data is None:  # a real PNG, but not one Matplotlib drew
+        Image.new("L", (8, 8), 128).save(path)
+        data = path.read_bytes()
+    else:
+        path.write_bytes(data)
+    if name.startswith("model/"):  # beside the two files an export writes
+        for own in ("model.safetensors", "config.json"):
+            if not (tmp_path / "model" / own).exists():
+                shutil.copy(exported / own, tmp_path / "model" / own)
+    before = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, resume, IDENTITY))
+    assert message.startswith(f"output_dir={tmp_path} holds what emnist_dist did not write, where a run writes its "
+                              f"own files: {name} (expected ")
+    assert message.endswith(": move it away, or use another output_dir")
+    assert {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 # --- publishing ------------------------------------------------------------------------------------
@@ -294,7 +419,8 @@ def test_saving_a_step_again_publishes_a_new_generation_and_rotation_keeps_the_n
         save(accelerator, run, tmp_path, keep_last=2)
     assert [p.name for p in published_checkpoints(tmp_path)] == ["step_00000003", "step_00000004"]
 
-    # resumed from step 3 (say step 4 was damaged): the next save drops the abandoned step 4
+    # resumed from step 3 because step 4 is damaged: the next save drops the abandoned step 4
+    truncate(tmp_path / "checkpoints" / "step_00000004" / "model.safetensors")
     resumed = TinyRun(accelerator, seed=3)
     load_checkpoint(accelerator, tmp_path / "checkpoints" / "step_00000003", resumed.parts, seed=0)
     resumed.step()

@@ -8,7 +8,9 @@ and the process state read before the fit.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import socket
 
@@ -17,10 +19,10 @@ import torch
 from filelock import FileLock
 
 from emnist_dist.config import parse_config
-from emnist_dist.errors import UserError
+from emnist_dist.errors import UserError, log_to_console
 from emnist_dist.train import Preempted, Trainer
 from emnist_dist.train.checkpoint import checkpoint_step, published_checkpoints, verify_checkpoint
-from tests.helpers.train_runs import TINY
+from tests.helpers.train_runs import TINY, metrics_lines
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +113,24 @@ def test_preemption_raises_after_checkpointing_and_the_next_fit_resumes(tmp_path
 
     final = Trainer(config(cache, out, "--train.max_steps", "6")).fit()
     assert final["step"] == 6
+
+
+def test_the_learning_rate_logged_is_the_rate_each_step_used(tmp_path, cache, capsys):
+    log_to_console()
+    out, lr = tmp_path / "run", 1e-3
+    Trainer(config(cache, out, "--train.epochs", "2", "--train.max_steps", "null", "--train.batch_size", "64",
+                   "--train.eval_batch_size", "128", "--train.lr", str(lr),
+                   "--train.warmup_epochs", "0", "--train.T_0", "1", "--train.eta_min", "0")).fit()
+    records = metrics_lines(out)
+    steps_per_epoch = records[0]["step"]  # one evaluation per epoch
+
+    def used(step: int) -> float:
+        """The rate optimizer step ``step`` (from 1) used: cosine from lr to 0 over each epoch, then a restart."""
+        return lr * (1 + math.cos(math.pi * ((step - 1) % steps_per_epoch) / steps_per_epoch)) / 2
+
+    # Each epoch's last step ran at the bottom of its cycle, not at the peak the restart sets for the next step.
+    assert [r["lr"] for r in records] == pytest.approx([used(r["step"]) for r in records], rel=1e-9)
+    assert [r["step"] for r in records] == [steps_per_epoch, 2 * steps_per_epoch] and records[-1]["lr"] < lr / 10
+    lines = re.findall(r"^step (\d+)/\d+ epoch \d+ loss \S+ lr (\S+) ", capsys.readouterr().out, re.M)
+    assert [int(step) for step, _ in lines] == list(range(1, 2 * steps_per_epoch + 1))
+    assert [float(rate) for _, rate in lines] == pytest.approx([used(int(step)) for step, _ in lines], rel=6e-3)
