@@ -39,9 +39,10 @@ def print_report(result: dict) -> None:
     for key, value in metrics.items():
         if key.startswith("test/") and key != "test/num_samples":
             print(f"  {key:<26} {100 * value:6.2f}%")
-    print(f"\n{'class':>5} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+    width = max(5, *(len(name) for name in result["class_names"]))  # words, e.g. Fashion-MNIST's "Ankle boot"
+    print(f"\n{'class':>{width}} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
     for row in result["per_class"]:
-        print(f"{row['class']:>5} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:7.4f} {row['support']:8d}")
+        print(f"{row['class']:>{width}} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:7.4f} {row['support']:8d}")
     pairs = confused_pairs(result["confusion"], result["class_names"], top=PRINTED_PAIRS)
     if pairs:
         print("\nmost confused (true -> predicted):")

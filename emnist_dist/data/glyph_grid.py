@@ -71,9 +71,10 @@ def count_report(cache_path: str | Path) -> str:
     names = dataset_class_names(cache_path)
     train = class_counts(load_split(cache_path, "train")[1], len(names))
     test = class_counts(load_split(cache_path, "test")[1], len(names))
-    lines = [meta["description"], f"{'class':>5} {'train':>8} {'test':>8}"]
-    lines += [f"{name:>5} {int(a):>8} {int(b):>8}" for name, a, b in zip(names, train, test)]
-    lines.append(f"{'total':>5} {int(train.sum()):>8} {int(test.sum()):>8}")
+    width = max(5, *(len(name) for name in names))
+    lines = [meta["description"], f"{'class':>{width}} {'train':>8} {'test':>8}"]
+    lines += [f"{name:>{width}} {int(a):>8} {int(b):>8}" for name, a, b in zip(names, train, test)]
+    lines.append(f"{'total':>{width}} {int(train.sum()):>8} {int(test.sum()):>8}")
     big, small = int(train.argmax()), int(train.argmin())
     ratio = f"{train[big] / train[small]:.1f}x" if train[small] > 0 else "inf (a class has no samples)"
     lines.append(

@@ -56,3 +56,24 @@ def random_mnist_format(folder: Path, n_train: int, n_test: int, seed: int, **kw
         return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
 
     return write_mnist_format(folder, part(n_train), part(n_test), **kwargs)
+
+
+def write_sklearn_digits(folder: Path, test_fraction: float = 0.25, seed: int = 0) -> Path:
+    """scikit-learn's ``load_digits`` (1,797 real handwritten digits, 8x8, 17 grey levels) as an MNIST-format folder.
+
+    Each digit is stretched from 0..16 to 0..255, enlarged to 20x20 (bilinear, Pillow) and centred in 28x28
+    (MNIST's 20-pixel box; the 8x8 scans fill their frame); a stratified, seeded ``test_fraction`` is the t10k part.
+    """
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.zeros((len(digits.images), 28, 28), np.uint8)
+    for i, scan in enumerate(digits.images):
+        small = Image.fromarray(np.round(scan * 255 / 16).astype(np.uint8))
+        images[i, 4:24, 4:24] = np.asarray(small.resize((20, 20), Image.Resampling.BILINEAR))
+    labels = digits.target.astype(np.uint8)
+    train_x, test_x, train_y, test_y = train_test_split(images, labels, test_size=test_fraction, stratify=labels,
+                                                        random_state=seed)
+    return write_mnist_format(folder, (train_x, train_y), (test_x, test_y))

@@ -1,7 +1,8 @@
 """Every shipped recipe in configs/, trained end to end through the CLI as users run it, trackers on.
 
 Each file is changed only by data, model, size and epoch overrides (synthetic glyphs, timm's tiny
-test_efficientnet at 32 px, 2 epochs); the trackers it names stay on: W&B offline (WANDB_MODE=offline,
+test_efficientnet at 32 px, 2 epochs; the CPU recipe keeps its own small model and trains on real
+handwriting, scikit-learn's digits written as MNIST-format files); the trackers it names stay on: W&B offline (WANDB_MODE=offline,
 no API key) and TensorBoard. What the trackers hold is read back with their own readers -- W&B's
 documented `wandb leet inspect --json` for an offline run's transaction log, TensorBoard's
 EventAccumulator for the event files -- and compared with the run's own metrics.jsonl and final.json.
@@ -25,18 +26,27 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.helpers.mnist_format import write_sklearn_digits
 from tests.helpers.train_runs import REPO, env_for_tests, final, metrics_lines, train_cmd
 
 pytestmark = pytest.mark.slow
 
 RECIPES = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
 INTERRUPTED = "byclass_b3.yaml"  # trained in two halves: SIGTERM, then --resume auto
+CPU_RECIPE = "cpu.yaml"  # its model is the recipe: only its data, size and epochs shrink
 EXIT_PREEMPTED = 75
 RUN_TIMEOUT = 300
 
 
-def shrink(cache: Path, out: Path) -> list[str]:
+def shrink(name: str, root: Path, out: Path) -> list[str]:
     """Data, model, size and epoch overrides; nothing else of the recipe changes."""
+    cache = root / "cache"
+    if name == CPU_RECIPE:
+        digits = root / "sklearn-digits"
+        if not digits.exists():
+            write_sklearn_digits(digits)
+        return ["--data.source", str(digits), "--data.cache_dir", str(cache), "--data.image_size", "32",
+                "--train.epochs", "2", "--output_dir", str(out)]
     return ["--data.source", "synthetic", "--data.cache_dir", str(cache), "--data.synthetic_train_per_class", "12",
             "--data.synthetic_test_per_class", "1", "--data.image_size", "32", "--model.name", "test_efficientnet",
             "--model.pretrained", "false", "--train.epochs", "2", "--train.batch_size", "32",
@@ -96,7 +106,7 @@ def trained(tmp_path_factory):
     def _trained(name: str) -> RecipeRun:
         if name not in runs:
             out = root / Path(name).stem
-            cmd = train_cmd(["--config", f"configs/{name}", *shrink(root / "cache", out)])
+            cmd = train_cmd(["--config", f"configs/{name}", *shrink(name, root, out)])
             env = tracker_env(root)
             if name == INTERRUPTED:
                 logs = [run_and_stop(cmd, env), run_to_end([*cmd, "--resume", "auto"], env)]
@@ -159,7 +169,7 @@ def by_key_and_step(rows: list[dict]) -> dict[str, dict[int, float]]:
 
 
 def test_the_shipped_recipes_are_the_ones_tested():
-    assert {"quickstart.yaml", "byclass_b3.yaml", "balanced_b2.yaml"} <= set(RECIPES)
+    assert {"quickstart.yaml", "byclass_b3.yaml", "balanced_b2.yaml", CPU_RECIPE} <= set(RECIPES)
     assert INTERRUPTED in RECIPES
 
 
@@ -193,3 +203,14 @@ def test_a_stopped_and_resumed_recipe_continues_the_same_wandb_run(trained):
     assert run_ids == {(run.out / "wandb_run_id").read_text().strip()}  # ... and one W&B run
     (run_id,) = run_ids
     assert all(folder.name.endswith(f"-{run_id}") for folder in folders)
+
+
+def test_the_cpu_recipe_trains_its_own_model_on_real_handwriting(trained):
+    run = trained(CPU_RECIPE)
+    result = final(run.out)
+    assert result["data"].startswith("MNIST-format mnist") and not result["synthetic"]
+    assert result["test/num_samples"] == 450  # the digits' stratified quarter
+    exported = json.loads((run.out / "model" / "config.json").read_text())
+    assert exported["architecture"] == run.recipe["model"]["name"]
+    assert exported["label_names"] == list("0123456789")
+    assert result["best_weights"] in ("raw", "ema") and "val_ema/acc" in metrics_lines(run.out)[-1]
