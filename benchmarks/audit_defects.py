@@ -11,7 +11,9 @@ gzip.zip, split digits). Then the audit as shipped (configs/audit_byclass.yaml, 
 image size, epochs and batch given here, in a subprocess on the CPU. Ranking (scores.csv, every glyph, n
 flipped, m turned): ``flipped_in_2n``, the share of the flipped labels among the first 2n rows;
 ``turned_in_2nm``, of the turned glyphs among the first 2(n+m); ``kind_right``, the share of the damaged
-glyphs found there whose issue names their defect (a turned glyph: the turn that undoes it). Flags
+glyphs found there whose issue names their defect (a turned glyph: the turn that undoes it);
+``precision_at_nm``, the share of damaged glyphs among the first n+m rows; ``label_precision_2nm`` /
+``turn_precision_2nm``, of the first 2(n+m) rows named ``label`` / a turn, the share that carry it. Flags
 (label_issues.csv): a flipped label counts as found when flagged as a label issue, a turned glyph when
 flagged with a turn; precision: the share of the rows flagged with that kind that carry it. With
 ``--retrain``: the audit's training recipe on the damaged training part, once whole and once with
@@ -22,7 +24,6 @@ seed, then the mean.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.helpers.defects import Defects, found, read_issues, write_defective_digits, write_defective_fashion
+from tests.helpers.defects import Defects, found, ranking_found, read_issues, write_defective_digits, write_defective_fashion
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,18 +48,6 @@ def write_data(args: argparse.Namespace, seed: int, work: Path) -> tuple[list[st
         defects = write_defective_digits(source, args.size // 10, 20, args.flip, args.turn, seed=seed)
         split = "digits"
     return ["--data.split", split, "--data.source", str(source), "--data.cache_dir", str(work / "cache")], defects
-
-
-def ranking_found(defects: Defects, ranking: list[dict]) -> dict:
-    """Recall of each kind within the first 2n / 2(n+m) rows of the complete ranking, and how often its kind is right."""
-    n, m = len(defects.flipped), len(defects.turned)
-    rank = {int(row["index"]): i for i, row in enumerate(ranking)}
-    issue = {int(row["index"]): row["issue"] for row in ranking}
-    flips = [r for r in defects.flipped if rank[r] < 2 * n]
-    turns = [r for r in defects.turned if rank[r] < 2 * (n + m)]
-    right = sum(issue[r] == "label" for r in flips) + sum(issue[r] == defects.turned[r] for r in turns)
-    return {"flipped_in_2n": len(flips) / max(1, n), "turned_in_2nm": len(turns) / max(1, m),
-            "kind_right": right / max(1, len(flips) + len(turns))}
 
 
 def run(module: str, args: list[str]) -> None:
@@ -77,8 +66,7 @@ def measure(args: argparse.Namespace, seed: int, work: Path) -> dict:
     start = time.perf_counter()
     run("emnist_dist.audit", [*recipe, "--output_dir", str(out)])
     result = {"seed": seed, "glyphs": args.size, "audit_wall_s": round(time.perf_counter() - start, 1)}
-    with open(out / "scores.csv", newline="") as f:
-        result |= ranking_found(defects, list(csv.DictReader(f)))
+    result |= ranking_found(defects, read_issues(out, "scores.csv"))
     result |= found(defects, read_issues(out))
     if args.retrain:
         for name, extra in (("damaged", []), ("excluded", ["--data.exclude", str(out / "exclude.txt")])):

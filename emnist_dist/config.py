@@ -198,9 +198,9 @@ class AuditConfig:
     """cleanlab.filter.find_label_issues(filter_by=...): how label issues are chosen."""
     score_method: Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"] = "self_confidence"
     """cleanlab.rank.get_label_quality_scores(method=...): the score column (lower = more suspicious)."""
-    transform_ratio: float = 3.0
+    transform_ratio: float = 5.0
     """Flag a rotation/flip when it makes the glyph's own label at least this many times more probable."""
-    transform_min_prob: float = 0.5
+    transform_min_prob: float = 0.1
     """... and the transformed glyph's label probability is at least this."""
     sheet_size: int = 64
     """Glyphs on label_issues.png, most suspicious first."""

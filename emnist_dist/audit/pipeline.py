@@ -2,8 +2,8 @@
 
 The training config tree plus ``audit.*``; runs single-process, under ``accelerate launch`` and on
 SLURM like training. Writes into ``output_dir``: ``fold_K/`` (the fold runs), ``oof_probs.safetensors``
-(out-of-fold scores), ``scores.csv`` (every glyph ranked), ``label_issues.csv``, ``label_issues.png``, ``exclude.txt`` and, last,
-``summary.json``; prints the summary line. Exit codes as training's (75: stopped, run again).
+(out-of-fold scores), ``scores.csv`` (every glyph ranked), ``label_issues.csv``, ``label_issues.png``,
+``exclude.txt`` and, last, ``summary.json``; prints the summary line. Exit codes as training's (75: stopped, run again).
 """
 
 from __future__ import annotations

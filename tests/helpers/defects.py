@@ -100,9 +100,9 @@ def damage(images: np.ndarray, labels: np.ndarray, flip_fraction: float, turn_fr
     return labels, Defects(flipped, turned)
 
 
-def read_issues(out: Path) -> list[dict]:
-    """label_issues.csv as written (strings), in file order."""
-    with open(out / "label_issues.csv", newline="") as f:
+def read_issues(out: Path, name: str = "label_issues.csv") -> list[dict]:
+    """label_issues.csv (or scores.csv) as written (strings), in file order."""
+    with open(out / name, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -130,3 +130,25 @@ def found(defects: Defects, issues: list[dict]) -> dict:
         "flipped": len(defects.flipped), "turned": len(defects.turned),
         "label_flags": len(label_rows), "turn_flags": len(turn_rows),
     }
+
+
+def ranking_found(defects: Defects, ranking: list[dict]) -> dict:
+    """The complete ranking (scores.csv, n flipped, m turned): recall of the flips within its first 2n rows and of
+    the turned glyphs within 2(n+m), how often the issue of those names their defect (``kind_right``), the share of
+    damaged glyphs among the first n+m rows (``precision_at_nm``, = their recall there), and per kind, the share of
+    the first 2(n+m) rows named with that kind that carry it."""
+    n, m = len(defects.flipped), len(defects.turned)
+    rank = {int(row["index"]): i for i, row in enumerate(ranking)}
+    issue = {int(row["index"]): row["issue"] for row in ranking}
+    flips = [r for r in defects.flipped if rank[r] < 2 * n]
+    turns = [r for r in defects.turned if rank[r] < 2 * (n + m)]
+    right = sum(issue[r] == "label" for r in flips) + sum(issue[r] == defects.turned[r] for r in turns)
+    damaged = defects.flipped.keys() | defects.turned.keys()
+    head = [int(row["index"]) for row in ranking[: 2 * (n + m)]]
+    named_label = [r for r in head if issue[r] == "label"]
+    named_turn = [r for r in head if issue[r] != "label"]
+    return {"flipped_in_2n": len(flips) / max(1, n), "turned_in_2nm": len(turns) / max(1, m),
+            "kind_right": right / max(1, len(flips) + len(turns)),
+            "precision_at_nm": sum(r in damaged for r in head[: n + m]) / max(1, n + m),
+            "label_precision_2nm": sum(r in defects.flipped for r in named_label) / max(1, len(named_label)),
+            "turn_precision_2nm": sum(r in defects.turned for r in named_turn) / max(1, len(named_turn))}
