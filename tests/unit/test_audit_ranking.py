@@ -16,7 +16,7 @@ NAMES = list("abcde")
 def made_up_scores():
     """300 glyphs of 5 classes, confidently right, except: 15 mislabelled (the model sees another class
     at 0.9), 6 turned (another class as stored, their own label and that turn at 0.95), one turned
-    whose label comes back only at 0.45 (below transform_min_prob), and clean glyphs that look like their
+    whose label comes back only at 0.05 (below transform_min_prob), and clean glyphs that look like their
     label turned too (symmetric, ratio about 1)."""
     rng = np.random.default_rng(0)
     n, c = 300, 5
@@ -35,7 +35,7 @@ def made_up_scores():
     fixes = {int(r): TRANSFORMS[1 + k % 7] for k, r in enumerate(turned)}
     for r, name in fixes.items():
         label_probs[r, TRANSFORMS.index(name)] = 0.95
-    label_probs[faint, 3] = 0.45
+    label_probs[faint, 3] = 0.05
     label_probs[symmetric, 2] = 0.95  # as probable turned as stored: not a defect
     scores = Scores(torch.arange(1000, 1000 + n), torch.from_numpy(labels), torch.from_numpy(probs).float(),
                     torch.from_numpy(label_probs).float(), {"split": "x", "class_names": NAMES, "rows": 2000,
@@ -91,7 +91,7 @@ def test_transform_thresholds():
     # still flagged (as stored they look like another class: confident learning), their kind now from the
     # lower quality alone: orientation 0.025 / 0.95 is a hair above the label's about 0.025
     assert {r["index"] - 1000: r["issue"] for r in strict if r["index"] - 1000 in fixes} == dict.fromkeys(fixes, "label")
-    lenient = flagged(scores, AuditConfig(transform_min_prob=0.4))
+    lenient = flagged(scores, AuditConfig(transform_min_prob=0.04, transform_ratio=1.2))  # 0.05 / about 0.03
     assert {r["index"] - 1000: r["issue"] for r in lenient if r["issue"] != "label"} == {**fixes, faint: "rot270"}
 
 
