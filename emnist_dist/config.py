@@ -198,12 +198,15 @@ class AuditConfig:
     """cleanlab.filter.find_label_issues(filter_by=...): how label issues are chosen."""
     score_method: Literal["self_confidence", "normalized_margin", "confidence_weighted_entropy"] = "self_confidence"
     """cleanlab.rank.get_label_quality_scores(method=...): the score column (lower = more suspicious)."""
-    transform_ratio: float = 3.0
+    transform_ratio: float = 5.0
     """Flag a rotation/flip when it makes the glyph's own label at least this many times more probable."""
-    transform_min_prob: float = 0.5
+    transform_min_prob: float = 0.1
     """... and the transformed glyph's label probability is at least this."""
     sheet_size: int = 64
     """Glyphs on label_issues.png, most suspicious first."""
+    top: int | None = None
+    """label_issues.csv (and exclude.txt) hold the first TOP glyphs of the complete ranking (scores.csv)
+    instead of only the flagged ones: trade precision for recall."""
 
 
 @dataclass
@@ -352,6 +355,8 @@ def validate_audit(a: AuditConfig) -> None:
     """The audit section's own checks (part of :func:`validate`)."""
     if a.transform_ratio < 1:
         raise UserError(f"audit.transform_ratio={a.transform_ratio}: expected a ratio >= 1")
+    if a.top is not None and a.top < 1:
+        raise UserError(f"audit.top={a.top}: expected a positive number of glyphs (or null: the flagged ones)")
     if not 0 < a.transform_min_prob <= 1:
         raise UserError(f"audit.transform_min_prob={a.transform_min_prob}: expected a probability in (0, 1]")
     if a.sheet_size < 1:

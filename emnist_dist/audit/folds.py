@@ -1,7 +1,8 @@
 """The K fold models: each trained by the project's own trainer, each scoring the part it never saw.
 
 Fold ``k`` is an ordinary training run in ``output_dir/fold_k`` (``data.fold=k``), trained in this
-process by ``Trainer(fold_config).fit()``: its own config.yaml, checkpoints, final.json and model/,
+process by ``Trainer(fold_config, with_symmetry_targets).fit()`` (a joint class x symmetry model, see
+``dihedral.py``): its own config.yaml, checkpoints, final.json and model/,
 so an interrupted audit resumes inside the fold it was training (``resume=auto``). Under
 ``accelerate launch`` every rank runs this same loop (training is collective) in the one process
 group the launch formed; each rank scores a contiguous shard of the held-out part and rank 0
@@ -11,6 +12,7 @@ writes the fold's scores. Finished folds are not trained again, scored folds not
 from __future__ import annotations
 
 import copy
+import functools
 import signal
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from ..data import load_emnist
 from ..errors import UserError
 from ..inference.artifact import load_model
 from ..train import Preempted, RunFolder, Trainer
-from .dihedral import score_glyphs
+from .dihedral import joint_class_names, score_joint, with_symmetry_targets
 from .scores import FOLD_FILE, OOF_FILE, Scores, load_scores, merge_folds, save_scores
 
 # A fold is reused only when trained as the audit would train it now: the resume rule, plus its length
@@ -60,7 +62,8 @@ def _train_and_score(folds: list[Config], reuse: bool, stop: "StopRequest", stat
                 state.print(f"audit: fold {k + 1}/{len(folds)}: training in {folder.root}")
                 if state.is_main_process:
                     (folder.root / FOLD_FILE).unlink(missing_ok=True)  # stale scores of an earlier model
-                Trainer(fold).fit()  # its own signal handling while it runs; ours is back afterwards
+                # its own signal handling while it runs; ours is back afterwards
+                Trainer(fold, functools.partial(with_symmetry_targets, seed=fold.seed)).fit()
             scores = score_fold(fold, k, state)
             if state.is_main_process:
                 save_scores(folder.root / FOLD_FILE, scores)
@@ -98,9 +101,12 @@ def score_fold(fold: Config, k: int, state: PartialState) -> Scores:
     """The fold model's scores of its held-out glyphs (every rank a contiguous shard; all ranks get the whole)."""
     data = load_emnist(fold.data, fold.seed, progress=False)
     model, info = load_model(RunFolder(fold.output_dir).model, state.device)
+    if info.class_names != joint_class_names(data.class_names):
+        raise UserError(f"{RunFolder(fold.output_dir).model}: not a (class x symmetry) model of this split (an older "
+                        "audit's fold?); expected one output per class and symmetry: rerun with --resume never")
     n, rank, world = len(data.heldout_labels), state.process_index, state.num_processes
     lo, hi = n * rank // world, n * (rank + 1) // world
-    probs, label_probs = score_glyphs(model, info, data.heldout_images[lo:hi], data.heldout_labels[lo:hi],
+    probs, label_probs = score_joint(model, info, data.heldout_images[lo:hi], data.heldout_labels[lo:hi],
                                       state.device, batch_size=max(1, fold.train.eval_batch_size // world))
     if world > 1:
         probs, label_probs = gather_shards(probs, n, state), gather_shards(label_probs, n, state)

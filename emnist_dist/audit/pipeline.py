@@ -2,8 +2,8 @@
 
 The training config tree plus ``audit.*``; runs single-process, under ``accelerate launch`` and on
 SLURM like training. Writes into ``output_dir``: ``fold_K/`` (the fold runs), ``oof_probs.safetensors``
-(out-of-fold scores), ``label_issues.csv``, ``label_issues.png``, ``exclude.txt`` and, last,
-``summary.json``; prints the summary line. Exit codes as training's (75: stopped, run again).
+(out-of-fold scores), ``scores.csv`` (every glyph ranked), ``label_issues.csv``, ``label_issues.png``,
+``exclude.txt`` and, last, ``summary.json``; prints the summary line. Exit codes as training's (75: stopped, run again).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .contact_sheet import contact_sheet_figure
 from ..train import RunFolder
 from ..train.trainer import exit_code
 from .folds import check_reusable, run_folds
-from .ranking import COLUMNS, rank_issues, summarize, summary_line
+from .ranking import COLUMNS, RANKING_COLUMNS, rank_glyphs, select_issues, summarize, summary_line
 from .scores import OOF_FILE, load_scores
 
 DESCRIPTION = ("Audit an EMNIST split's training part: K-fold out-of-fold probabilities from the project's trainer, "
@@ -73,7 +73,8 @@ def audit(cfg: Config) -> dict:
 
 
 def write_report(cfg: Config) -> dict:
-    """Rank ``oof_probs.safetensors`` and write label_issues.csv/.png, exclude.txt, summary.json; returns the summary."""
+    """Rank ``oof_probs.safetensors`` and write scores.csv, label_issues.csv/.png, exclude.txt, summary.json; returns
+    the summary."""
     out = Path(cfg.output_dir)
     scores = load_scores(out / OOF_FILE)
     if scores.meta["split"] != cfg.data.split:
@@ -84,8 +85,10 @@ def write_report(cfg: Config) -> dict:
         raise UserError(f"{out / OOF_FILE}: the training part of {cfg.data.source!r} is not the one the audit scored "
                         "(sizes or labels differ): run the audit again without audit.rank_only")
     names = scores.meta["class_names"]
-    issues = rank_issues(scores, cfg.audit, names)
-    write_csv(issues, out / "label_issues.csv", COLUMNS)
+    ranking = rank_glyphs(scores, cfg.audit, names)
+    write_csv(ranking, out / "scores.csv", RANKING_COLUMNS)
+    issues = select_issues(ranking, cfg.audit.top)
+    write_csv([{key: row[key] for key in COLUMNS} for row in issues], out / "label_issues.csv", COLUMNS)
     top = issues[: cfg.audit.sheet_size]
     glyphs = images[[row["index"] for row in top], 0].numpy()
     source = Path(cfg.data.source).name if Path(cfg.data.source).exists() else cfg.data.source

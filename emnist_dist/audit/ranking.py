@@ -1,15 +1,20 @@
-"""From out-of-fold scores to a ranked list of suspicious glyphs.
+"""From out-of-fold scores to a complete ranking of the training glyphs, most suspicious first.
 
-- Label issues: confident learning (cleanlab's ``find_label_issues``) over the out-of-fold
-  class probabilities; the suggested label is the most probable other class.
-- Pre-augmented glyphs: a glyph whose own label becomes ``transform_ratio`` times more probable,
-  and at least ``transform_min_prob``, under one of the seven other symmetries of the square is
-  flagged with that symmetry (its label is then kept: the label is right, the orientation wrong).
-  This comes first when both apply: a turned glyph also looks mislabelled as stored.
+Two qualities per glyph, each in [0, 1] (1 = nothing wrong), both from the joint (class x symmetry)
+fold models (``dihedral.py``):
 
-Every flagged glyph's ``score`` is cleanlab's label quality of the stored glyph
-(``get_label_quality_scores``; 0 = surely wrong, 1 = surely right); the list is sorted by it,
-most suspicious first.
+- orientation: ``P(label, upright as stored) / max_s P(label, upright once turned by s)``. A glyph that
+  looks the same turned (0, 8, o, x, a bag) is as probable upright as turned, so it scores about 1
+  and does not flood the list.
+- label: cleanlab's label quality (``get_label_quality_scores``) of the class probabilities given that
+  the glyph is upright.
+
+The score is the lower of the two; the issue is the turn that makes the glyph upright (``rot90`` ...)
+when the orientation is the lower one, else ``label`` (the label is then suggested to be the most
+probable other class). Every glyph is ranked (``scores.csv``). Flagged (``label_issues.csv``,
+``exclude.txt``): label issues found by confident learning (cleanlab's ``find_label_issues``), and
+glyphs whose own label becomes ``transform_ratio`` times more probable, and at least
+``transform_min_prob``, once turned.
 """
 
 from __future__ import annotations
@@ -23,16 +28,18 @@ from .dihedral import TRANSFORMS
 from .scores import Scores
 
 COLUMNS = ["index", "label", "suggested", "score", "issue"]
+RANKING_COLUMNS = [*COLUMNS, "flagged"]
 LABEL_ISSUE = "label"
 
 
-def rank_issues(scores: Scores, cfg: AuditConfig, class_names: list[str]) -> list[dict]:
-    """Rows ``{index, label, suggested, score, issue}`` (labels as class names), most suspicious first."""
+def rank_glyphs(scores: Scores, cfg: AuditConfig, class_names: list[str]) -> list[dict]:
+    """Every glyph as a row ``{index, label, suggested, score, issue, flagged}`` (labels as class names, flagged
+    0/1), most suspicious first (ties by index)."""
     labels = scores.labels.numpy()
     probs = scores.probs.double().numpy()
     probs /= probs.sum(axis=1, keepdims=True)  # float32 softmax rows sum to 1 only within ~1e-7
     label_issue = find_label_issues(labels, probs, filter_by=cfg.filter_by, n_jobs=1)
-    quality = get_label_quality_scores(labels, probs, method=cfg.score_method)
+    label_quality = get_label_quality_scores(labels, probs, method=cfg.score_method)
     rows = np.arange(len(labels))
     others = probs.copy()
     others[rows, labels] = -1.0
@@ -41,21 +48,32 @@ def rank_issues(scores: Scores, cfg: AuditConfig, class_names: list[str]) -> lis
     label_probs = scores.label_probs.double().numpy()
     best = 1 + label_probs[:, 1:].argmax(axis=1)
     turned = label_probs[rows, best]
+    orientation_quality = label_probs[:, 0] / np.maximum(label_probs.max(axis=1), 1e-30)
     transformed = (turned >= cfg.transform_min_prob) & (turned >= cfg.transform_ratio * label_probs[:, 0])
+    turn_issue = transformed | (orientation_quality < label_quality)
+    score = np.minimum(orientation_quality, label_quality)
+    flagged = label_issue | transformed
 
-    flagged = np.flatnonzero(label_issue | transformed)
     index = scores.index.numpy()
-    flagged = flagged[np.lexsort((index[flagged], quality[flagged]))]
     return [
         {
             "index": int(index[i]),
             "label": class_names[labels[i]],
-            "suggested": class_names[labels[i] if transformed[i] else runner_up[i]],
-            "score": round(float(quality[i]), 6),
-            "issue": TRANSFORMS[best[i]] if transformed[i] else LABEL_ISSUE,
+            "suggested": class_names[labels[i] if turn_issue[i] else runner_up[i]],
+            "score": round(float(score[i]), 6),
+            "issue": TRANSFORMS[best[i]] if turn_issue[i] else LABEL_ISSUE,
+            "flagged": int(flagged[i]),
         }
-        for i in flagged
+        for i in np.lexsort((index, score))
     ]
+
+
+def select_issues(ranking: list[dict], top: int | None) -> list[dict]:
+    """label_issues.csv's rows: the flagged glyphs, or with ``top`` the first ``top`` of the ranking whatever
+    their flag; most suspicious first."""
+    if top is not None:
+        return ranking[:top]
+    return [row for row in ranking if row["flagged"]]
 
 
 def summarize(issues: list[dict], total: int, class_names: list[str]) -> dict:

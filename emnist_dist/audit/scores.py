@@ -20,6 +20,8 @@ from .dihedral import TRANSFORMS
 
 FOLD_FILE = "heldout_scores.safetensors"
 OOF_FILE = "oof_probs.safetensors"
+FORMAT = {"transforms": list(TRANSFORMS), "targets": "class x symmetry"}
+"""What the scores mean: written into every file, checked on reading."""
 
 
 @dataclass
@@ -29,8 +31,9 @@ class Scores:
     Attributes:
         index: int64 ``(N,)`` rows of the split's training part (as the source stores it).
         labels: int64 ``(N,)`` their given labels.
-        probs: float32 ``(N, C)`` class probabilities of the glyphs as stored.
-        label_probs: float32 ``(N, 8)`` probability of the given label under each of ``TRANSFORMS``.
+        probs: float32 ``(N, C)`` class probabilities of the glyphs as stored, given that they are upright.
+        label_probs: float32 ``(N, 8)``: column ``s``, the probability of the given label and that
+            ``TRANSFORMS[s]`` turns the glyph upright (column 0: it is upright as stored).
         meta: ``split``, ``class_names``, ``rows`` (size of the training part), ``excluded``, ``folds``.
     """
 
@@ -44,7 +47,7 @@ class Scores:
 def save_scores(path: str | Path, scores: Scores) -> None:
     """Write ``scores`` atomically; the metadata goes in the safetensors header as JSON strings."""
     tensors = {name: getattr(scores, name).contiguous() for name in ("index", "labels", "probs", "label_probs")}
-    metadata = {key: json.dumps(value) for key, value in {**scores.meta, "transforms": list(TRANSFORMS)}.items()}
+    metadata = {key: json.dumps(value) for key, value in {**scores.meta, **FORMAT}.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
 
@@ -61,8 +64,9 @@ def load_scores(path: str | Path) -> Scores:
             tensors = {name: f.get_tensor(name) for name in ("index", "labels", "probs", "label_probs")}
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
         raise UserError(f"{path}: not an audit scores file ({err.__class__.__name__})") from None
-    if meta.get("transforms") != list(TRANSFORMS):
-        raise UserError(f"{path}: scored under transforms {meta.get('transforms')}; expected {list(TRANSFORMS)}")
+    if {key: meta.get(key) for key in FORMAT} != FORMAT:
+        raise UserError(f"{path}: scored as {({key: meta.get(key) for key in FORMAT})}; expected {FORMAT} (an older "
+                        "audit's scores: rerun the audit without audit.rank_only)")
     return Scores(**tensors, meta=meta)
 
 
@@ -82,6 +86,6 @@ def merge_folds(parts: list[Scores]) -> Scores:
     if len(index) != expected or len(torch.unique(index)) != expected:
         raise UserError(f"the folds scored {len(index)} rows ({len(torch.unique(index))} distinct); expected each of "
                         f"the {expected} training rows once: rerun the audit with --resume never")
-    meta = {k: v for k, v in first.items() if k not in ("fold", "transforms")}
+    meta = {k: v for k, v in first.items() if k not in ("fold", *FORMAT)}
     return Scores(index[order], torch.cat([p.labels for p in parts])[order], torch.cat([p.probs for p in parts])[order],
                   torch.cat([p.label_probs for p in parts])[order], meta)

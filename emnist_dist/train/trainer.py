@@ -51,7 +51,7 @@ from timm.utils import distribute_bn
 from tqdm.auto import tqdm
 
 from ..config import Config, save_config
-from ..data import load_emnist
+from ..data import EmnistData, load_emnist
 from ..data.resize import to_model_input
 from ..errors import UserError
 from ..files import write_text_atomic
@@ -134,7 +134,13 @@ class StopSignal:
 class Trainer:
     """One training run: everything is built from ``cfg`` here; :meth:`fit` trains (resuming when asked)."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, data_transform: Callable[[EmnistData], EmnistData] | None = None):
+        """Args:
+            cfg: the run.
+            data_transform: applied to the loaded split before anything is built from it (the audit gives
+                its fold models (class x symmetry) targets this way); the network gets one output per
+                class name it returns.
+        """
         if cfg.debug:
             cfg = debug_config(cfg)
         self.cfg = cfg
@@ -144,7 +150,8 @@ class Trainer:
         self.device = accelerator.device
 
         with accelerator.main_process_first():  # rank 0 prepares the cache, the others then reuse it
-            self.data = data = load_emnist(cfg.data, cfg.seed, progress=accelerator.is_main_process)
+            data = load_emnist(cfg.data, cfg.seed, progress=accelerator.is_main_process)
+        self.data = data = data_transform(data) if data_transform else data
         self.num_classes = len(data.class_names)
         logger.info(f"data: {data.description}: {len(data.train_labels)} train, {len(data.val_labels)} val, "
                     f"{len(data.test_labels)} test, {self.num_classes} classes; mean {data.mean:.4f} std {data.std:.4f}")

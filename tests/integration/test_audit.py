@@ -1,9 +1,10 @@
-"""The audit end to end on generated digits with known defects: what it finds, what it writes, resuming,
+"""The audit end to end on real images with known defects: what it finds, what it writes, resuming,
 recomputing the ranking without training, DDP, a stop signal, and a retrain that drops what it flagged.
 
-The defects (tests/helpers/defects.py) are written into a NIST-format gzip.zip, so the audit reads them
-through the real prepare path. The shipped recipe (configs/audit_byclass.yaml) runs with only data,
-model and epochs shrunk (timm's tiny test_resnet at 28 px on 2,000 digits).
+The defects (tests/helpers/defects.py) are injected into 2,000 of Debian's Fashion-MNIST training images
+written as an MNIST-format folder, so the audit reads them through the real prepare path. The shipped
+recipe (configs/audit_byclass.yaml) runs with only data, model and epochs shrunk (timm's tiny test_resnet
+at 28 px).
 """
 
 from __future__ import annotations
@@ -20,21 +21,22 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from emnist_dist.audit.dihedral import score_glyphs
+from emnist_dist.audit.dihedral import score_joint
 from emnist_dist.audit.pipeline import main as audit_main
-from emnist_dist.audit.ranking import COLUMNS
+from emnist_dist.audit.ranking import COLUMNS, RANKING_COLUMNS
 from emnist_dist.config import DataConfig
 from emnist_dist.data import load_emnist
 from emnist_dist.errors import UserError
 from emnist_dist.inference.artifact import load_model
-from tests.helpers.defects import found, read_issues, write_defective_digits
+from tests.helpers.defects import FASHION_MNIST, found, ranking_found, read_issues, write_defective_fashion
+from tests.helpers.mnist_format import FASHION_CLASSES
 from tests.helpers.train_runs import REPO, env_for_tests, final, run_train, train_cmd
 
 pytestmark = pytest.mark.slow
 
-PER_CLASS, TEST_PER_CLASS = 200, 10
-SHRUNK = ["--config", str(REPO / "configs" / "audit_byclass.yaml"), "--data.split", "digits", "--data.image_size", "28",
-          "--model.name", "test_resnet", "--train.epochs", "12", "--train.batch_size", "64", "--log.trackers", "[]",
+GLYPHS, TEST_GLYPHS = 2000, 200
+SHRUNK = ["--config", str(REPO / "configs" / "audit_byclass.yaml"), "--data.split", "mnist", "--data.image_size", "28",
+          "--model.name", "test_resnet", "--train.epochs", "6", "--train.batch_size", "64", "--log.trackers", "[]",
           "--log.progress", "false", "--cpu", "true"]
 
 
@@ -44,9 +46,11 @@ def audit(args: list[str], tmp_path: Path, processes: int = 1) -> subprocess.Com
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
+    if not FASHION_MNIST.is_dir():
+        pytest.skip("needs Debian's dataset-fashion-mnist (real images)")
     tmp = tmp_path_factory.mktemp("audit")
-    source = tmp / "gzip.zip"
-    defects = write_defective_digits(source, PER_CLASS, TEST_PER_CLASS, flip_fraction=0.05, turn_fraction=0.05)
+    source = tmp / "fashion"
+    defects = write_defective_fashion(source, GLYPHS, TEST_GLYPHS, flip_fraction=0.05, turn_fraction=0.05)
     data_args = ["--data.source", str(source), "--data.cache_dir", str(tmp / "cache")]
     out = tmp / "audit"
     result = audit([*SHRUNK, *data_args, "--output_dir", str(out)], tmp)
@@ -58,20 +62,23 @@ def audited(tmp_path_factory):
 def test_injected_defects_are_found_and_ranked_first(audited):
     assert audited.csv.splitlines()[0] == ",".join(COLUMNS)
     measured = found(audited.defects, audited.issues)
-    print(measured)  # the numbers behind the thresholds below (pytest -s)
+    ranked = ranking_found(audited.defects, read_issues(audited.out, "scores.csv"))
+    print(measured, ranked)  # the numbers behind the thresholds below (pytest -s)
     assert measured["flipped"] == 100 and measured["turned"] == 100
-    # measured with this setup (python -m benchmarks.audit_defects --per-class 200 --flip 0.05 --turn 0.05,
-    # seeds 0-2): flipped labels recall 0.71-0.79, precision 0.83-0.92; turned glyphs 0.58-0.67, 0.82-0.84
-    assert measured["flipped_recall"] >= 0.6 and measured["flipped_precision"] >= 0.7
-    assert measured["turned_recall"] >= 0.45 and measured["turned_precision"] >= 0.7
-    assert measured["any_precision"] >= 0.8  # seed 0: 0.96 of exclude.txt are damaged glyphs
+    # measured with this setup (seed 0, the tests' own run): the complete ranking holds 0.88 of the flipped labels
+    # within its first 2n rows and 0.88 of the turned glyphs within 2(n+m), its first 40 rows are all defects; the
+    # flags: flipped labels recall 0.89, precision 0.25 (Fashion-MNIST's shirts, T-shirts, pullovers and coats
+    # are confused by any model this small, and confident learning flags many of them), turned 0.40 / 0.98
+    assert ranked["flipped_in_2n"] >= 0.75 and ranked["turned_in_2nm"] >= 0.75
+    assert measured["flipped_recall"] >= 0.75 and measured["flipped_precision"] >= 0.18
+    assert measured["turned_recall"] >= 0.25 and measured["turned_precision"] >= 0.85
     damaged = audited.defects.flipped.keys() | audited.defects.turned.keys()
     top = [int(row["index"]) for row in audited.issues[:40]]
     assert sum(r in damaged for r in top) >= 36  # the top of the list is (almost) all real defects
-    # a found flipped label is mostly put back to its true class
-    back = [row["suggested"] == str(audited.defects.flipped[int(row["index"])]) for row in audited.issues
+    # a found flipped label is mostly put back to its true class (measured: 74 of 89)
+    back = [row["suggested"] == FASHION_CLASSES[audited.defects.flipped[int(row["index"])]] for row in audited.issues
             if int(row["index"]) in audited.defects.flipped and row["issue"] == "label"]
-    assert sum(back) >= 0.9 * len(back)
+    assert sum(back) >= 0.7 * len(back)
     scores = [float(row["score"]) for row in audited.issues]
     assert scores == sorted(scores)
 
@@ -80,7 +87,7 @@ def test_outputs_agree_with_each_other(audited):
     out = audited.out
     assert (out / "exclude.txt").read_text().split() == [row["index"] for row in audited.issues]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["scored"] == 10 * PER_CLASS and summary["flagged"] == len(audited.issues)
+    assert summary["scored"] == GLYPHS and summary["flagged"] == len(audited.issues)
     assert sum(summary["per_issue"].values()) == sum(summary["per_class"].values()) == len(audited.issues)
     assert summary["per_issue"]["label"] == sum(row["issue"] == "label" for row in audited.issues)
     assert f"audit: {len(audited.issues)} of 2000 training glyphs flagged (label {summary['per_issue']['label']}" \
@@ -93,7 +100,11 @@ def test_outputs_agree_with_each_other(audited):
     assert oof["label_probs"].shape == (2000, 8)
     for k in range(4):  # each fold an ordinary training run that never saw its own quarter
         fold = final(out / f"fold_{k}")
-        assert fold["excluded"] == 0 and fold["test/num_samples"] == 10 * TEST_PER_CLASS
+        assert fold["excluded"] == 0 and fold["test/num_samples"] == TEST_GLYPHS
+    ranking = read_issues(out, "scores.csv")  # every glyph, most suspicious first; the flagged ones are the list
+    assert list(ranking[0]) == RANKING_COLUMNS and sorted(int(row["index"]) for row in ranking) == list(range(GLYPHS))
+    assert [float(row["score"]) for row in ranking] == sorted(float(row["score"]) for row in ranking)
+    assert [{k: row[k] for k in COLUMNS} for row in ranking if row["flagged"] == "1"] == audited.issues
 
 
 def test_rank_only_needs_only_the_saved_probabilities(audited, tmp_path, capsys):
@@ -104,11 +115,17 @@ def test_rank_only_needs_only_the_saved_probabilities(audited, tmp_path, capsys)
     assert audit_main(args) == 0
     assert "training in" not in capsys.readouterr().out and not list(out.glob("fold_*"))
     assert (out / "label_issues.csv").read_text() == audited.csv
-    # other thresholds, same probabilities: no turned glyph passes a ratio of 1000
+    # other thresholds, same probabilities: no turned glyph passes a ratio of 1000, only confident learning flags
     assert audit_main([*args, "--audit.transform_ratio", "1000", "--audit.sheet_size", "8"]) == 0
-    assert {row["issue"] for row in read_issues(out)} == {"label"}
+    strict = read_issues(out)
+    assert {row["index"] for row in strict} < {row["index"] for row in audited.issues}
     with Image.open(out / "label_issues.png") as sheet:
         assert sheet.size[1] < 400  # one row of cells
+    # past the flags: the first 150 glyphs of the complete ranking, whatever their flag
+    assert audit_main([*args, "--audit.top", "150"]) == 0
+    ranking = read_issues(out, "scores.csv")
+    assert read_issues(out) == [{k: row[k] for k in COLUMNS} for row in ranking[:150]]
+    assert (out / "exclude.txt").read_text().split() == [row["index"] for row in ranking[:150]]
 
 
 def test_rerun_resumes_per_fold(audited, capsys):
@@ -138,8 +155,8 @@ def test_retrain_with_exclude_drops_the_flagged_glyphs(audited, tmp_path):
     flagged = len(set(exclude.read_text().split()))
     result_final = final(out)
     assert result_final["excluded"] == flagged > 0
-    assert result_final["test/num_samples"] == 10 * TEST_PER_CLASS  # test data are never touched
-    kept = 2000 - flagged
+    assert result_final["test/num_samples"] == TEST_GLYPHS  # test data are never touched
+    kept = GLYPHS - flagged
     val = round(kept * 0.05)  # configs/audit_byclass.yaml's data.val_fraction
     assert f"{kept - val} train, {val} val" in result.stdout
     assert f"exclude: {exclude}" in (out / "config.yaml").read_text()
@@ -160,8 +177,8 @@ def test_scores_of_another_split_are_refused(audited, tmp_path):
     out = tmp_path / "other"
     out.mkdir()
     shutil.copy(audited.out / "oof_probs.safetensors", out)
-    with pytest.raises(UserError, match="scores of split 'digits'; data.split is 'mnist'"):
-        audit_main(["--output_dir", str(out), "--cpu", "true", "--audit.rank_only", "true", "--data.split", "mnist"])
+    with pytest.raises(UserError, match="scores of split 'mnist'; data.split is 'digits'"):
+        audit_main(["--output_dir", str(out), "--cpu", "true", "--audit.rank_only", "true", "--data.split", "digits"])
     assert sorted(p.name for p in out.iterdir()) == ["oof_probs.safetensors"]  # nothing written
 
 
@@ -185,7 +202,7 @@ def test_ddp_audit_matches_single_process_scoring(tmp_path):
                                       synthetic_train_per_class=24, synthetic_test_per_class=3, fold=k, folds=2),
                            seed=0, progress=False)
         model, info = load_model(out / f"fold_{k}" / "model")
-        probs, label_probs = score_glyphs(model, info, data.heldout_images, data.heldout_labels)
+        probs, label_probs = score_joint(model, info, data.heldout_images, data.heldout_labels)
         rows = data.heldout_index
         assert torch.allclose(oof["probs"][rows], probs, atol=1e-5)
         assert torch.allclose(oof["label_probs"][rows], label_probs, atol=1e-5)

@@ -290,7 +290,7 @@ MAY_CHANGE = {"train.epochs", "train.max_steps", "train.eval_every", "train.eval
               "log.run_name", "log.log_every", "log.progress", "model.compile", "model.channels_last",
               "data.cache_dir", "output_dir", "resume", "cpu", "debug", "audit.rank_only", "audit.filter_by",
               "audit.score_method", "audit.transform_ratio", "audit.transform_min_prob",
-              "audit.sheet_size"}  # as documented in the README
+              "audit.sheet_size", "audit.top"}  # as documented in the README
 
 
 def test_every_setting_but_the_documented_ones_is_bound_to_the_checkpoint():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from emnist_dist.audit.dihedral import TRANSFORMS
-from emnist_dist.audit.ranking import rank_issues, summarize, summary_line
+from emnist_dist.audit.ranking import rank_glyphs, select_issues, summarize, summary_line
 from emnist_dist.audit.scores import Scores, load_scores, merge_folds, save_scores
 from emnist_dist.config import AuditConfig
 from emnist_dist.errors import UserError
@@ -15,8 +15,8 @@ NAMES = list("abcde")
 
 def made_up_scores():
     """300 glyphs of 5 classes, confidently right, except: 15 mislabelled (the model sees another class
-    at 0.9), 6 turned (another class as stored, their own label at 0.95 once turned back), one turned
-    whose label comes back only at 0.45 (below transform_min_prob), and clean glyphs that look like their
+    at 0.9), 6 turned (another class as stored, their own label and that turn at 0.95), one turned
+    whose label comes back only at 0.05 (below transform_min_prob), and clean glyphs that look like their
     label turned too (symmetric, ratio about 1)."""
     rng = np.random.default_rng(0)
     n, c = 300, 5
@@ -35,7 +35,7 @@ def made_up_scores():
     fixes = {int(r): TRANSFORMS[1 + k % 7] for k, r in enumerate(turned)}
     for r, name in fixes.items():
         label_probs[r, TRANSFORMS.index(name)] = 0.95
-    label_probs[faint, 3] = 0.45
+    label_probs[faint, 3] = 0.05
     label_probs[symmetric, 2] = 0.95  # as probable turned as stored: not a defect
     scores = Scores(torch.arange(1000, 1000 + n), torch.from_numpy(labels), torch.from_numpy(probs).float(),
                     torch.from_numpy(label_probs).float(), {"split": "x", "class_names": NAMES, "rows": 2000,
@@ -43,9 +43,13 @@ def made_up_scores():
     return scores, {int(r): int(s) for r, s in zip(mislabelled, seen[mislabelled])}, fixes, int(faint), seen
 
 
+def flagged(scores, cfg=None):
+    return select_issues(rank_glyphs(scores, cfg or AuditConfig(), NAMES), None)
+
+
 def test_label_issues_and_turned_glyphs_are_told_apart():
     scores, mislabelled, fixes, faint, seen = made_up_scores()
-    issues = rank_issues(scores, AuditConfig(), NAMES)
+    issues = flagged(scores)
     by_row = {r["index"] - 1000: r for r in issues}
     assert {r for r, x in by_row.items() if x["issue"] == "label"} == set(mislabelled) | {faint}
     assert {r: x["issue"] for r, x in by_row.items() if x["issue"] != "label"} == fixes
@@ -56,22 +60,38 @@ def test_label_issues_and_turned_glyphs_are_told_apart():
     assert by_row[faint]["suggested"] == NAMES[seen[faint]]
 
 
-def test_rows_are_ranked_by_self_confidence_most_suspicious_first():
+def test_every_glyph_is_ranked_by_the_lower_quality_most_suspicious_first():
+    scores, mislabelled, fixes, faint, _ = made_up_scores()
+    ranking = rank_glyphs(scores, AuditConfig(), NAMES)
+    assert sorted(r["index"] for r in ranking) == list(range(1000, 1300))
+    assert list(ranking[0]) == ["index", "label", "suggested", "score", "issue", "flagged"]
+    rows = torch.tensor([r["index"] - 1000 for r in ranking])
+    probs = scores.probs.double()
+    label_quality = probs[rows, scores.labels[rows]] / probs[rows].sum(1)  # cleanlab's self-confidence
+    lp = scores.label_probs.double()[rows]
+    orientation_quality = lp[:, 0] / lp.max(1).values
+    assert [r["score"] for r in ranking] == pytest.approx(torch.minimum(label_quality, orientation_quality).tolist(),
+                                                          abs=1e-6)
+    assert [r["score"] for r in ranking] == sorted(r["score"] for r in ranking)
+    damaged = set(mislabelled) | set(fixes) | {faint}
+    assert {r["index"] - 1000 for r in ranking[:len(damaged)]} == damaged  # symmetric glyphs stay out of the top
+    assert [r["index"] for r in flagged(scores)] == [r["index"] for r in ranking if r["flagged"]]
+
+
+def test_top_takes_the_first_rows_of_the_ranking_whatever_their_flag():
     scores, *_ = made_up_scores()
-    issues = rank_issues(scores, AuditConfig(), NAMES)
-    rows = torch.tensor([r["index"] - 1000 for r in issues])
-    own = scores.probs[rows, scores.labels[rows]].double()
-    own = own / scores.probs[rows].double().sum(1)
-    assert [r["score"] for r in issues] == pytest.approx(own.tolist(), abs=1e-6)
-    assert [r["score"] for r in issues] == sorted(r["score"] for r in issues)
-    assert list(issues[0]) == ["index", "label", "suggested", "score", "issue"]
+    ranking = rank_glyphs(scores, AuditConfig(), NAMES)
+    assert select_issues(ranking, 40) == ranking[:40] and sum(r["flagged"] for r in ranking[:40]) == 22
+    assert select_issues(ranking, 1000) == ranking
 
 
 def test_transform_thresholds():
     scores, _, fixes, faint, _ = made_up_scores()
-    strict = rank_issues(scores, AuditConfig(transform_ratio=100.0), NAMES)  # 0.95 / 0.055 is about 17
-    assert not [r for r in strict if r["issue"] != "label"]
-    lenient = rank_issues(scores, AuditConfig(transform_min_prob=0.4), NAMES)
+    strict = flagged(scores, AuditConfig(transform_ratio=100.0))  # 0.95 / 0.025 is about 38
+    # still flagged (as stored they look like another class: confident learning), their kind now from the
+    # lower quality alone: orientation 0.025 / 0.95 is a hair above the label's about 0.025
+    assert {r["index"] - 1000: r["issue"] for r in strict if r["index"] - 1000 in fixes} == dict.fromkeys(fixes, "label")
+    lenient = flagged(scores, AuditConfig(transform_min_prob=0.04, transform_ratio=1.2))  # 0.05 / about 0.03
     assert {r["index"] - 1000: r["issue"] for r in lenient if r["issue"] != "label"} == {**fixes, faint: "rot270"}
 
 

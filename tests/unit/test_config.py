@@ -54,6 +54,7 @@ def test_saved_config_reproduces_the_run(tmp_path):
     (["--audit.transform_ratio", "0.5"], "audit.transform_ratio"),
     (["--audit.transform_min_prob", "0"], "audit.transform_min_prob"),
     (["--audit.sheet_size", "0"], "audit.sheet_size"),
+    (["--audit.top", "0"], "audit.top=0"),
     (["--audit.filter_by", "vibes"], "audit.filter_by"),
 ])
 def test_bad_values_name_the_culprit_in_one_line(argv, culprit):
