@@ -35,10 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from emnist_dist.inference.artifact import load_model
-from emnist_dist.inference.framing import NIST_FRAMING
-from emnist_dist.inference.preprocess import to_model_framing
-from emnist_dist.inference.line_reader import allowed_classes, annotate, read_photo
+from emnist_dist.model_folder.artifact import load_model
+from emnist_dist.model_folder.framing import NIST_FRAMING
+from emnist_dist.model_folder.preprocess import to_model_framing
+from emnist_dist.reading.line_reader import allowed_classes, annotate, read_photo
 from tests.helpers.line_photos import (GOAL_STYLE, HARD_STYLE, LineStyle, character_error_rate, line_photo,
                                        real_digit_glyphs, synthetic_glyphs)
 

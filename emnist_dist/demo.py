@@ -33,13 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     # No usage statistics sent to Gradio's servers unless the user turns them on.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
-        from .inference import demo_app
+        from .demo_app import app as demo_app
     except ModuleNotFoundError as err:
         if err.name != "gradio":
             raise
         raise UserError("the demo needs Gradio; install the demo extra: pip install -e \".[demo]\"") from None
-    from .inference.artifact import load_model
-    from .inference.predictor import choose_device
+    from .model_folder.artifact import load_model
+    from .model_folder.predictor import choose_device
 
     if args.export_space:
         print(demo_app.export_space(args.model, args.export_space))

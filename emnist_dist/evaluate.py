@@ -17,15 +17,15 @@ never inside the model folder, which re-exporting replaces as a whole):
 - ``confused_pairs.csv``: the most frequent true -> predicted errors;
 - ``confusion_matrix.png`` (row-normalised) and ``worst_misclassified.png``.
 
-The code is in :mod:`emnist_dist.inference.evaluation`.
+The code is in :mod:`emnist_dist.reports.evaluation`.
 """
 
 from __future__ import annotations
 
 from .errors import CliParser, UserError, run_cli
-from .inference.evaluation import REFRAME_CHOICES, default_out_dir, evaluate, write_report
-from .inference.predictor import choose_device
-from .inference.reports import confused_pairs
+from .reports.evaluation import REFRAME_CHOICES, default_out_dir, evaluate, write_report
+from .model_folder.predictor import choose_device
+from .reports.confusion import confused_pairs
 
 PRINTED_PAIRS = 10
 

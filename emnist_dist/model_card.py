@@ -6,15 +6,15 @@
 The card states the data (plainly when it is the synthetic stand-in), the test metrics
 (from config.json, and from an ``evaluate`` report when one is given or found beside
 the model folder), the classes, the preprocessing, intended use and limits
-(:mod:`emnist_dist.inference.card`).
+(:mod:`emnist_dist.reports.card`).
 """
 
 from __future__ import annotations
 
 from .errors import CliParser, run_cli
-from .inference.artifact import read_model_info
-from .inference.card import CARD_FILE, push_to_hub, read_eval_metrics, write_model_card
-from .inference.evaluation import default_out_dir
+from .model_folder.artifact import read_model_info
+from .reports.card import CARD_FILE, push_to_hub, read_eval_metrics, write_model_card
+from .reports.evaluation import default_out_dir
 
 
 def build_parser() -> CliParser:

@@ -5,7 +5,7 @@
 The file is only written when every ONNX logit matches PyTorch's within the tolerance printed
 (otherwise exit 1, one ``error:`` line); an existing file is replaced only when it is an earlier
 export of this command. The graph, its metadata and the parity check are described in
-:mod:`emnist_dist.inference.onnx_conversion`.
+:mod:`emnist_dist.export.onnx_conversion`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from .errors import CliParser, run_cli
-from .inference.onnx_conversion import ATOL, MIN_OPSET, ONNX_FILE, PARITY_BATCHES, RTOL, ParityError, export_and_check
+from .export.onnx_conversion import ATOL, MIN_OPSET, ONNX_FILE, PARITY_BATCHES, RTOL, ParityError, export_and_check
 
 
 def build_parser() -> CliParser:

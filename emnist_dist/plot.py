@@ -5,7 +5,7 @@
 
 The curves come from each run's ``metrics.jsonl`` (one record per validation): training loss,
 validation accuracy, balanced accuracy and top-5 accuracy, and the learning rate, against epochs
-(:mod:`emnist_dist.inference.run_plots`).
+(:mod:`emnist_dist.reports.run_plots`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import CliParser, UserError, run_cli
-from .inference.reports import save_figure
-from .inference.run_plots import CURVES_FILE, curves_figure, read_metrics_log
+from .reports.confusion import save_figure
+from .reports.run_plots import CURVES_FILE, curves_figure, read_metrics_log
 
 COMPARED_FILE = "curves_compared.png"
 

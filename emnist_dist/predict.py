@@ -4,7 +4,7 @@
 
 Each image (files, or folders searched recursively for image files) should show one handwritten
 character; it becomes a 28x28 glyph framed like the model's training glyphs and the model predicts
-it (:mod:`emnist_dist.inference.predictor`). One line per image: ``path: label prob% ...`` best first,
+it (:mod:`emnist_dist.model_folder.predictor`). One line per image: ``path: label prob% ...`` best first,
 or with ``--json`` one ``{path, predictions}`` object. A file that cannot be used gets one line on
 stderr; the others are still predicted and the exit code is 1.
 """
@@ -20,9 +20,9 @@ from PIL import Image
 
 from .errors import CliParser, UserError, run_cli
 from .files import atomic_path
-from .inference.artifact import load_model
-from .inference.predictor import choose_device, collect_images, predict_logits, top_k
-from .inference.preprocess import to_model_framing
+from .model_folder.artifact import load_model
+from .model_folder.predictor import choose_device, collect_images, predict_logits, top_k
+from .model_folder.preprocess import to_model_framing
 
 
 def glyph_folder(path: str) -> Path:

@@ -3,7 +3,7 @@
     python -m emnist_dist.read --model runs/x/model photo.jpg scans/ [--json] [--charset digits] [--annotate OUT]
 
 Each photo (files, or folders searched recursively for image files) is read by
-:func:`emnist_dist.inference.line_reader.read_photo`. One entry per photo: ``path: text`` (the lines
+:func:`emnist_dist.reading.line_reader.read_photo`. One entry per photo: ``path: text`` (the lines
 after the first indented under it), or with ``--json`` one ``{path, text, lines}`` object; ``--annotate``
 also draws the boxes and labels on the photos. A photo that cannot be read gets one line on stderr; the
 others are still read and the exit code is 1.
@@ -19,9 +19,9 @@ from PIL import Image
 
 from .errors import CliParser, UserError, run_cli
 from .files import atomic_path
-from .inference.artifact import load_model
-from .inference.line_reader import Reading, allowed_classes, annotate, read_photo
-from .inference.predictor import choose_device, collect_images
+from .model_folder.artifact import load_model
+from .reading.line_reader import Reading, allowed_classes, annotate, read_photo
+from .model_folder.predictor import choose_device, collect_images
 
 ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 """``--annotate`` names a file (one photo) when it ends like this, else a folder."""

@@ -15,8 +15,8 @@ from dataclasses import replace
 import torch
 
 from ..data import EmnistData
-from ..inference.artifact import ModelInfo
-from ..inference.predictor import predict_logits
+from ..model_folder.artifact import ModelInfo
+from ..model_folder.predictor import predict_logits
 
 _OPERATIONS = {
     "identity": lambda x: x,

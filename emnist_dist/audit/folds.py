@@ -23,7 +23,7 @@ from accelerate.utils import gather, reduce
 from ..config import Config
 from ..data import load_emnist
 from ..errors import UserError
-from ..inference.artifact import load_model
+from ..model_folder.artifact import load_model
 from ..train import Preempted, RunFolder, Trainer
 from .dihedral import joint_class_names, score_joint, with_symmetry_targets
 from .scores import FOLD_FILE, OOF_FILE, Scores, load_scores, merge_folds, save_scores

@@ -17,7 +17,7 @@ from ..config import Config, parse_config, save_config
 from ..data import load_split, prepare_data
 from ..errors import UserError, run_cli
 from ..files import write_text_atomic
-from ..inference.reports import save_figure, write_csv
+from ..reports.confusion import save_figure, write_csv
 from .contact_sheet import contact_sheet_figure
 from ..train import RunFolder
 from ..train.trainer import exit_code

@@ -35,10 +35,10 @@ from safetensors import SafetensorError, safe_open
 from ..config import Config, config_to_dict, flatten_config, parse_config
 from ..errors import UserError
 from ..files import append_line, write_error, write_text_atomic
-from ..inference.artifact import CONFIG_FILE, WEIGHTS_FILE
-from ..inference.card import CARD_FILE
-from ..inference.onnx_conversion import ONNX_FILE
-from ..inference.run_plots import CONFUSION_FILE, CURVES_FILE, METRICS_LOG
+from ..model_folder.artifact import CONFIG_FILE, WEIGHTS_FILE
+from ..reports.card import CARD_FILE
+from ..export.onnx_conversion import ONNX_FILE
+from ..reports.run_plots import CONFUSION_FILE, CURVES_FILE, METRICS_LOG
 from .agreement import main_decides
 from .checkpoint import (
     RUN_STATE,

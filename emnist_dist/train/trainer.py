@@ -55,9 +55,9 @@ from ..data import EmnistData, load_emnist
 from ..data.resize import to_model_input
 from ..errors import UserError
 from ..files import write_text_atomic
-from ..inference.artifact import ModelInfo, save_model, save_weights
-from ..inference.framing import measure_framing
-from ..inference.run_plots import write_run_pictures
+from ..model_folder.artifact import ModelInfo, save_model, save_weights
+from ..model_folder.framing import measure_framing
+from ..reports.run_plots import write_run_pictures
 from ..metrics import EvalMetrics
 from .batches import TrainLoader, eval_batches
 from .checkpoint import CheckpointParts, load_checkpoint, save_checkpoint

@@ -15,8 +15,8 @@ import timm
 import torch.nn.functional as F
 
 from emnist_dist.data.synthetic import render_glyphs
-from emnist_dist.inference.artifact import ModelInfo, save_model
-from emnist_dist.inference.framing import measure_framing
+from emnist_dist.model_folder.artifact import ModelInfo, save_model
+from emnist_dist.model_folder.framing import measure_framing
 from emnist_dist.data.resize import resize_to_float, to_model_input
 
 ARCH = "test_resnet"

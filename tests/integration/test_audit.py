@@ -27,7 +27,7 @@ from emnist_dist.audit.ranking import COLUMNS, RANKING_COLUMNS
 from emnist_dist.config import DataConfig
 from emnist_dist.data import load_emnist
 from emnist_dist.errors import UserError
-from emnist_dist.inference.artifact import load_model
+from emnist_dist.model_folder.artifact import load_model
 from tests.helpers.defects import FASHION_MNIST, found, ranking_found, read_issues, write_defective_fashion
 from tests.helpers.mnist_format import FASHION_CLASSES
 from tests.helpers.train_runs import REPO, env_for_tests, final, run_train, train_cmd

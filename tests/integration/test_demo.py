@@ -32,7 +32,7 @@ from tests.helpers.line_photos import GOAL_STYLE, huge_png, line_photo, syntheti
 gradio_client = pytest.importorskip("gradio_client", reason="the demo extra (gradio) is not installed")
 pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
 
-from emnist_dist.inference.demo_app import look_alike_hint  # noqa: E402  (needs gradio)
+from emnist_dist.demo_app.app import look_alike_hint  # noqa: E402  (needs gradio)
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 STARTUP_TIMEOUT_S = 300
@@ -325,7 +325,7 @@ def test_export_space_folder_runs_the_same_demo(demo_url, trained_model_dir, tmp
     # The Space's own copy of the package is what it imports, and its requirements cover those imports.
     env.pop("PYTHONPATH", None)
     loaded = json.loads(subprocess.run(
-        [sys.executable, "-c", "import json, sys, emnist_dist.demo, emnist_dist.inference.demo_app; print(json.dumps("
+        [sys.executable, "-c", "import json, sys, emnist_dist.demo, emnist_dist.demo_app.app; print(json.dumps("
          "{n: m.__file__ for n, m in sys.modules.items() if n.split('.')[0] == 'emnist_dist' and m.__file__}))"],
         cwd=space, env=env, capture_output=True, text=True, check=True).stdout)
     assert all(Path(f).resolve().is_relative_to(space.resolve()) for f in loaded.values()), loaded

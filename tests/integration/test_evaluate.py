@@ -17,10 +17,10 @@ from PIL import Image
 from emnist_dist.data import load_split, prepare
 from emnist_dist.errors import run_cli
 from emnist_dist.evaluate import main
-from emnist_dist.inference.evaluation import default_out_dir
-from emnist_dist.inference.artifact import load_model
-from emnist_dist.inference.predictor import predict_logits, shift
-from emnist_dist.inference.reports import (
+from emnist_dist.reports.evaluation import default_out_dir
+from emnist_dist.model_folder.artifact import load_model
+from emnist_dist.model_folder.predictor import predict_logits, shift
+from emnist_dist.reports.confusion import (
     confused_pairs,
     confusion_matrix,
     confusion_matrix_figure,

@@ -18,12 +18,12 @@ from PIL import Image
 
 from emnist_dist.data.synthetic import render_glyphs
 from emnist_dist.errors import run_cli
-from emnist_dist.inference.artifact import load_model, read_model_info
+from emnist_dist.model_folder.artifact import load_model, read_model_info
 from emnist_dist.evaluate import main as evaluate_main
-from emnist_dist.inference.framing import NIST_FRAMING
+from emnist_dist.model_folder.framing import NIST_FRAMING
 from emnist_dist.onnx_export import main as onnx_main
 from emnist_dist.predict import main as predict_main
-from emnist_dist.inference.predictor import predict_logits
+from emnist_dist.model_folder.predictor import predict_logits
 
 # Run with timm, torch and numpy only: emnist_dist must not be imported (checked at the end).
 TIMM_ALONE = """

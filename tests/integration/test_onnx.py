@@ -16,9 +16,9 @@ import torch
 from huggingface_hub import ModelCard
 
 from emnist_dist.errors import run_cli
-from emnist_dist.inference.artifact import load_model
+from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.model_card import main as card_main
-from emnist_dist.inference.onnx_conversion import ATOL, MIN_OPSET, RTOL, ParityError, check_parity, to_onnx
+from emnist_dist.export.onnx_conversion import ATOL, MIN_OPSET, RTOL, ParityError, check_parity, to_onnx
 from emnist_dist.onnx_export import main as export_main
 from emnist_dist.data.synthetic import render_glyphs
 from emnist_dist.data.resize import to_model_input
@@ -223,9 +223,9 @@ def test_the_opset_asked_for_is_the_opset_written(tmp_path, trained_model_dir):
 
 
 def test_model_card_of_a_hub_dataset_names_it_and_indexes_every_test_metric():
-    from emnist_dist.inference.artifact import ModelInfo
-    from emnist_dist.inference.card import render_model_card
-    from emnist_dist.inference.framing import NIST_FRAMING
+    from emnist_dist.model_folder.artifact import ModelInfo
+    from emnist_dist.reports.card import render_model_card
+    from emnist_dist.model_folder.framing import NIST_FRAMING
 
     metrics = {"test/acc": 0.8861, "test/top5_acc": 0.9912, "test/balanced_acc": 0.8, "test/macro_f1": 0.79,
                "test/weighted_f1": 0.88, "test/case_insensitive_acc": 0.945, "test/loss": 0.4}

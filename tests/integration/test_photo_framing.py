@@ -19,12 +19,12 @@ import torch
 from PIL import Image
 
 from emnist_dist.data import class_names, load_split, prepare
-from emnist_dist.inference.artifact import load_model
-from emnist_dist.inference.framing import NIST_FRAMING
-from emnist_dist.inference.predictor import predict_logits
-from emnist_dist.inference.preprocess import to_model_framing
-from emnist_dist.inference.reports import confusion_matrix, confusion_matrix_figure, figure_to_array
-from emnist_dist.inference.run_plots import curves_figure, read_metrics_log
+from emnist_dist.model_folder.artifact import load_model
+from emnist_dist.model_folder.framing import NIST_FRAMING
+from emnist_dist.model_folder.predictor import predict_logits
+from emnist_dist.model_folder.preprocess import to_model_framing
+from emnist_dist.reports.confusion import confusion_matrix, confusion_matrix_figure, figure_to_array
+from emnist_dist.reports.run_plots import curves_figure, read_metrics_log
 from tests.helpers.framed_data import photo_of, write_parquet_source
 from tests.helpers.train_runs import REPO, env_for_tests, final, metrics_lines, run_train
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from emnist_dist.errors import run_cli
-from emnist_dist.inference.run_plots import curves_figure, read_metrics_log
+from emnist_dist.reports.run_plots import curves_figure, read_metrics_log
 from emnist_dist.plot import main
 from tests.helpers.train_runs import REPO
 

@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 from emnist_dist.errors import run_cli
 from emnist_dist.predict import main
 from emnist_dist.data.resize import to_model_input
-from emnist_dist.inference.artifact import load_model
-from emnist_dist.inference.preprocess import to_model_framing
+from emnist_dist.model_folder.artifact import load_model
+from emnist_dist.model_folder.preprocess import to_model_framing
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from emnist_dist.errors import run_cli
-from emnist_dist.inference.artifact import load_model
-from emnist_dist.inference.line_reader import allowed_classes, read_photo
+from emnist_dist.model_folder.artifact import load_model
+from emnist_dist.reading.line_reader import allowed_classes, read_photo
 from emnist_dist.read import main
 from tests.helpers.line_photos import (GOAL_STYLE, HARD_STYLE, LineStyle, character_error_rate, huge_png,
                                        line_photo, synthetic_glyphs, words_photo)

@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 
 from emnist_dist.config import Config, save_config
 from emnist_dist.errors import UserError
-from emnist_dist.inference.artifact import ModelInfo, save_model
+from emnist_dist.model_folder.artifact import ModelInfo, save_model
 from emnist_dist.train.checkpoint import (
     checkpoint_step,
     load_checkpoint,

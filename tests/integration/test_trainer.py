@@ -14,7 +14,7 @@ import yaml
 
 from emnist_dist.data import class_names
 from emnist_dist.data.fonts import font_fingerprint
-from emnist_dist.inference.artifact import load_model
+from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.data.resize import to_model_input
 from tests.helpers.train_runs import REPO, TINY, env_for_tests, final, metrics_lines, run_train, train_cmd, weights
 

@@ -11,7 +11,7 @@ from PIL import Image
 from emnist_dist.audit.dihedral import TRANSFORMS, dihedral, joint_class_names, score_joint, with_symmetry_targets
 from emnist_dist.data import EmnistData
 from emnist_dist.data.resize import to_model_input
-from emnist_dist.inference.artifact import ModelInfo
+from emnist_dist.model_folder.artifact import ModelInfo
 
 PIL_OPS = {
     "identity": None,

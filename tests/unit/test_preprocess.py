@@ -1,4 +1,4 @@
-"""Turning a user's image into a glyph framed like the model's training data (emnist_dist.inference.preprocess).
+"""Turning a user's image into a glyph framed like the model's training data (emnist_dist.model_folder.preprocess).
 
 References: EMNIST's and MNIST's conversions re-done from their papers with numpy and Pillow
 (tests/helpers/framed_data.py), the geometry of hand-drawn rectangles worked out by hand, and the
@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from emnist_dist.errors import UserError
-from emnist_dist.inference.framing import NIST_FRAMING, Framing, measure_framing
-from emnist_dist.inference.preprocess import MAX_SIDE, otsu_threshold, read_grayscale, to_model_framing
+from emnist_dist.model_folder.framing import NIST_FRAMING, Framing, measure_framing
+from emnist_dist.model_folder.preprocess import MAX_SIDE, otsu_threshold, read_grayscale, to_model_framing
 from tests.helpers.framed_data import DIGITS, FRAMINGS, binary_scan, nist_reference, photo_of
 from emnist_dist.data.synthetic import render_glyphs
 

@@ -1,4 +1,4 @@
-"""Line and character segmentation (emnist_dist.inference.segmentation) on ink drawn with Pillow at known places.
+"""Line and character segmentation (emnist_dist.reading.segmentation) on ink drawn with Pillow at known places.
 
 Each case draws characters (DejaVu Sans, or pen strokes) where the test puts them, so the expected
 lines and character boxes are known by construction.
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
-from emnist_dist.inference import segmentation as seg
-from emnist_dist.inference.preprocess import ink_mask
+from emnist_dist.reading import segmentation as seg
+from emnist_dist.model_folder.preprocess import ink_mask
 
 FONT = ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 60)
 

@@ -9,7 +9,7 @@ handwriting; it shows the text read and the photo with each character's box and 
 Every prediction, from the page or from the API endpoint ``/predict``, goes through
 :func:`classify`, which calls exactly what ``python -m emnist_dist.predict`` calls for one
 image file; every line read, from the page or from ``/read``, goes through what
-``python -m emnist_dist.read`` calls (:func:`emnist_dist.inference.line_reader.read_photo`).
+``python -m emnist_dist.read`` calls (:func:`emnist_dist.reading.line_reader.read_photo`).
 Uploaded photos reach that code undecoded (``preprocess=False``: Gradio's own decoding fails on a
 decompression bomb with a bare "the app raised an exception"), so a file over ``MAX_PIXELS``
 megapixels or not an image is refused before decoding, in one line naming the file (never a server
@@ -29,10 +29,10 @@ import torch
 from PIL import Image
 
 from ..errors import UserError, one_line
-from .artifact import ModelInfo, load_model
-from .line_reader import Reading, annotate, read_photo
-from .predictor import predict_logits, top_k
-from .preprocess import to_model_framing
+from ..model_folder.artifact import ModelInfo, load_model
+from ..reading.line_reader import Reading, annotate, read_photo
+from ..model_folder.predictor import predict_logits, top_k
+from ..model_folder.preprocess import to_model_framing
 
 TOP_K = 5
 CANVAS = (400, 400)
@@ -240,7 +240,7 @@ def export_space(model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     """Write a Hugging Face Space folder running this demo: app.py, requirements.txt, README.md,
     the emnist_dist package and the model folder. Built beside ``out_dir`` and renamed into place.
 
-    The package is copied whole (its inference modules are what the app runs); the
+    The package is copied whole (its model-folder and reading modules are what the app runs); the
     requirements pin the versions this export runs with.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)

@@ -33,7 +33,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .framing import stroke_widths
+from ..model_folder.framing import stroke_widths
 
 SPECK_AREA = 0.35
 """Components with less ink than this many squared stroke widths are noise (an i's dot has about 0.8)."""

@@ -2,7 +2,7 @@
 the image files a list of files and folders holds (what ``python -m emnist_dist.predict`` and ``read`` use).
 
 A user's image becomes a 28x28 glyph framed like the model's training glyphs with
-:func:`emnist_dist.inference.preprocess.to_model_framing`; :func:`predict_logits` then applies the model's
+:func:`emnist_dist.model_folder.preprocess.to_model_framing`; :func:`predict_logits` then applies the model's
 own resize and normalisation.
 """
 

@@ -18,7 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import UserError
-from .reports import confusion_matrix_figure, figure_to_array, save_figure
+from .confusion import confusion_matrix_figure, figure_to_array, save_figure
 
 METRICS_LOG = "metrics.jsonl"
 CURVES_FILE = "curves.png"

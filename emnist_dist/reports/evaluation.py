@@ -20,12 +20,12 @@ from ..data import class_names, load_split, prepare
 from ..data.dataset_io import dataset_class_names, read_meta
 from ..errors import UserError
 from ..files import write_text_atomic
-from .artifact import load_model
-from .framing import Framing, framing_difference, measure_framing
-from .preprocess import to_model_framing
+from ..model_folder.artifact import load_model
+from ..model_folder.framing import Framing, framing_difference, measure_framing
+from ..model_folder.preprocess import to_model_framing
 from ..metrics import compute_metrics
-from .predictor import predict_logits
-from .reports import (
+from ..model_folder.predictor import predict_logits
+from .confusion import (
     PAIR_COLUMNS,
     PER_CLASS_COLUMNS,
     confused_pairs,

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import UserError
 from ..files import write_bytes_atomic
-from .artifact import ModelInfo, load_model
+from ..model_folder.artifact import ModelInfo, load_model
 
 ONNX_FILE = "model.onnx"
 ATOL = 1e-4

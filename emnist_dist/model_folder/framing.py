@@ -6,7 +6,7 @@ conversion (Cohen et al. 2017) fills the frame, the character's longer side reac
 a 20x20 box and centres it by its centre of mass, so its strokes also come out thinner. A
 model only reads a user's photo well when the photo becomes a glyph framed like its training
 data, so the framing is measured from the training glyphs at export and stored in the model
-folder; :func:`emnist_dist.inference.preprocess.to_model_framing` follows it.
+folder; :func:`emnist_dist.model_folder.preprocess.to_model_framing` follows it.
 
 Measuring: each glyph is upsampled ``MEASURE_SCALE`` times (bilinear) and its ink taken as the
 pixels at or above half its peak. That threshold keeps a blurred edge where the sharp edge was,

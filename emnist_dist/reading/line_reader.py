@@ -2,8 +2,8 @@
 (what ``python -m emnist_dist.read`` and the demo's "Write a line" run).
 
 A photo becomes an ink mask as a single character does for predict (grey levels, lighting
-evened out, Otsu, polarity from the border: :mod:`emnist_dist.inference.preprocess`);
-:mod:`emnist_dist.inference.segmentation` finds its lines and candidate characters; each
+evened out, Otsu, polarity from the border: :mod:`emnist_dist.model_folder.preprocess`);
+:mod:`emnist_dist.reading.segmentation` finds its lines and candidate characters; each
 candidate goes through the conversion predict uses (``to_model_framing``) and the model; where
 the geometry is ambiguous the candidates the model finds most probable win (:func:`read_photo`).
 :func:`allowed_classes` turns a ``--charset`` into class indices; :func:`annotate` draws a reading on the photo.
@@ -22,9 +22,9 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ..errors import UserError
 from . import segmentation as seg
-from .artifact import ModelInfo
-from .predictor import predict_logits, top_k
-from .preprocess import MIN_SIDE, ink_mask, load_grayscale, to_model_framing
+from ..model_folder.artifact import ModelInfo
+from ..model_folder.predictor import predict_logits, top_k
+from ..model_folder.preprocess import MIN_SIDE, ink_mask, load_grayscale, to_model_framing
 
 CHARSETS = {"digits": string.digits, "upper": string.ascii_uppercase, "lower": string.ascii_lowercase,
             "letters": string.ascii_letters}
@@ -102,7 +102,7 @@ def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Imag
     """Read the handwritten lines on one photo.
 
     Args:
-        model, info: the exported model (:func:`emnist_dist.inference.artifact.load_model`).
+        model, info: the exported model (:func:`emnist_dist.model_folder.artifact.load_model`).
         image: a path, Pillow image or numpy array (as for ``to_model_framing``).
         allowed: class indices the text may use (:func:`allowed_classes`); probabilities are renormalised over them.
         name: how the result and errors name the photo (default: the path, or "image").

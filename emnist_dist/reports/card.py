@@ -17,8 +17,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..errors import UserError
 from ..files import write_text_atomic
-from .artifact import ModelInfo, read_model_info
-from .onnx_conversion import ATOL, ONNX_FILE, RTOL
+from ..model_folder.artifact import ModelInfo, read_model_info
+from ..export.onnx_conversion import ATOL, ONNX_FILE, RTOL
 
 CARD_FILE = "README.md"
 LICENSE = "mit"

@@ -2,7 +2,7 @@
 
 A user's image first needs what the NIST scans behind EMNIST and MNIST had: one grey channel,
 the character as binary ink. Then it is framed the way the model's training glyphs were, as
-measured at export (:mod:`emnist_dist.inference.framing`: the ink's size in the frame, its stroke
+measured at export (:mod:`emnist_dist.model_folder.framing`: the ink's size in the frame, its stroke
 width, centring by bounding box or by centre of mass). :func:`to_model_framing` does, in order:
 
 1. grey levels in [0, 1] from a file, a numpy array or a Pillow image (transparency on white
