@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 
-from .errors import CliParser, UserError, run_cli
+from .cli import CliParser, run_cli
+from .errors import UserError
 
 
 def build_parser() -> CliParser:

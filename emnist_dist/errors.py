@@ -1,19 +1,8 @@
-"""User-facing errors: one clear line, exit code 2, no traceback.
-
-Every command-line entry point runs through :func:`run_cli`, so a problem with the
-user's input (a file, a value, a folder) is reported as a single line naming the
-culprit and what was expected, while genuine bugs still show a full traceback.
+"""The package's user-facing error: a problem with the user's input, reported as one line
+(:class:`UserError`, :func:`one_line`). The commands turn it into exit code 2 (:mod:`emnist_dist.cli`).
 """
 
 from __future__ import annotations
-
-import argparse
-import logging
-import re
-import sys
-from typing import Callable
-
-USER_ERROR_EXIT_CODE = 2
 
 
 class UserError(Exception):
@@ -24,57 +13,3 @@ def one_line(error: BaseException | str, limit: int = 240) -> str:
     """An error's message on one line, shortened (e.g. ``load_state_dict`` lists every key)."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class CliParser(argparse.ArgumentParser):
-    """argparse whose errors are one-line :class:`UserError` s (exit 2 through run_cli, no usage dump)."""
-
-    def error(self, message: str):
-        raise UserError(f"{self.prog}: {message}")
-
-
-class ConsoleFormatter(logging.Formatter):
-    """The bare message. Accelerate's logger adapter prefixes every record with ``[RANK n]``; a command logs
-    from the main process only, so the prefix is dropped to keep its lines as plain as ``print``'s."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return re.sub(r"^\[RANK \d+\] ", "", record.getMessage())
-
-
-class StdoutHandler(logging.StreamHandler):
-    """A handler writing to ``sys.stdout`` as it is at each record (pytest's capture or a notebook replaces it)."""
-
-    @property
-    def stream(self):
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the property answers instead
-        pass
-
-
-def log_to_console() -> None:
-    """Show the package's log records (``accelerate.logging.get_logger``: main process only) as plain lines on
-    stdout, the console output of a command. A library user configures ``logging`` as they like instead."""
-    package = logging.getLogger("emnist_dist")
-    if not any(isinstance(handler, StdoutHandler) for handler in package.handlers):
-        handler = StdoutHandler()
-        handler.setFormatter(ConsoleFormatter())
-        package.addHandler(handler)
-        package.setLevel(logging.INFO)
-        package.propagate = False
-
-
-def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run ``main(argv)`` and exit with its return code; a UserError becomes one line on stderr and exit 2.
-    The package's log records go to stdout (:func:`log_to_console`)."""
-    log_to_console()
-    try:
-        code = main(argv)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(USER_ERROR_EXIT_CODE)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code or 0)

@@ -22,7 +22,8 @@ The code is in :mod:`emnist_dist.reports.evaluation`.
 
 from __future__ import annotations
 
-from .errors import CliParser, UserError, run_cli
+from .cli import CliParser, run_cli
+from .errors import UserError
 from .reports.evaluation import REFRAME_CHOICES, default_out_dir, evaluate, write_report
 from .model_folder.predictor import choose_device
 from .reports.confusion import confused_pairs

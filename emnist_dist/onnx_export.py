@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import CliParser, run_cli
+from .cli import CliParser, run_cli
 from .export.onnx_conversion import ATOL, MIN_OPSET, ONNX_FILE, PARITY_BATCHES, RTOL, ParityError, export_and_check
 
 

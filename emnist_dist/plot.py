@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import CliParser, UserError, run_cli
+from .cli import CliParser, run_cli
+from .errors import UserError
 from .reports.confusion import save_figure
 from .reports.run_plots import CURVES_FILE, curves_figure, read_metrics_log
 

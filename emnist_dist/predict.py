@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import CliParser, UserError, run_cli
+from .cli import CliParser, run_cli
+from .errors import UserError
 from .files import atomic_path
 from .model_folder.artifact import load_model
 from .model_folder.predictor import choose_device, collect_images, predict_logits, top_k

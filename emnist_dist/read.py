@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import CliParser, UserError, run_cli
+from .cli import CliParser, run_cli
+from .errors import UserError
 from .files import atomic_path
 from .model_folder.artifact import load_model
 from .reading.line_reader import Reading, allowed_classes, annotate, read_photo

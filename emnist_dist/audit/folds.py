@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import copy
 import functools
-import signal
 from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from accelerate.utils import gather, reduce
+from accelerate.utils import gather
 
 from ..config import Config
 from ..data import load_emnist
 from ..errors import UserError
 from ..model_folder.artifact import load_model
 from ..train import Preempted, RunFolder, Trainer
+from ..train.stop_signal import StopSignal
 from .dihedral import joint_class_names, score_joint, with_symmetry_targets
 from .scores import FOLD_FILE, OOF_FILE, Scores, load_scores, merge_folds, save_scores
 
@@ -43,7 +43,9 @@ def run_folds(cfg: Config, state: PartialState) -> None:
     """
     reuse = cfg.resume == "auto"
     folds = [fold_config(cfg, k) for k in range(cfg.data.folds)]
-    with StopRequest() as stop:
+    # SIGTERM/SIGUSR1 between trainings (during one the trainer handles them itself: it checkpoints and
+    # raises Preempted); afterwards the previous handlers are back, so the ranking ends on a signal like any program.
+    with StopSignal().listening() as stop:
         _train_and_score(folds, reuse, stop, state)
     if state.is_main_process:
         merged = merge_folds([load_scores(Path(fold.output_dir) / FOLD_FILE) for fold in folds])
@@ -51,7 +53,7 @@ def run_folds(cfg: Config, state: PartialState) -> None:
     state.wait_for_everyone()
 
 
-def _train_and_score(folds: list[Config], reuse: bool, stop: "StopRequest", state: PartialState) -> None:
+def _train_and_score(folds: list[Config], reuse: bool, stop: StopSignal, state: PartialState) -> None:
     """The fold loop (on every rank)."""
     for k, fold in enumerate(folds):
         folder = RunFolder(fold.output_dir)
@@ -69,7 +71,7 @@ def _train_and_score(folds: list[Config], reuse: bool, stop: "StopRequest", stat
                 save_scores(folder.root / FOLD_FILE, scores)
             state.print(f"audit: fold {k + 1}/{len(folds)}: scored {len(scores.labels)} held-out glyphs")
         state.wait_for_everyone()
-        if stop.agreed():
+        if stop.any_rank_received():
             state.print("audit: stop signal received: run again to continue with the next fold")
             raise Preempted("stop signal received between folds", step=0)
 
@@ -123,28 +125,3 @@ def gather_shards(shard: torch.Tensor, total: int, state: PartialState) -> torch
     padded[: len(shard)] = shard
     gathered = gather(padded.to(state.device)).cpu().view(world, size, *shard.shape[1:])
     return torch.cat([gathered[r, : total * (r + 1) // world - total * r // world] for r in range(world)])
-
-
-class StopRequest:
-    """SIGTERM/SIGUSR1 arriving while the audit is between trainings (during a training run the trainer
-    handles them itself: it checkpoints and raises Preempted). A context manager: on exit the previous
-    handlers are back, so the ranking after the folds ends on a signal like any program."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-
-    def __enter__(self) -> "StopRequest":
-        self.received = False
-        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame) -> None:
-        self.received = True
-
-    def agreed(self) -> bool:
-        """Whether any rank received one (called on every rank, so all of them stop together)."""
-        flag = torch.tensor([float(self.received)], device=PartialState().device)
-        return bool(reduce(flag, reduction="sum").item())

@@ -15,12 +15,13 @@ from accelerate import PartialState
 
 from ..config import Config, parse_config, save_config
 from ..data import load_split, prepare_data
-from ..errors import UserError, run_cli
+from ..cli import run_cli
+from ..errors import UserError
 from ..files import write_text_atomic
 from ..reports.confusion import save_figure, write_csv
 from .contact_sheet import contact_sheet_figure
 from ..train import RunFolder
-from ..train.trainer import exit_code
+from ..train.__main__ import exit_code
 from .folds import check_reusable, run_folds
 from .ranking import COLUMNS, RANKING_COLUMNS, rank_glyphs, select_issues, summarize, summary_line
 from .scores import OOF_FILE, load_scores

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import CliParser, run_cli
+from ..cli import CliParser, run_cli
 from .cache import prepare
 from .splits import SPLITS
 

@@ -226,7 +226,7 @@ import os
 from pathlib import Path
 
 from emnist_dist.demo import main
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 
 # Spaces set GRADIO_SERVER_NAME (0.0.0.0) and GRADIO_SERVER_PORT; elsewhere this stays on loopback.
 argv = ["--model", str(Path(__file__).parent / "model"), "--host", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")]

@@ -8,10 +8,34 @@ line naming the first non-finite step); 75 stopped by SIGTERM/SIGUSR1 after savi
 from __future__ import annotations
 
 import os
+from typing import Callable
 
+import torch
+from accelerate import PartialState
+
+from ..cli import run_cli
 from ..config import parse_config
-from ..errors import run_cli
-from .trainer import Trainer, exit_code
+from .trainer import Diverged, Preempted, Trainer
+
+EXIT_DIVERGED = 3
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto
+
+
+def exit_code(run: Callable[[], object]) -> int:
+    """For a command line: run ``run()`` and map its outcome to the exit code: 0, 3 (:class:`Diverged`, its
+    message as one ``error:`` line) or 75 (:class:`Preempted`); then end the process group, which the
+    command's process formed (``fit`` leaves it up)."""
+    try:
+        run()
+        return 0
+    except Diverged as err:
+        PartialState().print(f"error: {err}")
+        return EXIT_DIVERGED
+    except Preempted:
+        return EXIT_PREEMPTED
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,6 +97,7 @@ class RunFolder:
         self.confusion_matrix = self.root / CONFUSION_FILE
         self.curves = self.root / CURVES_FILE
         self.lock = self.root / LOCK_FILE
+        self.tensorboard = self.root / "tensorboard"  # the tensorboard tracker's logging_dir
 
     def claim(self, accelerator: Accelerator) -> None:
         """Create the folder and lock it for this run until the process ends or :meth:`release` (main process).

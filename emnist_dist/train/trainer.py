@@ -9,7 +9,7 @@ one node or many). :class:`Trainer` holds the run; read top to bottom it is the 
 2. ``fit``: claim the run folder and resume (``run_folder.py``), then
    ``while step < total: train_step(); maybe log / validate / checkpoint / stop``.
 3. ``train_step``: one optimizer step (all its accumulated micro-batches): device batch ->
-   resize + affine -> normalise -> MixUp/CutMix -> weighted KL -> backward -> clip -> Lion.
+   resize + affine -> normalise -> MixUp/CutMix -> weighted KL -> backward -> clip -> the optimizer (``train.optimizer``).
    It never waits for the device: the loss and the first non-finite step stay on the device
    and are read at the next log / evaluation / checkpoint boundary (a "sync point").
 4. ``validate``: raw and EMA weights on the validation part; the best by validation is kept.
@@ -24,7 +24,9 @@ point, naming the first non-finite step; nothing non-finite is checkpointed or e
 :class:`Preempted` when SIGTERM/SIGUSR1 arrived (after saving a checkpoint: resume with
 ``resume=auto``). It leaves the process as it found it: its signal handlers are installed only
 while it runs, anomaly detection (debug mode) is switched back, and the process group stays up.
-The command line (``__main__.py``) maps these outcomes to exit codes.
+The command line maps these outcomes to exit codes (:func:`emnist_dist.train.__main__.exit_code`).
+The Accelerator and the DDP helpers are in ``distributed.py``, the stop signals in ``stop_signal.py``,
+the running loss and images/s in ``throughput.py``.
 """
 
 from __future__ import annotations
@@ -32,22 +34,16 @@ from __future__ import annotations
 import copy
 import json
 import os
-import signal
 import sys
-import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator, PartialState
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
 from safetensors.torch import load_file
-from timm.utils import distribute_bn
 from tqdm.auto import tqdm
 
 from ..config import Config, save_config
@@ -62,11 +58,13 @@ from ..metrics import EvalMetrics
 from .batches import TrainLoader, eval_batches
 from .checkpoint import CheckpointParts, load_checkpoint, save_checkpoint
 from .components import build_components, build_network
+from .distributed import broadcast_buffers, build_accelerator, ranks_in_sync
 from .run_folder import RunFolder, run_identity
+from .stop_signal import StopSignal
+from .throughput import ThroughputWindow, format_duration
 from .tracking import log_image, start_tracking
 
 logger = get_logger(__name__)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class Diverged(RuntimeError):
@@ -102,33 +100,6 @@ class RunState:
 
     def load_state_dict(self, state: dict) -> None:
         self.__dict__.update(state)
-
-
-class StopSignal:
-    """Remembers a SIGTERM/SIGUSR1 while :meth:`listening`; the run checkpoints and stops at the next sync point."""
-
-    def __init__(self):
-        self.received: str | None = None
-
-    @contextmanager
-    def listening(self) -> Iterator[None]:
-        """Handle the stop signals inside the ``with`` block, then put the previous handlers back.
-
-        Python lets only the main thread install handlers; elsewhere (a worker thread of a tuning
-        library) the block runs without them and the process's own handling stays in force.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _handle(self, signum, frame) -> None:
-        self.received = signal.Signals(signum).name
 
 
 class Trainer:
@@ -477,114 +448,3 @@ def debug_config(cfg: Config) -> Config:
     cfg.train.max_steps = cfg.train.max_steps or 20
     cfg.log.log_every = 1
     return cfg
-
-
-def build_accelerator(cfg: Config) -> Accelerator:
-    """The Accelerator: device, precision (auto = bf16 where the GPU supports it), accumulation, trackers."""
-    on_gpu = not cfg.cpu and torch.cuda.is_available()
-    precision = cfg.train.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
-    if precision == "fp16" and not on_gpu:
-        raise UserError("train.mixed_precision=fp16: needs a CUDA GPU; expected bf16 or no on the CPU")
-    accelerator = Accelerator(
-        cpu=cfg.cpu,
-        mixed_precision=precision,
-        gradient_accumulation_steps=cfg.train.grad_accum_steps,
-        log_with=cfg.log.trackers or None,
-        project_config=ProjectConfiguration(project_dir=cfg.output_dir,
-                                            logging_dir=str(Path(cfg.output_dir) / "tensorboard")),
-    )
-    set_seed(cfg.seed)  # identical initial weights on every rank
-    return accelerator
-
-
-def broadcast_buffers(accelerator: Accelerator, model: torch.nn.Module) -> None:
-    """Give every rank rank 0's BatchNorm statistics (timm's ``distribute_bn``). DDP broadcasts them only at
-    the start of each forward, so after the last step every rank holds statistics of its own last batch."""
-    if accelerator.num_processes > 1:
-        distribute_bn(model, accelerator.num_processes, reduce=False)
-
-
-def ranks_in_sync(accelerator: Accelerator, model: torch.nn.Module) -> bool:
-    """True when every rank holds bit-identical weights (DDP must keep them so; a desync is a bug)."""
-    with torch.no_grad():
-        flat = torch.cat([t.detach().double().flatten() for t in model.state_dict().values()])
-        positions = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
-        fingerprint = torch.stack([flat.sum(), (flat * positions).sum(), flat.abs().max()])
-    gathered = accelerator.gather(fingerprint[None]).cpu()
-    in_sync = bool((gathered == gathered[0]).all())
-    if not in_sync:
-        logger.warning("warning: the ranks' weights differ at the end of training (DDP desync)")
-    return in_sync
-
-
-def format_duration(seconds: float) -> str:
-    """``h:mm:ss``."""
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class ThroughputWindow:
-    """Running training loss and images/s, since the last log line and over the epoch.
-
-    The loss is summed on the device; it is read (one host sync) only by :meth:`flush`.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.reset_epoch()
-        self._start_window()
-
-    def _start_window(self) -> None:
-        self.loss_sum = torch.zeros((), device=self.device)
-        self.steps = 0
-        self.images = 0
-        self.t0 = time.perf_counter()
-
-    def reset_epoch(self) -> None:
-        self.epoch_loss_sum, self.epoch_steps, self.epoch_images = 0.0, 0, 0
-        self.epoch_t0 = time.perf_counter()
-
-    def add(self, loss: torch.Tensor, images: int) -> None:
-        self.loss_sum += loss
-        self.steps += 1
-        self.images += images
-
-    def flush(self) -> dict:
-        loss_sum = float(self.loss_sum)  # the host sync
-        seconds = time.perf_counter() - self.t0
-        stats = {"loss": loss_sum / max(1, self.steps), "images_per_s": self.images / max(seconds, 1e-9)}
-        self.epoch_loss_sum += loss_sum
-        self.epoch_steps += self.steps
-        self.epoch_images += self.images
-        self._start_window()
-        return stats
-
-    def epoch_loss(self) -> float:
-        self.flush()
-        return self.epoch_loss_sum / max(1, self.epoch_steps)
-
-    def epoch_images_per_s(self) -> float:
-        return self.epoch_images / max(time.perf_counter() - self.epoch_t0, 1e-9)
-
-
-EXIT_DIVERGED = 3
-EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto
-
-
-def exit_code(run: Callable[[], object]) -> int:
-    """For a command line: run ``run()`` and map its outcome to the exit code: 0, 3 (:class:`Diverged`, its
-    message as one ``error:`` line) or 75 (:class:`Preempted`); then end the process group, which the
-    command's process formed (``fit`` leaves it up)."""
-    try:
-        run()
-        return 0
-    except Diverged as err:
-        PartialState().print(f"error: {err}")
-        return EXIT_DIVERGED
-    except Preempted:
-        return EXIT_PREEMPTED
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()

@@ -21,7 +21,7 @@ from tests.helpers.emnist_raw import (
 from tests.helpers.mnist_format import random_mnist_format, write_mnist_format
 
 from emnist_dist.data.__main__ import main
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 
 SPLIT = "balanced"
 

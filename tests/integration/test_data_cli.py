@@ -13,7 +13,7 @@ from emnist_dist.config import DataConfig
 from emnist_dist.data import image_stats, load_emnist, load_split
 from emnist_dist.data.__main__ import main
 from emnist_dist.data.glyph_grid import sample_mosaic
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 
 
 def run(argv, capsys):

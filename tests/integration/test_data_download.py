@@ -9,7 +9,8 @@ import pytest
 from emnist_dist.config import parse_config
 from emnist_dist.data import load_split, prepare, prepare_data
 from emnist_dist.data.__main__ import main
-from emnist_dist.errors import UserError, run_cli
+from emnist_dist.cli import run_cli
+from emnist_dist.errors import UserError
 
 
 def assert_matches(cache, raw):

@@ -17,7 +17,8 @@ from PIL import Image as PILImage
 
 from emnist_dist.data import class_names, load_split, prepare
 from emnist_dist.data.__main__ import main
-from emnist_dist.errors import UserError, run_cli
+from emnist_dist.cli import run_cli
+from emnist_dist.errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

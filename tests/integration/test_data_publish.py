@@ -17,7 +17,8 @@ from huggingface_hub import DatasetCard, DatasetCardData, constants as hf_consta
 from emnist_dist.data import load_split, prepare
 from emnist_dist.data.__main__ import main
 from emnist_dist.data.publish import publish
-from emnist_dist.errors import UserError, run_cli
+from emnist_dist.cli import run_cli
+from emnist_dist.errors import UserError
 from tests.helpers.emnist_raw import SPLIT_CHARS, random_split, raw_label_range, write_gzip_zip
 
 ALL = list(SPLIT_CHARS)

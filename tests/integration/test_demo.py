@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.predict import main as predict_main
 from emnist_dist.read import main as read_main
 from tests.helpers.line_photos import GOAL_STYLE, huge_png, line_photo, synthetic_glyphs, words_photo

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from emnist_dist.data import load_split, prepare
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.evaluate import main
 from emnist_dist.reports.evaluation import default_out_dir
 from emnist_dist.model_folder.artifact import load_model

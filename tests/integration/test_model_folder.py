@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from emnist_dist.data.synthetic import render_glyphs
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.model_folder.artifact import load_model, read_model_info
 from emnist_dist.evaluate import main as evaluate_main
 from emnist_dist.model_folder.framing import NIST_FRAMING

@@ -15,7 +15,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.model_card import main as card_main
 from emnist_dist.export.onnx_conversion import ATOL, MIN_OPSET, RTOL, ParityError, check_parity, to_onnx

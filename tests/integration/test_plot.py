@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.reports.run_plots import curves_figure, read_metrics_log
 from emnist_dist.plot import main
 from tests.helpers.train_runs import REPO

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.predict import main
 from emnist_dist.data.resize import to_model_input
 from emnist_dist.model_folder.artifact import load_model

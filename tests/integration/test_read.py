@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.reading.line_reader import allowed_classes, read_photo
 from emnist_dist.read import main

@@ -37,7 +37,7 @@ from emnist_dist.train.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
-from emnist_dist.errors import log_to_console
+from emnist_dist.cli import log_to_console
 from emnist_dist.train.run_folder import RunFolder, run_identity
 from tests.helpers.tiny_training import TinyRun
 

@@ -19,7 +19,8 @@ from datasets import load_from_disk
 
 from emnist_dist.data import image_stats, load_split, prepare
 from emnist_dist.data.__main__ import main
-from emnist_dist.errors import UserError, run_cli
+from emnist_dist.cli import run_cli
+from emnist_dist.errors import UserError
 from tests.helpers.train_runs import REPO, env_for_tests
 
 SMALL = dict(synthetic_train_per_class=300, synthetic_test_per_class=5)  # 3 Arrow record batches of 1000

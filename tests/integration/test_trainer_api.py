@@ -19,7 +19,8 @@ import torch
 from filelock import FileLock
 
 from emnist_dist.config import parse_config
-from emnist_dist.errors import UserError, log_to_console
+from emnist_dist.cli import log_to_console
+from emnist_dist.errors import UserError
 from emnist_dist.train import Preempted, Trainer
 from emnist_dist.train.checkpoint import checkpoint_step, published_checkpoints, verify_checkpoint
 from tests.helpers.train_runs import TINY, metrics_lines
