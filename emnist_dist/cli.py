@@ -9,11 +9,13 @@ import argparse
 import logging
 import re
 import sys
-from typing import Callable
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from .errors import UserError
 
 USER_ERROR_EXIT_CODE = 2
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class CliParser(argparse.ArgumentParser):
@@ -68,3 +70,31 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+class PerFileErrors:
+    """The problems of a command that works through many files (predict, read): each is one ``error:`` line on
+    stderr and the other files go on; :attr:`exit_code` is 1 when any file failed."""
+
+    def __init__(self, messages: list[str] = ()):
+        self.count = 0
+        for message in messages:
+            self.report(message)
+
+    def report(self, message: str | UserError) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        self.count += 1
+
+    def each_ok(self, items: Iterable[T], work: Callable[[T], R]) -> Iterator[tuple[T, R]]:
+        """``(item, work(item))`` for every item whose work did not raise a UserError (those are reported)."""
+        for item in items:
+            try:
+                result = work(item)
+            except UserError as err:
+                self.report(err)
+                continue
+            yield item, result
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.count else 0

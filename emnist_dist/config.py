@@ -364,7 +364,7 @@ def validate_audit(a: AuditConfig) -> None:
 
 
 def config_to_dict(config: Config) -> dict:
-    """A plain, YAML-safe dict of the whole tree (tuples become lists)."""
+    """The whole tree as nested plain dicts (``dataclasses.asdict``)."""
     return dataclasses.asdict(config)
 
 

@@ -12,8 +12,8 @@ the model folder), the classes, the preprocessing, intended use and limits
 from __future__ import annotations
 
 from .cli import CliParser, run_cli
-from .model_folder.artifact import read_model_info
-from .reports.card import CARD_FILE, push_to_hub, read_eval_metrics, write_model_card
+from .model_folder.artifact import CARD_FILE, read_model_info
+from .reports.card import push_to_hub, read_eval_metrics, write_model_card
 from .reports.evaluation import default_out_dir
 
 

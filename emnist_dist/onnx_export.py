@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 
 from .cli import CliParser, run_cli
-from .export.onnx_conversion import ATOL, MIN_OPSET, ONNX_FILE, PARITY_BATCHES, RTOL, ParityError, export_and_check
+from .export.onnx_conversion import ATOL, MIN_OPSET, PARITY_BATCHES, RTOL, ParityError, export_and_check
+from .model_folder.artifact import ONNX_FILE
 
 
 def build_parser() -> CliParser:

@@ -15,7 +15,8 @@ from pathlib import Path
 from .cli import CliParser, run_cli
 from .errors import UserError
 from .reports.confusion import save_figure
-from .reports.run_plots import CURVES_FILE, curves_figure, read_metrics_log
+from .reports.run_plots import curves_figure, read_metrics_log
+from .train.run_folder import CURVES_FILE
 
 COMPARED_FILE = "curves_compared.png"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .cli import CliParser, run_cli
+from .cli import CliParser, PerFileErrors, run_cli
 from .errors import UserError
 from .files import atomic_path
 from .model_folder.artifact import load_model
@@ -66,23 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--batch-size {args.batch_size}: expected an integer >= 1")
     device = choose_device(args.cpu)
     model, info = load_model(args.model, device)
-    paths, errors = collect_images(args.inputs)
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
-    failed = len(errors)
+    paths, problems = collect_images(args.inputs)
+    errors = PerFileErrors(problems)
     if args.save_glyphs:
         glyph_dir = glyph_folder(args.save_glyphs)
     for start in range(0, len(paths), args.batch_size):
-        done, glyphs = [], []
-        for path in paths[start : start + args.batch_size]:
-            try:
-                glyphs.append(to_model_framing(path, info.framing))
-                done.append(path)
-            except UserError as err:
-                print(f"error: {err}", file=sys.stderr)
-                failed += 1
-        if not done:
+        framed = list(errors.each_ok(paths[start : start + args.batch_size],
+                                     lambda path: to_model_framing(path, info.framing)))
+        if not framed:
             continue
+        done, glyphs = [path for path, _ in framed], [glyph for _, glyph in framed]
         probs = predict_logits(model, info, np.stack(glyphs), device, args.batch_size).softmax(dim=1)
         for i, (path, predictions) in enumerate(zip(done, top_k(probs, info.class_names, args.top_k))):
             if args.json:
@@ -93,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 with atomic_path(glyph_dir / f"{start + i:05d}_{path.stem}.png") as tmp:
                     Image.fromarray(glyphs[i]).save(tmp, format="PNG")
         sys.stdout.flush()
-    return 1 if failed else 0
+    return errors.exit_code
 
 
 def cli() -> None:

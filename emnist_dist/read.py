@@ -12,12 +12,11 @@ others are still read and the exit code is 1.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from PIL import Image
 
-from .cli import CliParser, run_cli
+from .cli import CliParser, PerFileErrors, run_cli
 from .errors import UserError
 from .files import atomic_path
 from .model_folder.artifact import load_model
@@ -71,24 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     device = choose_device(args.cpu)
     model, info = load_model(args.model, device)
     allowed = allowed_classes(args.charset, info.class_names)
-    paths, errors = collect_images(args.inputs)
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
-    failed = len(errors)
+    paths, problems = collect_images(args.inputs)
+    errors = PerFileErrors(problems)
     outs = annotation_paths(args.annotate, paths) if args.annotate and paths else []
-    for i, path in enumerate(paths):
-        try:
-            reading = read_photo(model, info, path, allowed, device)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed += 1
-            continue
+    for (i, path), reading in errors.each_ok(enumerate(paths), lambda item: read_photo(model, info, item[1], allowed,
+                                                                                       device)):
         print(json.dumps(reading.to_json()) if args.json else format_reading(reading), flush=True)
         if outs:
             with Image.open(path) as photo, atomic_path(outs[i]) as tmp:
                 annotate(photo, reading).save(tmp, format="JPEG" if outs[i].suffix.lower() in (".jpg", ".jpeg")
                                               else outs[i].suffix.lstrip(".").upper() or "PNG")
-    return 1 if failed else 0
+    return errors.exit_code
 
 
 def cli() -> None:

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..files import write_text_atomic
 from ..reports.confusion import save_figure, write_csv
 from .contact_sheet import contact_sheet_figure
-from ..train import RunFolder
+from ..train.run_folder import RunFolder
 from ..train.__main__ import exit_code
 from .folds import check_reusable, run_folds
 from .ranking import COLUMNS, RANKING_COLUMNS, rank_glyphs, select_issues, summarize, summary_line
@@ -77,6 +77,7 @@ def write_report(cfg: Config) -> dict:
     """Rank ``oof_probs.safetensors`` and write scores.csv, label_issues.csv/.png, exclude.txt, summary.json; returns
     the summary."""
     out = Path(cfg.output_dir)
+    folder = RunFolder(out)
     scores = load_scores(out / OOF_FILE)
     if scores.meta["split"] != cfg.data.split:
         raise UserError(f"{out / OOF_FILE}: scores of split {scores.meta['split']!r}; data.split is "
@@ -89,13 +90,13 @@ def write_report(cfg: Config) -> dict:
     ranking = rank_glyphs(scores, cfg.audit, names)
     write_csv(ranking, out / "scores.csv", RANKING_COLUMNS)
     issues = select_issues(ranking, cfg.audit.top)
-    write_csv([{key: row[key] for key in COLUMNS} for row in issues], out / "label_issues.csv", COLUMNS)
+    write_csv([{key: row[key] for key in COLUMNS} for row in issues], folder.label_issues_csv, COLUMNS)
     top = issues[: cfg.audit.sheet_size]
     glyphs = images[[row["index"] for row in top], 0].numpy()
     source = Path(cfg.data.source).name if Path(cfg.data.source).exists() else cfg.data.source
     title = f"Audit of {scores.meta['split']} ({source}): the {len(top)} most suspicious of {len(scores.labels)} training glyphs"
-    save_figure(contact_sheet_figure(top, glyphs, title), out / "label_issues.png")
-    write_text_atomic(out / "exclude.txt", "".join(f"{row['index']}\n" for row in issues))
+    save_figure(contact_sheet_figure(top, glyphs, title), folder.label_issues_png)
+    write_text_atomic(folder.exclude, "".join(f"{row['index']}\n" for row in issues))
     summary = summarize(issues, len(scores.labels), names)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # last: marks the audit done
     return summary

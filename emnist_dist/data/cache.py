@@ -74,10 +74,10 @@ def prepare(
         if target.exists() and problem is None:  # another process built it while we waited
             return target
         if problem is not None:
-            _say(True, f"cache {target} is damaged ({problem}): rebuilding it from {source}")
+            say(True, f"cache {target} is damaged ({problem}): rebuilding it from {source}")
         description = describe(split, source)
         start = time.perf_counter()
-        _say(progress, f"preparing {description} ...")
+        say(progress, f"preparing {description} ...")
         try:
             try:
                 arrays = read_source(info, source, root, train_per_class=synthetic_train_per_class,
@@ -95,7 +95,7 @@ def prepare(
         if is_synthetic(source):
             meta["fonts_sha256"] = synthetic_fonts(split)
         write_dataset(target, arrays, info, meta)
-    _say(
+    say(
         progress,
         f"cached {len(arrays.train_labels)} train + {len(arrays.test_labels)} test images "
         f"in {time.perf_counter() - start:.1f} s",
@@ -124,7 +124,7 @@ def _building(target: Path, problem: str | None) -> Iterator[None]:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            _say(True, f"waiting for another process preparing {target} ...")
+            say(True, f"waiting for another process preparing {target} ...")
             lock.acquire()
     except OSError as err:
         state = f"is damaged ({problem}) and cannot be rebuilt" if problem else "cannot be created"
@@ -148,6 +148,7 @@ def _sweep_if_idle(target: Path) -> None:
         pass  # another process is building (its temporaries are live) or the cache is read-only
 
 
-def _say(enabled: bool, message: str) -> None:
+def say(enabled: bool, message: str) -> None:
+    """A progress line of the data commands, on stderr: their stdout is the result alone (a path a script reads)."""
     if enabled:
         print(message, file=sys.stderr, flush=True)

@@ -10,7 +10,6 @@ so ``datasets.load_dataset(DIR, SPLIT)`` reads it, and so does ``prepare --sourc
 from __future__ import annotations
 
 import io
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from ..errors import UserError, one_line
 from ..files import atomic_path
-from .cache import prepare
+from .cache import prepare, say
 from .dataset_io import PARTS, load_split
 from .download import file_md5
 from .hub_folder import CARD_FILE, TAG, data_files, published_configs, shard_path
@@ -98,13 +97,13 @@ def publish(
     if repo_id is not None:
         _check_hub_access(repo_id)
     if _already_published(out, [info.name for info in infos]):
-        _say(progress, f"{out} already holds the published {', '.join(i.name for i in infos)}: kept as it is "
+        say(progress, f"{out} already holds the published {', '.join(i.name for i in infos)}: kept as it is "
                        "(remove it to publish again)")
     else:
         write_hub_folder(out, infos, source, cache_dir, max_shard_bytes, progress, repo_id, **prepare_args)
     if repo_id is not None:
         upload(out, repo_id, private)
-        _say(progress, f"uploaded {out} to https://huggingface.co/datasets/{repo_id}")
+        say(progress, f"uploaded {out} to https://huggingface.co/datasets/{repo_id}")
     return out
 
 
@@ -143,14 +142,14 @@ def write_hub_folder(
                     download_size += path.stat().st_size
                 splits[part] = datasets.SplitInfo(part, num_bytes=dataset.data.nbytes, num_examples=len(dataset))
                 counts[info.name][part] = np.bincount(labels.numpy(), minlength=info.num_classes)
-                _say(progress, f"{info.name} {part}: {len(dataset)} images in {shards} Parquet shard(s)")
+                say(progress, f"{info.name} {part}: {len(dataset)} images in {shards} Parquet shard(s)")
             dataset_infos[info.name] = DatasetInfo(
                 features=features, splits=datasets.SplitDict(splits), download_size=download_size,
                 dataset_size=sum(s.num_bytes for s in splits.values()),
             )
         card = dataset_card(infos, source, dataset_infos, counts, repo_id)
         (tmp / CARD_FILE).write_text(str(card))
-    _say(progress, f"wrote {out}")
+    say(progress, f"wrote {out}")
 
 
 def _image_dataset(images: np.ndarray, labels: np.ndarray, features: Features, name: str, progress: bool) -> Dataset:
@@ -334,7 +333,3 @@ def _hub_call(repo_id: str, what: str, call) -> None:
     except (httpx2.HTTPError, OSError) as err:  # OSError: OfflineModeIsEnabled (HF_HUB_OFFLINE=1)
         raise UserError(f"--repo-id {repo_id}: {what}: {type(err).__name__}: {one_line(err, 160)}") from None
 
-
-def _say(enabled: bool, message: str) -> None:
-    if enabled:
-        print(message, file=sys.stderr, flush=True)

@@ -24,9 +24,8 @@ import torch
 
 from ..errors import UserError
 from ..files import write_bytes_atomic
-from ..model_folder.artifact import ModelInfo, load_model
+from ..model_folder.artifact import ONNX_FILE, ModelInfo, load_model
 
-ONNX_FILE = "model.onnx"
 ATOL = 1e-4
 RTOL = 1e-4
 PARITY_BATCHES = (1, 7)

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from ..errors import UserError
 from ..files import atomic_path
@@ -40,6 +41,10 @@ from .framing import NIST_FRAMING, Framing
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"  # the Hub model card (reports.card)
+ONNX_FILE = "model.onnx"  # the ONNX export (export.onnx_conversion)
+# The files emnist_dist writes into a model folder: training (weights, config.json), model_card, onnx_export.
+MODEL_FOLDER_FILES = (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE, ONNX_FILE)
 FORMAT_VERSION = 2
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 """Accepted input sizes: smaller cannot show a character, larger is no EMNIST model."""
@@ -71,10 +76,10 @@ class ModelInfo:
         return len(self.class_names)
 
 
-def save_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Write the model's state dict as safetensors (on the CPU, contiguous), atomically."""
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
+def weights_bytes(model: torch.nn.Module) -> bytes:
+    """The model's state dict as safetensors bytes (on the CPU, contiguous): the model folder's and the
+    checkpoints' weights."""
+    return safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
 
 
 def save_model(model: torch.nn.Module, out_dir: str | os.PathLike, info: ModelInfo) -> Path:

@@ -17,10 +17,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..errors import UserError
 from ..files import write_text_atomic
-from ..model_folder.artifact import ModelInfo, read_model_info
-from ..export.onnx_conversion import ATOL, ONNX_FILE, RTOL
+from ..model_folder.artifact import CARD_FILE, ModelInfo, read_model_info
+from ..export.onnx_conversion import ATOL, RTOL
 
-CARD_FILE = "README.md"
 LICENSE = "mit"
 """The project's licence (pyproject.toml, LICENSE), given to the weights it trains."""
 

@@ -18,16 +18,13 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import UserError
+from ..train.run_folder import METRICS_LOG, RunFolder
 from .confusion import confusion_matrix_figure, figure_to_array, save_figure
-
-METRICS_LOG = "metrics.jsonl"
-CURVES_FILE = "curves.png"
-CONFUSION_FILE = "confusion_matrix.png"
 
 
 def read_metrics_log(run_dir: str | os.PathLike) -> list[dict]:
     """The records of ``run_dir/metrics.jsonl``; a missing or malformed file raises UserError naming it."""
-    path = Path(run_dir) / METRICS_LOG
+    path = RunFolder(run_dir).metrics
     if not Path(run_dir).is_dir():
         raise UserError(f"{run_dir}: not a folder; expected a training run folder holding {METRICS_LOG}")
     try:
@@ -88,15 +85,13 @@ def _colours(n: int) -> list:
     return [colormaps["tab10"](i % 10) for i in range(n)]
 
 
-def write_run_pictures(run_dir: str | os.PathLike, confusion: torch.Tensor, class_names: list[str]) -> np.ndarray:
-    """Write ``confusion_matrix.png`` and ``curves.png`` into the run folder (atomically).
+def write_run_pictures(folder: RunFolder, confusion: torch.Tensor, class_names: list[str]) -> np.ndarray:
+    """Write the confusion matrix and the curves pictures into the run folder (atomically).
 
     Returns the confusion matrix picture as an RGB array, for the trackers.
     """
-    run_dir = Path(run_dir)
     figure = confusion_matrix_figure(confusion, class_names)
-    save_figure(figure, run_dir / CONFUSION_FILE)
-    log = run_dir / METRICS_LOG
-    save_figure(curves_figure({run_dir.name: read_metrics_log(run_dir) if log.is_file() else []}),
-                run_dir / CURVES_FILE)
+    save_figure(figure, folder.confusion_matrix)
+    records = read_metrics_log(folder.root) if folder.metrics.is_file() else []
+    save_figure(curves_figure({folder.root.name: records}), folder.curves)
     return figure_to_array(figure)

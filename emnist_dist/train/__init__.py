@@ -17,7 +17,16 @@ batches), :mod:`.augment` (random affine), :mod:`.mixup` (MixUp/CutMix), :mod:`.
 :mod:`.throughput`; ``__main__`` is the command line and its exit codes.
 """
 
-from .run_folder import RunFolder
-from .trainer import Diverged, Preempted, Trainer
 
-__all__ = ["Diverged", "Preempted", "RunFolder", "Trainer"]
+from importlib import import_module
+
+_HOMES = {"Diverged": "trainer", "Preempted": "trainer", "Trainer": "trainer", "RunFolder": "run_folder"}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    # First use imports the module (PEP 562): a reader of run folders (reports.run_plots, the plot
+    # command) imports run_folder without the trainer and everything it pulls in.
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)

@@ -47,7 +47,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -56,11 +56,14 @@ from accelerate.logging import get_logger
 from accelerate.utils import gather_object
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
-from safetensors.torch import save as safetensors_save
 
 from ..errors import UserError, one_line
-from ..files import file_sha256, fsync_tree, write_error
+from ..files import file_sha256, fsync_tree, write_bytes_atomic, write_error
+from ..model_folder.artifact import weights_bytes
 from .agreement import all_succeed, main_decides
+
+if TYPE_CHECKING:  # run_folder imports this module
+    from .run_folder import RunFolder
 
 logger = get_logger(__name__)
 FORMAT = 1
@@ -89,6 +92,34 @@ class CheckpointParts:
     loader: Any
     ema: torch.nn.Module | None = None
     per_rank: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckpointSaver:
+    """The run's checkpoints, built once and bound to the run folder and the stateful parts (as timm's
+    ``CheckpointSaver`` and torchtitan's ``CheckpointManager``): :meth:`save` with rotation, the best weights by
+    validation (:meth:`keep_best`), :meth:`load`. ``parts.progress.best_step`` (-1: none yet) names the
+    checkpoint the rotation never deletes."""
+
+    def __init__(self, accelerator: Accelerator, folder: RunFolder, parts: CheckpointParts, *, identity: dict,
+                 keep_last: int, seed: int):
+        self.accelerator, self.folder, self.parts = accelerator, folder, parts
+        self.identity, self.keep_last, self.seed = identity, keep_last, seed
+
+    def save(self, step: int) -> Path:
+        """A resumable checkpoint of ``step`` from every process (:func:`save_checkpoint`)."""
+        best = self.parts.progress.best_step
+        return save_checkpoint(self.accelerator, self.folder.root, step, self.parts, identity=self.identity,
+                               keep_last=self.keep_last, protect_step=best if best >= 0 else None)
+
+    def load(self, path: str | os.PathLike) -> int:
+        """Restore the parts from ``path`` (:func:`load_checkpoint`); returns how many processes wrote it."""
+        return load_checkpoint(self.accelerator, path, self.parts, seed=self.seed)
+
+    def keep_best(self, net: torch.nn.Module) -> None:
+        """Keep ``net``'s weights as the best by validation (main process; the others skip)."""
+        if self.accelerator.is_main_process:
+            self.folder.checkpoints.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(self.folder.best_weights, weights_bytes(net))
 
 
 def checkpoints_dir(output_dir: str | os.PathLike) -> Path:
@@ -197,9 +228,9 @@ def _write_parts(accelerator: Accelerator, partial: Path, step: int, parts: Chec
     written = {}
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(parts.model, keep_torch_compile=False)
-        written |= _write(partial / MODEL, _safetensors_bytes(model))
+        written |= _write(partial / MODEL, weights_bytes(model))
         if parts.ema is not None:
-            written |= _write(partial / EMA, _safetensors_bytes(parts.ema))
+            written |= _write(partial / EMA, weights_bytes(parts.ema))
         written |= _write(partial / OPTIMIZER, _torch_bytes(parts.optimizer.state_dict()))
         written |= _write(partial / SCHEDULER, _torch_bytes(parts.scheduler.state_dict()))
         scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None
@@ -211,10 +242,6 @@ def _write_parts(accelerator: Accelerator, partial: Path, step: int, parts: Chec
                   "local": {name: obj.state_dict() for name, obj in parts.per_rank.items()}}
     written |= _write(partial / f"rank_{accelerator.process_index}.pt", _torch_bytes(rank_state))
     return written
-
-
-def _safetensors_bytes(module: torch.nn.Module) -> bytes:
-    return safetensors_save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()})
 
 
 def _torch_bytes(obj: Any) -> bytes:

@@ -35,10 +35,7 @@ from safetensors import SafetensorError, safe_open
 from ..config import Config, config_to_dict, flatten_config, parse_config
 from ..errors import UserError
 from ..files import append_line, write_error, write_text_atomic
-from ..model_folder.artifact import CONFIG_FILE, WEIGHTS_FILE
-from ..reports.card import CARD_FILE
-from ..export.onnx_conversion import ONNX_FILE
-from ..reports.run_plots import CONFUSION_FILE, CURVES_FILE, METRICS_LOG
+from ..model_folder.artifact import CONFIG_FILE, MODEL_FOLDER_FILES
 from .agreement import main_decides
 from .checkpoint import (
     RUN_STATE,
@@ -53,6 +50,19 @@ from .checkpoint import (
 )
 
 logger = get_logger(__name__)
+# Every name in a run folder, here only; other modules ask a RunFolder for the path.
+CONFIG_YAML = "config.yaml"
+METRICS_LOG = "metrics.jsonl"
+FINAL_FILE = "final.json"
+BEST_WEIGHTS_FILE = "best_model.safetensors"  # inside checkpoints/
+MODEL_DIR = "model"
+CONFUSION_FILE = "confusion_matrix.png"
+CURVES_FILE = "curves.png"
+TENSORBOARD_DIR = "tensorboard"
+WANDB_ID_FILE = "wandb_run_id"
+LABEL_ISSUES_CSV = "label_issues.csv"  # the audit's outputs
+LABEL_ISSUES_PNG = "label_issues.png"
+EXCLUDE_FILE = "exclude.txt"
 LOCK_FILE = ".lock"
 # Settings a resumed run may change; everything else must match the checkpoint. A key ending in
 # "." covers its whole section.
@@ -74,8 +84,6 @@ MAY_CHANGE_ON_RESUME = (
     "debug",
 )
 _HELD: dict[Path, FileLock] = {}
-# The files emnist_dist writes into an exported model folder: training (weights, config.json), model_card, onnx_export.
-MODEL_FOLDER_FILES = (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE, ONNX_FILE)
 
 
 class RunFolder:
@@ -83,21 +91,26 @@ class RunFolder:
 
     Paths: ``config`` (config.yaml), ``metrics`` (metrics.jsonl), ``final`` (final.json),
     ``checkpoints/`` (resumable state) with ``best_weights`` (the best-by-validation weights),
-    ``model/`` (the exported model folder), ``confusion_matrix`` and ``curves`` (pictures).
+    ``model/`` (the exported model folder), ``confusion_matrix`` and ``curves`` (pictures), the trackers'
+    ``tensorboard/`` and ``wandb_id``; an audit's ``label_issues_csv``, ``label_issues_png`` and ``exclude``.
     """
 
     def __init__(self, output_dir: str | os.PathLike):
         self.root = Path(output_dir)
-        self.config = self.root / "config.yaml"
+        self.config = self.root / CONFIG_YAML
         self.metrics = self.root / METRICS_LOG
-        self.final = self.root / "final.json"
+        self.final = self.root / FINAL_FILE
         self.checkpoints = checkpoints_dir(self.root)
-        self.best_weights = self.checkpoints / "best_model.safetensors"
-        self.model = self.root / "model"
+        self.best_weights = self.checkpoints / BEST_WEIGHTS_FILE
+        self.model = self.root / MODEL_DIR
         self.confusion_matrix = self.root / CONFUSION_FILE
         self.curves = self.root / CURVES_FILE
+        self.tensorboard = self.root / TENSORBOARD_DIR
+        self.wandb_id = self.root / WANDB_ID_FILE
+        self.label_issues_csv = self.root / LABEL_ISSUES_CSV
+        self.label_issues_png = self.root / LABEL_ISSUES_PNG
+        self.exclude = self.root / EXCLUDE_FILE
         self.lock = self.root / LOCK_FILE
-        self.tensorboard = self.root / "tensorboard"  # the tensorboard tracker's logging_dir
 
     def claim(self, accelerator: Accelerator) -> None:
         """Create the folder and lock it for this run until the process ends or :meth:`release` (main process).
@@ -179,7 +192,7 @@ class RunFolder:
                 _check_identity(path, identity, f"output_dir={self.root} holds a run that")
                 _warn_unlisted(path)
                 return str(path)
-            logger.warning(f"warning: checkpoint {path} is damaged ({problem}); trying the previous one")
+            logger.warning(f"checkpoint {path} is damaged ({problem}); trying the previous one")
         if found:
             raise UserError(f"output_dir={self.root}: none of its {len(found)} checkpoints is intact: "
                             "resume from a copy with --resume PATH, or start over with --resume never")
@@ -273,7 +286,7 @@ class RunFolder:
 
     def is_finished(self) -> bool:
         """Whether the run in this folder has written its final.json and model/."""
-        return self.final.is_file() and (self.model / "config.json").is_file()
+        return self.final.is_file() and (self.model / CONFIG_FILE).is_file()
 
     # -- the metrics log --------------------------------------------------------------------------
 
@@ -323,7 +336,7 @@ def _generation(path: Path) -> int:
 def _warn_unlisted(path: Path) -> None:
     unlisted = unlisted_files(path)
     if unlisted:
-        logger.warning(f"warning: checkpoint {path} holds {', '.join(unlisted)}, which its manifest does not list: "
+        logger.warning(f"checkpoint {path} holds {', '.join(unlisted)}, which its manifest does not list: "
                        "ignored (never read)")
 
 
@@ -350,9 +363,8 @@ def _is_metrics_log(path: Path) -> bool:
         return False
     lines = text.split("\n")
     torn = lines.pop()  # "" after a complete last line; else a line cut short by a killed run
-    start = '{"epoch": '  # how a record written by the trainer begins
-    return (torn.startswith(start) or start.startswith(torn)) and all(
-        "epoch" in (_record(line) or {}) for line in lines)
+    # A record is a JSON object with an epoch, whatever its key order; a torn one is the start of an object.
+    return (torn == "" or torn.startswith("{")) and all("epoch" in (_record(line) or {}) for line in lines)
 
 
 def _is_final_record(path: Path) -> bool:

@@ -1,6 +1,6 @@
 """Experiment tracking through Accelerate's trackers (Weights & Biases, TensorBoard, or any other it supports).
 
-A resumed run continues the same W&B run: its id is kept in ``output_dir/wandb_run_id`` (a W&B
+A resumed run continues the same W&B run: its id is kept in the run folder (``RunFolder.wandb_id``) (a W&B
 sweep agent's own ``WANDB_RUN_ID`` takes precedence).
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 from accelerate import Accelerator
 
 from ..config import Config, config_to_dict, flatten_config
+from .run_folder import RunFolder
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -55,7 +56,7 @@ def start_tracking(accelerator: Accelerator, cfg: Config, extra: dict) -> None:
     if "wandb" in cfg.log.trackers:
         run_id = os.environ.get("WANDB_RUN_ID")
         if run_id is None and accelerator.is_main_process:
-            run_id = _wandb_run_id(Path(cfg.output_dir))
+            run_id = _wandb_run_id(RunFolder(cfg.output_dir).wandb_id)
         init_kwargs["wandb"] = {
             "mode": resolve_wandb_mode(cfg.log.wandb_mode),
             "dir": cfg.output_dir,
@@ -66,12 +67,11 @@ def start_tracking(accelerator: Accelerator, cfg: Config, extra: dict) -> None:
     accelerator.init_trackers(cfg.log.project, config={**flat_config(cfg), **extra}, init_kwargs=init_kwargs)
 
 
-def _wandb_run_id(output_dir: Path) -> str:
+def _wandb_run_id(path: Path) -> str:
     """The run's W&B id, made once and kept in the run folder so a resume continues the same run.
     W&B accepts any id of letters and digits; wandb has no public id generator, so ``secrets`` draws it."""
-    path = output_dir / "wandb_run_id"
     if not path.is_file():
-        output_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         alphabet = string.ascii_lowercase + string.digits
         path.write_text("".join(secrets.choice(alphabet) for _ in range(12)))
     return path.read_text().strip()

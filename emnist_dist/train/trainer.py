@@ -51,12 +51,12 @@ from ..data import EmnistData, load_emnist
 from ..data.resize import to_model_input
 from ..errors import UserError
 from ..files import write_text_atomic
-from ..model_folder.artifact import ModelInfo, save_model, save_weights
+from ..model_folder.artifact import ModelInfo, save_model
 from ..model_folder.framing import measure_framing
 from ..reports.run_plots import write_run_pictures
 from ..metrics import EvalMetrics
 from .batches import TrainLoader, eval_batches
-from .checkpoint import CheckpointParts, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointParts, CheckpointSaver
 from .components import build_components, build_network
 from .distributed import broadcast_buffers, build_accelerator, ranks_in_sync
 from .run_folder import RunFolder, run_identity
@@ -155,27 +155,35 @@ class Trainer:
         self.state = RunState()
         # Everything a checkpoint holds; the loader's saved position is checked against this run's
         # global batch and sample count, then re-derived from the step.
-        self.checkpoint_parts = CheckpointParts(
+        self.saver = CheckpointSaver(accelerator, self.folder, CheckpointParts(
             model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, progress=self.state,
-            loader=self.loader, ema=self.ema, per_rank=self.augmentation.random_streams())
+            loader=self.loader, ema=self.ema, per_rank=self.augmentation.random_streams()),
+            identity=run_identity(cfg), keep_last=cfg.checkpoint.keep_last, seed=cfg.seed)
         self._start_epoch(self.epoch)
         self.first_nonfinite = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: none yet
         self.step_lr = float("nan")  # the learning rate the latest optimizer step used (set by train_step)
         self.window = ThroughputWindow(self.device)
         self.last_val: dict = {}
         self.bar = tqdm(disable=True)  # fit() shows the real one
+        self.started, self.first_step = time.perf_counter(), 0  # begin() restarts the clock
 
     # -- the run ----------------------------------------------------------------------------------
 
     @property
     def epoch(self) -> int:
-        """The epoch the next step belongs to (0-based)."""
+        """The epoch the next step belongs to, 0-based: the index of the batch order and the augmentation
+        stream. Users never see it; logs and records count epochs from 1 (:meth:`epoch_of`)."""
         return self.state.step // self.steps_per_epoch
+
+    def epoch_of(self, step: int) -> int:
+        """The epoch, counted from 1 as every log line and record shows it, that optimizer step ``step``
+        (counted from 1) belongs to; for a step count, the epochs it has begun."""
+        return -(-step // self.steps_per_epoch)
 
     @property
     def epochs_begun(self) -> int:
         """Epochs the steps so far have started (completed ones, plus a partial last one under max_steps)."""
-        return -(-self.state.step // self.steps_per_epoch)
+        return self.epoch_of(self.state.step)
 
     def fit(self) -> dict:
         """Train to ``total_steps``, validating and checkpointing on the way; returns the final metrics
@@ -214,7 +222,7 @@ class Trainer:
                     self.validate()
                 self._start_epoch(self.epoch)
             if checkpoint_due:
-                self.save_checkpoint()
+                self.saver.save(state.step)
         self.bar.close()
 
     def _end_tracking(self) -> None:
@@ -272,14 +280,14 @@ class Trainer:
         bad_steps = flags[:, 0][flags[:, 0] > 0]
         if len(bad_steps):
             first = int(bad_steps.min())
-            raise Diverged(f"train.loss is not finite at step {first} (epoch {(first - 1) // self.steps_per_epoch}); "
+            raise Diverged(f"train.loss is not finite at step {first} (epoch {self.epoch_of(first)}); "
                            "stopping without checkpointing or exporting. Lower train.lr, raise train.warmup_epochs, "
                            "or use bf16 instead of fp16.", first)
         self.log_progress()
         if flags[:, 1].any():
             received = self.stop.received or "stop signal"
             logger.info(f"{received} received: checkpointing at step {state.step}")
-            self.save_checkpoint()
+            self.saver.save(state.step)
             raise Preempted(f"{received} received: checkpoint saved at step {state.step}; "
                             "run again with resume=auto to continue", state.step)
 
@@ -292,7 +300,7 @@ class Trainer:
         if self.bar.disable:  # batch jobs and logs: plain lines instead of a redrawn progress bar
             seconds_per_step = (time.perf_counter() - self.started) / max(1, step - self.first_step)
             eta = format_duration(seconds_per_step * (self.total_steps - step))
-            logger.info(f"step {step}/{self.total_steps} epoch {(step - 1) // self.steps_per_epoch} "
+            logger.info(f"step {step}/{self.total_steps} epoch {self.epoch_of(step)} "
                         f"loss {stats['loss']:.4f} lr {stats['lr']:.3g} images/s {stats['images_per_s']:.0f} eta {eta}")
         else:
             self.bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{stats['images_per_s']:.0f}",
@@ -323,9 +331,7 @@ class Trainer:
         if scores[kind] > state.best_val_acc:
             state.best_val_acc, state.best_step, state.best_epoch, state.best_weights = \
                 scores[kind], state.step, epoch, kind
-            if self.accelerator.is_main_process:
-                self.folder.checkpoints.mkdir(parents=True, exist_ok=True)
-                save_weights(dict(self.candidates())[kind], self.folder.best_weights)
+            self.saver.keep_best(dict(self.candidates())[kind])
         self.accelerator.log(record, step=state.step)
         if self.accelerator.is_main_process:
             self.folder.append_metrics(record)
@@ -394,7 +400,7 @@ class Trainer:
                              metrics={k: v for k, v in final.items() if k.startswith("test/")})
             save_model(net, self.folder.model, info)
             write_text_atomic(self.folder.final, json.dumps(final, indent=2) + "\n")
-            image = write_run_pictures(self.folder.root, confusion, data.class_names)  # confusion_matrix.png, curves.png
+            image = write_run_pictures(self.folder, confusion, data.class_names)
             log_image(accelerator, "test/confusion_matrix", image, state.step)
         accelerator.wait_for_everyone()
         return final
@@ -409,8 +415,8 @@ class Trainer:
         self.folder.claim(accelerator)  # only now: a bad config or model has written nothing
         path = self.folder.choose_resume(accelerator, cfg.resume, run_identity(cfg))
         if path is not None:
-            load_checkpoint(accelerator, path, self.checkpoint_parts, seed=cfg.seed)
-            logger.info(f"resumed from {path} at step {self.state.step} (epoch {self.epoch})")
+            self.saver.load(path)
+            logger.info(f"resumed from {path} at step {self.state.step} (epoch {self.epochs_begun})")
             self._start_epoch(self.epoch)
         if accelerator.is_main_process:
             save_config(cfg, self.folder.config)
@@ -425,13 +431,6 @@ class Trainer:
         self.bar = tqdm(total=self.total_steps, initial=self.state.step, desc="train", dynamic_ncols=True,
                         disable=not (interactive and accelerator.is_main_process))
         self.started, self.first_step = time.perf_counter(), self.state.step
-
-    def save_checkpoint(self) -> None:
-        """A resumable checkpoint of this step from every rank (the best-by-validation one is kept)."""
-        state = self.state
-        save_checkpoint(self.accelerator, self.folder.root, state.step, self.checkpoint_parts,
-                        identity=run_identity(self.cfg), keep_last=self.cfg.checkpoint.keep_last,
-                        protect_step=state.best_step if state.best_step >= 0 else None)
 
     def _start_epoch(self, epoch: int) -> None:
         """Point the batch stream at ``epoch``, after the micro-batches its finished steps used."""

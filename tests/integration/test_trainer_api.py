@@ -132,6 +132,18 @@ def test_the_learning_rate_logged_is_the_rate_each_step_used(tmp_path, cache, ca
     # Each epoch's last step ran at the bottom of its cycle, not at the peak the restart sets for the next step.
     assert [r["lr"] for r in records] == pytest.approx([used(r["step"]) for r in records], rel=1e-9)
     assert [r["step"] for r in records] == [steps_per_epoch, 2 * steps_per_epoch] and records[-1]["lr"] < lr / 10
-    lines = re.findall(r"^step (\d+)/\d+ epoch \d+ loss \S+ lr (\S+) ", capsys.readouterr().out, re.M)
+    console = capsys.readouterr().out
+    lines = re.findall(r"^step (\d+)/\d+ epoch \d+ loss \S+ lr (\S+) ", console, re.M)
     assert [int(step) for step, _ in lines] == list(range(1, 2 * steps_per_epoch + 1))
+    # One meaning of epoch: the console's epoch of each evaluated step is the one metrics.jsonl records.
+    console_epoch = {int(step): int(epoch) for step, epoch in re.findall(r"^step (\d+)/\d+ epoch (\d+) ", console, re.M)}
+    assert [console_epoch[r["step"]] for r in records] == [r["epoch"] for r in records] == [1, 2]
     assert [float(rate) for _, rate in lines] == pytest.approx([used(int(step)) for step, _ in lines], rel=6e-3)
+
+
+def test_sync_point_before_fit_logs_instead_of_failing(tmp_path, cache, capsys):
+    log_to_console()
+    trainer = Trainer(config(cache, tmp_path / "run"))
+    trainer.train_step()
+    trainer.sync_point()  # the clock starts at construction; fit() restarts it
+    assert re.search(r"^step 1/4 epoch 1 loss \S+ ", capsys.readouterr().out, re.M)
