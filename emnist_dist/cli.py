@@ -26,11 +26,13 @@ class CliParser(argparse.ArgumentParser):
 
 
 class ConsoleFormatter(logging.Formatter):
-    """The bare message. Accelerate's logger adapter prefixes every record with ``[RANK n]``; a command logs
-    from the main process only, so the prefix is dropped to keep its lines as plain as ``print``'s."""
+    """The bare message, ``warning: `` before a warning's. Accelerate's logger adapter prefixes every record with
+    ``[RANK n]``; a command logs from the main process only, so the prefix is dropped to keep its lines as plain
+    as ``print``'s."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return re.sub(r"^\[RANK \d+\] ", "", record.getMessage())
+        message = re.sub(r"^\[RANK \d+\] ", "", record.getMessage())
+        return f"warning: {message}" if record.levelno == logging.WARNING else message
 
 
 class StdoutHandler(logging.StreamHandler):
