@@ -27,12 +27,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import UserError, one_line
-from .dataset_io import META_FILE, PARTS, SplitArrays, load_split, read_meta
-from .download import download
-from .hub_folder import CARD_FILE, published_configs, published_parquet
-from .idx import IMAGE_SIDE, read_idx
-from .splits import SplitInfo, get_split
+from ...errors import UserError, one_line
+from ..dataset_io import META_FILE, PARTS, SplitArrays, load_split, read_meta
+from ..download import download
+from ..hub_folder import CARD_FILE, published_configs, published_parquet
+from ..idx import IMAGE_SIDE, read_idx
+from ..splits import SplitInfo, get_split
 
 NIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 NIST_MD5 = "58c8d27c78d21e728a6bc7b3cc06412e"
@@ -137,7 +137,7 @@ def nist_urls(mirrors: Sequence[str] = ()) -> list[str]:
 
 def synthetic_fonts(split: str) -> str:
     """SHA-256 fingerprint of the fonts the synthetic stand-in of ``split`` is drawn from."""
-    from .fonts import font_fingerprint  # imported here (matplotlib): only this source needs it
+    from ..fonts import font_fingerprint  # imported here (matplotlib): only this source needs it
 
     return font_fingerprint("".join(get_split(split).class_names))
 
@@ -146,7 +146,7 @@ def _synthetic(info: SplitInfo, train_per_class: int, test_per_class: int, seed:
     for name, value in (("synthetic_train_per_class", train_per_class), ("synthetic_test_per_class", test_per_class)):
         if value < 1:
             raise UserError(f"{name}={value}: expected an integer >= 1")
-    from .synthetic import render_glyphs  # imported here, like datasets below: the other sources start faster
+    from ..synthetic import render_glyphs  # imported here, like datasets below: the other sources start faster
 
     # Disjoint seeds (even / odd) so the test glyphs are never the training glyphs.
     train_images, train_labels = render_glyphs(info.class_names, train_per_class, 2 * seed)
