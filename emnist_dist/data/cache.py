@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 from ..errors import UserError
 from ..files import sweep_temporaries
 from .dataset_io import PARTS, SplitArrays, verify_dataset, write_dataset
-from .readers.parquet import cache_name, describe, is_synthetic, read_source, synthetic_fonts
+from .readers import cache_name, describe, is_synthetic, read_source, synthetic_fonts
 from .splits import get_split
 
 

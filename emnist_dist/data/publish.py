@@ -30,7 +30,8 @@ from .cache import prepare, say
 from .dataset_io import PARTS, load_split
 from .download import file_md5
 from .hub_folder import CARD_FILE, TAG, data_files, published_configs, shard_path
-from .readers.parquet import NIST_MD5, is_synthetic, nist_md5
+from .readers import is_synthetic
+from .readers.nist_download import NIST_MD5, nist_md5
 from .splits import SPLITS, SplitInfo, get_split
 
 MAX_SHARD_BYTES = 500 * 10**6

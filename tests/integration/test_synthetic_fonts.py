@@ -21,7 +21,7 @@ from fontTools.ttLib import TTFont
 
 from emnist_dist.data import class_names
 from emnist_dist.data.fonts import font_files, font_fingerprint, font_folder
-from emnist_dist.data.readers.parquet import cache_name
+from emnist_dist.data.readers import cache_name
 from emnist_dist.data.synthetic import render_glyphs
 from tests.helpers.train_runs import REPO, env_for_tests
 
@@ -30,7 +30,7 @@ _RENDER = f"""
 import hashlib, json
 from emnist_dist.data import class_names
 from emnist_dist.data.fonts import font_files, font_fingerprint
-from emnist_dist.data.readers.parquet import cache_name
+from emnist_dist.data.readers import cache_name
 from emnist_dist.data.synthetic import render_glyphs
 images, labels = render_glyphs(class_names({SPLIT!r}), 20, seed=3)
 chars = "".join(class_names({SPLIT!r}))

@@ -7,7 +7,7 @@ from tests.helpers.emnist_raw import mapping_text, random_split, write_idx_folde
 from torchvision.datasets import EMNIST
 
 from emnist_dist.data import SPLITS, class_names
-from emnist_dist.data.readers.parquet import read_path
+from emnist_dist.data.readers import read_path
 from emnist_dist.errors import UserError
 
 NIST_SPLITS = ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")

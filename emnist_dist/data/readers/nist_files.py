@@ -1,0 +1,148 @@
+"""The raw NIST files: ``gzip.zip``, or a folder of its ``.gz`` or extracted IDX members.
+
+Members ``emnist-{split}-{train,test}-{images-idx3,labels-idx1}-ubyte[.gz]``, flat, under
+``gzip/`` (as in the archive) or ``raw/`` / ``EMNIST/raw/`` (torchvision's layout). Glyphs are
+stored transposed; raw labels are checked against the split's classes and shifted (letters:
+1..26 -> 0..25). The IDX reading here also serves the MNIST-format reader.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+
+from ...errors import UserError
+from ..dataset_io import PARTS, SplitArrays
+from ..idx import read_idx
+from ..splits import SplitInfo
+
+KINDS = {"images": "images-idx3", "labels": "labels-idx1"}
+# Where the NIST members may sit inside a folder: flat, as in gzip.zip, torchvision's layout.
+_MEMBER_DIRS = (".", "gzip", "raw", "EMNIST/raw")
+
+
+def member_name(split: str, part: str, kind: str) -> str:
+    """NIST file name without ``.gz``, e.g. ``emnist-byclass-train-images-idx3-ubyte``."""
+    return f"emnist-{split}-{part}-{KINDS[kind]}-ubyte"
+
+
+def nist_members(folder: Path, info: SplitInfo) -> dict[tuple[str, str], Path | None]:
+    """The split's four NIST members under ``folder`` (None where missing)."""
+    return {(part, kind): find_member(folder, member_name(info.name, part, kind)) for part in PARTS for kind in KINDS}
+
+
+def has_nist_members(folder: Path, info: SplitInfo) -> bool:
+    """Whether ``folder`` holds any of the split's NIST members."""
+    return any(nist_members(folder, info).values())
+
+
+def read_nist_folder(path: Path, info: SplitInfo) -> SplitArrays:
+    """The split from a folder of its NIST members (all four required)."""
+    members = nist_members(path, info)
+    missing = [member_name(info.name, p, k) for (p, k), found in members.items() if found is None]
+    expected = f"all four emnist-{info.name}-{{train,test}}-{{images-idx3,labels-idx1}}-ubyte[.gz] files"
+    return read_found_members(path, members, missing, expected, info, upright=False)
+
+
+def has_zip(folder: Path, info: SplitInfo) -> bool:
+    """Whether ``folder`` holds a ``.zip`` archive."""
+    return any(folder.glob("*.zip"))
+
+
+def read_zip_in_folder(path: Path, info: SplitInfo) -> SplitArrays:
+    """The split from ``path/gzip.zip``, else the first ``.zip`` by name."""
+    archives = sorted(path.glob("*.zip"))
+    return read_zip(path / "gzip.zip" if (path / "gzip.zip").is_file() else archives[0], info)
+
+
+def read_found_members(
+    path: Path,
+    members: dict[tuple[str, str], Path | None],
+    missing: list[str],
+    expected: str,
+    info: SplitInfo,
+    upright: bool,
+) -> SplitArrays:
+    """Read the four IDX files found under ``path``; ``missing`` names the ones not found (an error)."""
+    if missing:
+        raise UserError(f"{path}: {missing[0]}[.gz] is missing: expected {expected}")
+
+    def open_file(part: str, kind: str) -> tuple[BinaryIO, str, bool]:
+        found = members[(part, kind)]
+        return open(found, "rb"), str(found), found.suffix == ".gz"
+
+    return read_members(info, open_file, upright)
+
+
+def find_member(folder: Path, base: str) -> Path | None:
+    """``base`` or ``base.gz`` in one of the member folders under ``folder``, else None."""
+    for sub in _MEMBER_DIRS:
+        for name in (base + ".gz", base):
+            candidate = folder / sub / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def read_zip(path: Path, info: SplitInfo) -> SplitArrays:
+    """The split from the NIST archive (members found by name, at any depth)."""
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: empty file: expected the EMNIST gzip.zip")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise UserError(f"{path}: not a readable zip archive ({err}): expected the EMNIST gzip.zip") from None
+    with archive:
+        by_name = {Path(name).name: name for name in archive.namelist()}
+
+        def open_member(part: str, kind: str) -> tuple[BinaryIO, str, bool]:
+            base = member_name(info.name, part, kind)
+            for name, gzipped in ((base + ".gz", True), (base, False)):
+                if name in by_name:
+                    try:
+                        return archive.open(by_name[name]), f"{path}:{by_name[name]}", gzipped
+                    except (zipfile.BadZipFile, OSError) as err:
+                        raise UserError(
+                            f"{path}:{by_name[name]}: unreadable zip member ({err}): expected an intact archive"
+                        ) from None
+            raise UserError(f"{path}: no member {base}.gz: expected the EMNIST gzip.zip layout (gzip/{base}.gz)")
+
+        return read_members(info, open_member)
+
+
+def read_members(
+    info: SplitInfo, open_member: Callable[[str, str], tuple[BinaryIO, str, bool]], upright: bool = False
+) -> SplitArrays:
+    """Read and cross-check the four IDX members (stored ``upright`` or transposed); labels become class ids."""
+    arrays: dict[str, np.ndarray] = {}
+    for part in PARTS:
+        names = {}
+        for kind in KINDS:
+            stream, names[kind], gzipped = open_member(part, kind)
+            with stream:
+                arrays[f"{part}_{kind}"] = read_idx(stream, names[kind], kind, gzipped)
+        n_images, n_labels = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
+        if n_images != n_labels:
+            raise UserError(
+                f"{names['images']} holds {n_images} images but {names['labels']} holds {n_labels} labels: "
+                "expected equal counts"
+            )
+        arrays[f"{part}_labels"] = class_ids(arrays[f"{part}_labels"], info, names["labels"])
+    return SplitArrays(upright=upright, **arrays)
+
+
+def class_ids(raw: np.ndarray, info: SplitInfo, name: str, offset: int | None = None) -> np.ndarray:
+    """NIST labels -> class ids 0..C-1 (letters shift by one, or by ``offset``); out-of-range labels raise UserError."""
+    low = info.raw_label_offset if offset is None else offset
+    labels = raw.astype(np.int64) - low
+    bad = (labels < 0) | (labels >= info.num_classes)
+    if bad.any():
+        first = int(raw[np.argmax(bad)])
+        raise UserError(
+            f"{name}: label {first} is outside the {info.num_classes} classes of {info.name}: "
+            f"expected labels {low}..{low + info.num_classes - 1}"
+        )
+    return labels
