@@ -35,12 +35,17 @@ class ConsoleFormatter(logging.Formatter):
         return f"warning: {message}" if record.levelno == logging.WARNING else message
 
 
-class StdoutHandler(logging.StreamHandler):
-    """A handler writing to ``sys.stdout`` as it is at each record (pytest's capture or a notebook replaces it)."""
+class ConsoleHandler(logging.StreamHandler):
+    """A handler writing to ``sys.stdout`` or ``sys.stderr`` (``stream_name``) as it is at each record (pytest's
+    capture or a notebook replaces it)."""
+
+    def __init__(self, stream_name: str):
+        self.stream_name = stream_name
+        super().__init__()
 
     @property
     def stream(self):
-        return sys.stdout
+        return getattr(sys, self.stream_name)
 
     @stream.setter
     def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the property answers instead
@@ -49,19 +54,21 @@ class StdoutHandler(logging.StreamHandler):
 
 def log_to_console() -> None:
     """Show the package's log records (``accelerate.logging.get_logger``: main process only) as plain lines on
-    stdout, the console output of a command. A library user configures ``logging`` as they like instead."""
-    package = logging.getLogger("emnist_dist")
-    if not any(isinstance(handler, StdoutHandler) for handler in package.handlers):
-        handler = StdoutHandler()
-        handler.setFormatter(ConsoleFormatter())
-        package.addHandler(handler)
-        package.setLevel(logging.INFO)
-        package.propagate = False
+    stdout, the console output of a command, and the data layer's (its progress) on stderr: a data command's
+    stdout is its result alone, a path a script reads. A library user configures ``logging`` as they like instead."""
+    for name, stream_name in (("emnist_dist", "stdout"), ("emnist_dist.data", "stderr")):
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, ConsoleHandler) for handler in logger.handlers):
+            handler = ConsoleHandler(stream_name)
+            handler.setFormatter(ConsoleFormatter())
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run ``main(argv)`` and exit with its return code; a UserError becomes one line on stderr and exit 2.
-    The package's log records go to stdout (:func:`log_to_console`)."""
+    The package's log records go to stdout, the data layer's to stderr (:func:`log_to_console`)."""
     log_to_console()
     try:
         code = main(argv)

@@ -9,8 +9,8 @@ when it cannot be. A cache that is only read never needs to be writable.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +23,10 @@ from ..files import sweep_temporaries
 from .dataset_io import PARTS, SplitArrays, verify_dataset, write_dataset
 from .readers import cache_name, describe, is_synthetic, read_source, synthetic_fonts
 from .splits import get_split
+
+# Plain logging, not accelerate's adapter: the data commands run without an Accelerator (the adapter refuses
+# to log before one exists); callers pass progress=False off the main process.
+logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -149,6 +153,6 @@ def _sweep_if_idle(target: Path) -> None:
 
 
 def say(enabled: bool, message: str) -> None:
-    """A progress line of the data commands, on stderr: their stdout is the result alone (a path a script reads)."""
+    """Log a progress line of the data layer when ``enabled`` (a command's console shows it on stderr)."""
     if enabled:
-        print(message, file=sys.stderr, flush=True)
+        logger.info(message)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import Sequence
 from urllib.error import HTTPError, URLError
@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..files import fsync_tree, write_error
+
+logger = logging.getLogger(__name__)  # plain logging, as in cache.py
 
 _CHUNK = 1 << 20
 
@@ -69,7 +71,7 @@ def download(
             lock.acquire(timeout=0)
         except Timeout:
             if progress:
-                print(f"waiting for another process downloading {dest} ...", file=sys.stderr, flush=True)
+                logger.info(f"waiting for another process downloading {dest} ...")
             lock.acquire()
     except OSError as err:
         raise write_error(dest, err) from None
@@ -85,7 +87,7 @@ def download(
             except _ServerFailed as err:
                 failures.append(f"{url}: {err}")
                 if progress and len(urls) > 1:
-                    print(f"{failures[-1]}; trying the next server", file=sys.stderr, flush=True)
+                    logger.info(f"{failures[-1]}; trying the next server")
         part = _part_path(dest)
         kept = (f"the {part.stat().st_size} bytes received are kept in {part}: run again to resume"
                 if part.exists() else "run again to retry")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
-import sys
 from pathlib import Path
 
 import torch
@@ -17,6 +17,8 @@ from .cache import lock_path
 from .dataset_io import META_FILE, load_split, read_meta
 from .idx import IMAGE_SIDE
 from .resize import resize_to_float
+
+logger = logging.getLogger(__name__)  # plain logging, as in cache.py
 
 STATS_FILE = "image_stats.json"
 _STATS_BATCH = 8192
@@ -155,7 +157,7 @@ def _read_stats(cache_path: Path, warn: bool) -> dict:
     if problem is None:
         return stored
     if warn:
-        print(f"warning: {path} {problem}: ignoring it and computing the image statistics again", file=sys.stderr)
+        logger.warning(f"{path} {problem}: ignoring it and computing the image statistics again")
     return {}
 
 

@@ -19,7 +19,7 @@ from datasets import load_from_disk
 
 from emnist_dist.data import image_stats, load_split, prepare
 from emnist_dist.data.__main__ import main
-from emnist_dist.cli import run_cli
+from emnist_dist.cli import log_to_console, run_cli
 from emnist_dist.errors import UserError
 from tests.helpers.train_runs import REPO, env_for_tests
 
@@ -82,6 +82,7 @@ def test_a_damaged_cache_is_rebuilt_saying_so(tmp_path, reference, damage, capsy
     cache = prepare("digits", "synthetic", tmp_path, progress=False, **SMALL)
     spoil, reason = DAMAGE[damage]
     spoil(cache)
+    log_to_console()  # a command's console: the data layer logs, the console shows its records on stderr
     capsys.readouterr()
     assert prepare("digits", "synthetic", tmp_path, progress=False, **SMALL) == cache
     lines = capsys.readouterr().err.splitlines()

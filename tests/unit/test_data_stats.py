@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from tests.helpers.emnist_raw import random_split, write_gzip_zip
 
+from emnist_dist.cli import log_to_console
 from emnist_dist.data import class_counts, image_stats, prepare, stratified_folds, stratified_split, stratified_subset
 from emnist_dist.data.stats import resize_matrix
 from emnist_dist.data.resize import resize_to_float
@@ -131,6 +132,7 @@ def rewrite_stats(cache, stored: dict, record_checksum: bool) -> None:
 def test_impossible_stored_statistics_are_recomputed_saying_so(stats_cache, capsys, mean, std):
     cache, right = stats_cache
     rewrite_stats(cache, {"28": {"mean": mean, "std": std}}, record_checksum=True)
+    log_to_console()  # a command's console: the data layer logs, the console shows its records on stderr
     assert image_stats(cache, 28) == right
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"warning: {cache / 'image_stats.json'} holds ") and "expected" in err[0]
@@ -140,6 +142,7 @@ def test_impossible_stored_statistics_are_recomputed_saying_so(stats_cache, caps
 def test_a_stats_file_that_does_not_match_its_checksum_is_recomputed(stats_cache, capsys):
     cache, right = stats_cache
     rewrite_stats(cache, {"28": {"mean": 0.123, "std": 0.3}}, record_checksum=False)  # plausible, but not ours
+    log_to_console()
     assert image_stats(cache, 28) == right
     assert "does not match its SHA-256 in emnist_dist.json" in capsys.readouterr().err
 
