@@ -37,6 +37,7 @@ WANDB_ONLY_KEYS = {"program", "command", "project", "entity", "name", "descripti
 METHODS = {"bayes", "random", "grid"}
 GOALS = {"maximize", "minimize"}
 SCALARS = (bool, int, float, str, type(None))
+DISTRIBUTIONS = ("constant", "categorical", "uniform", "int_uniform", "log_uniform_values", "log_uniform", "q_uniform")
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,9 @@ def parse_parameter(key: str, spec, where: str) -> Parameter:
             distribution = "int_uniform" if integers else "uniform"
         else:
             raise UserError(f"{here}: expected value, values, or min and max (with a distribution)")
+    if distribution not in DISTRIBUTIONS:
+        raise UserError(f"{here}: distribution={distribution!r}: expected {', '.join(DISTRIBUTIONS)} (Optuna draws "
+                        "no normal or quantised-log values)")
     if distribution == "constant":
         return _categorical(key, [spec.get("value")], here)
     if distribution == "categorical":
@@ -218,15 +222,12 @@ def parse_parameter(key: str, spec, where: str) -> Parameter:
         return Parameter(key, "float", low=low, high=high, log=True)
     if distribution == "log_uniform":  # W&B: min/max are natural logarithms of the bounds
         return Parameter(key, "float", low=math.exp(low), high=math.exp(high), log=True)
-    if distribution == "q_uniform":
-        q = spec.get("q", 1)
-        if not isinstance(q, (int, float)) or isinstance(q, bool) or q <= 0:
-            raise UserError(f"{here}: q={q!r}: expected a positive step")
-        if isinstance(q, int) and low == int(low) and high == int(high):
-            return Parameter(key, "int", low=int(low), high=int(high), step=q)
-        return Parameter(key, "float", low=low, high=high, step=float(q))
-    raise UserError(f"{here}: distribution={distribution!r}: expected constant, categorical, uniform, int_uniform, "
-                    "log_uniform_values, log_uniform or q_uniform (Optuna draws no normal or quantised-log values)")
+    q = spec.get("q", 1)  # q_uniform
+    if not isinstance(q, (int, float)) or isinstance(q, bool) or q <= 0:
+        raise UserError(f"{here}: q={q!r}: expected a positive step")
+    if isinstance(q, int) and low == int(low) and high == int(high):
+        return Parameter(key, "int", low=int(low), high=int(high), step=q)
+    return Parameter(key, "float", low=low, high=high, step=float(q))
 
 
 def _categorical(key: str, values: list, here: str) -> Parameter:

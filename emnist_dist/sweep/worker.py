@@ -112,11 +112,20 @@ def run_worker(sweep: Sweep, worker: int) -> int:
     """Run trials until the study has its ``n_trials`` and none waits; returns the exit code (0, or 75 when a stop
     signal interrupted a trial, which then waits in the study for the same command to resume it)."""
     state = PartialState(cpu=sweep.base.cpu)
-    os.environ.setdefault("WANDB_RUN_GROUP", sweep.folder.name)  # each trial's W&B run, grouped by study
+    group = os.environ.get("WANDB_RUN_GROUP")
+    os.environ["WANDB_RUN_GROUP"] = group or sweep.folder.name  # each trial's W&B run, grouped by study
+    try:
+        return _run_trials(sweep, state, worker)
+    finally:
+        if group is None:
+            os.environ.pop("WANDB_RUN_GROUP", None)
+
+
+def _run_trials(sweep: Sweep, state: PartialState, worker: int) -> int:
     study = storage = None
     if state.is_main_process:
-        study, storage = open_study(sweep.folder, sweep.space, sweep.identity(), seed=sweep.base.seed, worker=worker,
-                           epochs=sweep.base.train.epochs)
+        study, storage = open_study(sweep.folder, sweep.space, sweep.identity(), seed=sweep.base.seed,
+                                    worker=worker, epochs=sweep.base.train.epochs)
     stop = StopSignal()
     with stop.listening():
         while True:
