@@ -14,13 +14,11 @@ from pathlib import Path
 
 import optuna
 import yaml
-from accelerate.logging import get_logger
 from optuna.trial import FrozenTrial, TrialState
 
 from ..files import atomic_path, write_text_atomic
 from .study import StudyFolder, trial_name
 
-logger = get_logger(__name__)
 PICTURES = {
     "optimization_history.png": optuna.visualization.matplotlib.plot_optimization_history,
     "param_importances.png": optuna.visualization.matplotlib.plot_param_importances,

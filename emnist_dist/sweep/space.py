@@ -22,6 +22,7 @@ Anything else, a key that is not a config field, or a value the config refuses i
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,7 +283,7 @@ def check_values(space: SearchSpace, base_args: list[str],
     fields = flatten_config(config_to_dict(base))
     for key in space.keys:
         if key not in fields:
-            close = [f for f in fields if f.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+            close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UserError(f"parameters.{key}: not a config key{hint}: expected one of the keys "
                             "python -m emnist_dist.train --help lists, such as train.lr")

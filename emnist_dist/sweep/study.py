@@ -21,6 +21,7 @@ worker puts its trial back to WAITING itself, so the next worker resumes it at o
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Iterator
 
 import optuna
-from accelerate.logging import get_logger
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
@@ -42,7 +42,7 @@ from ..files import write_text_atomic
 from ..train.checkpoint import checkpoint_step, published_checkpoints
 from .space import SearchSpace
 
-logger = get_logger(__name__)
+logger = logging.getLogger(__name__)  # the main process's alone: no accelerate state needed
 STUDY_FILE = "study.journal"
 RETRIES = 1
 """How often a trial whose worker died without leaving a newer checkpoint starts again before it is FAIL."""
