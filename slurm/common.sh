@@ -90,7 +90,7 @@ emnist_slurm_sweep() {
 
   log "job $SLURM_JOB_ID (array task ${SLURM_ARRAY_TASK_ID:-none}, restart $emnist_restarts) on" \
     "$SLURM_JOB_NODELIST: $emnist_nodes node(s) x $emnist_procs process(es), study=$study"
-  emnist_slurm_launch -m emnist_dist.sweep --config "$emnist_repo/$config" --space "$emnist_repo/$space" \
+  emnist_slurm_launch -m emnist_dist.sweep --config "$(emnist_repo_path "$config")" --space "$(emnist_repo_path "$space")" \
     --study "$study" --trials "$TRIALS" "${emnist_cpu_args[@]}" "$@"
 
   if ((emnist_rc == 0)); then
@@ -108,8 +108,8 @@ emnist_slurm_setup() {
   emnist_repo=${EMNIST_REPO:-$SLURM_SUBMIT_DIR}
   local file
   for file in "$@"; do
-    if [[ ! -f $emnist_repo/$file ]]; then
-      echo "error: $emnist_repo/$file not found: submit from the repository root or set EMNIST_REPO" >&2
+    if [[ ! -f $(emnist_repo_path "$file") ]]; then
+      echo "error: $(emnist_repo_path "$file") not found: submit from the repository root or set EMNIST_REPO" >&2
       exit 2
     fi
   done
@@ -131,6 +131,11 @@ emnist_slurm_setup() {
   emnist_nodes=$SLURM_NNODES
   emnist_world=$((emnist_nodes * emnist_procs))
   emnist_restarts=${SLURM_RESTART_COUNT:-0}
+}
+
+# emnist_repo_path FILE: FILE itself when absolute, else the repository's FILE.
+emnist_repo_path() {
+  if [[ $1 == /* ]]; then echo "$1"; else echo "$emnist_repo/$1"; fi
 }
 
 # emnist_slurm_launch PYTHON_ARGS...: run `python PYTHON_ARGS` on every node of the job through srun

@@ -10,7 +10,7 @@
 # under accelerate launch; the main process asks the study and sends the trial to the others).
 # Preempted or near its time limit, a task checkpoints its trial, requeues itself, and the trial
 # resumes from its checkpoint under the same number (in whichever task claims it first). Submit from
-# the repository root (or set EMNIST_REPO); CONFIG and SPACE (below) are relative to it; arguments
+# the repository root (or set EMNIST_REPO); CONFIG and SPACE (below) are relative to it (or absolute); arguments
 # after the script override the base config for every trial. Resubmitting the same command adds
 # workers to the same study. Environment overrides: slurm/README.md.
 #

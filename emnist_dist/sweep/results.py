@@ -88,6 +88,7 @@ def write_pictures(study: optuna.Study, folder: StudyFolder) -> list[Path]:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)  # matplotlib: a parameter with a single value so far
             axes = plot(study)
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
         figure.set_size_inches(10, 6)

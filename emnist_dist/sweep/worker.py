@@ -129,6 +129,9 @@ def _run_trials(sweep: Sweep, state: PartialState, worker: int) -> int:
     stop = StopSignal()
     with stop.listening():
         while True:
+            if any_process(state, stop.received is not None):  # arrived between trials: none is claimed
+                logger.info(f"{stop.received or 'a stop signal'} received: stopping before the next trial")
+                return EXIT_PREEMPTED
             claimed: list[Claim] = []
 
             def claim() -> dict | None:
@@ -172,6 +175,7 @@ def run_trial(sweep: Sweep, state: PartialState, study: tuple[optuna.Study, Jour
                 raise Preempted(f"{stop.received or 'a stop signal'} received before trial {number} trained", -1)
             trainer.fit()
             outcome = (TrialState.COMPLETE, "finished")
+            stop.received = stop.received or trainer.stop.received  # too late for this trial: before the next
         except RunStopped as err:
             outcome = (TrialState.PRUNED, str(err))
         except Diverged as err:
