@@ -77,7 +77,10 @@ class PruningCallback(TrainerCallback):
 
     def on_validation(self, event: ValidationEvent) -> str | None:
         value = event.record.get(self.metric)
-        if self.trial is None or value is None:
+        if value is None:  # the same record on every process: all of them stop here
+            held = ", ".join(k for k in event.record if k.startswith("val"))
+            raise UserError(f"metric.name={self.metric}: not in the validation records (they hold {held})")
+        if self.trial is None:
             return None
         self.trial.report(value, event.epoch)
         if self.trial.should_prune():
