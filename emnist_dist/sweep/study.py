@@ -151,7 +151,7 @@ def _check_same(study: optuna.Study, key: str, value, problem: str) -> None:
 
 @dataclass
 class Claim:
-    """A trial this worker runs: its number, parameters, whether it resumes, and its lease."""
+    """A trial this worker runs: its number, its parameters (by config key), the Optuna trial and the lease."""
 
     number: int
     params: dict
@@ -242,7 +242,7 @@ def reap_orphans(study: optuna.Study, storage: JournalStorage, folder: StudyFold
             storage.set_trial_user_attr(tid, "retries", retries + 1)
         else:
             logger.info(f"trial {trial.number}: its worker died again without a new checkpoint: FAIL")
-            storage.set_trial_user_attr(tid, "error", "its worker died twice without a new checkpoint")
+            storage.set_trial_user_attr(tid, "reason", "its worker died twice without a new checkpoint")
             study.tell(trial.number, state=TrialState.FAIL)
             lease.unlink(missing_ok=True)
             continue

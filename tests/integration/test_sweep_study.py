@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,18 +14,20 @@ from optuna.trial import TrialState
 from emnist_dist.config import parse_config
 from emnist_dist.errors import run_cli
 from emnist_dist.sweep.__main__ import main
-from emnist_dist.sweep.space import read_space
+from emnist_dist.sweep.space import check_values, read_space
 from emnist_dist.sweep.study import StudyFolder, claim_trial, open_study
 from emnist_dist.train import Trainer
 from tests.helpers.defects import FASHION_MNIST
 from tests.helpers.sweep_study import (read_trial_record, read_trials, val_records, write_base_config,
                                        write_fashion_subset, write_space)
 
-pytestmark = pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    if not FASHION_MNIST.is_dir():
+        pytest.skip("needs Debian's dataset-fashion-mnist (real images)")
     root = tmp_path_factory.mktemp("sweep")
     source = write_fashion_subset(root / "fashion", train_size=640, test_size=100)
     return root, write_base_config(root / "base.yaml", source, root / "cache")
@@ -62,6 +65,14 @@ def test_pruner_stops_a_hopeless_trial_and_best_yaml_trains_the_best_again(data,
     assert "2 trials (1 COMPLETE, 1 PRUNED)" in out and f"0000  val/acc={float(rows[0]['val/acc']):.4f}" in out
 
 
+@pytest.mark.parametrize("space, config", [("byclass_b3", "byclass_b3"), ("cpu", "cpu")])
+def test_shipped_sweep_files_fit_their_recipes(space, config, monkeypatch):
+    monkeypatch.chdir(REPO)
+    parsed = read_space(REPO / "sweeps" / f"{space}.yaml")
+    base = check_values(parsed, ["--config", f"configs/{config}.yaml"])  # every value parses as an override
+    assert base.data.val_fraction > 0 and parsed.metric == "val/acc"
+
+
 @pytest.mark.parametrize("parameters, culprit", [
     ({"train.lrr": {"values": [1e-3]}}, "parameters.train.lrr: not a config key (did you mean train.lr?)"),
     ({"train.optimizer": {"values": ["lion", "adam"]}}, "parameters.train.optimizer: value 'adam' refused"),
@@ -95,5 +106,5 @@ def test_trial_whose_worker_died_is_retried_once_then_failed(tmp_path):
     os.utime(again.lease.path, (long_ago, long_ago))  # died again
     assert claim() is None
     (trial,) = study.trials
-    assert trial.state == TrialState.FAIL and "died twice" in trial.user_attrs["error"]
+    assert trial.state == TrialState.FAIL and "died twice" in trial.user_attrs["reason"]
     assert not first.lease.path.exists()

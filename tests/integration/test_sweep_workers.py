@@ -1,10 +1,12 @@
 """Sweep workers for real: a 2-task SLURM job array on the loopback cluster (tests/helpers/slurm_cluster.py) with
-one task preempted (USR1) mid-trial and requeued, and a DDP trial (2 processes, gloo, under accelerate launch)."""
+one task preempted (USR1) mid-trial and requeued; a DDP trial (2 processes, gloo, under accelerate launch); and
+two local workers (--workers 2) stopped by SIGTERM, then resumed by the same command."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +96,30 @@ def test_ddp_trial_gets_the_same_parameters_on_both_ranks(data):
     assert row["state"] == "COMPLETE" and float(row["train.lr"]) == json.loads(received["0"])["train.lr"]
     final = json.loads((study / "trials" / "0000" / "final.json").read_text())
     assert final["world_size"] == 2 and final["ranks_in_sync"]
+
+
+def test_local_workers_stop_on_sigterm_and_the_same_command_resumes_their_trials(data):
+    root, base, space = data
+    study = root / "local_study"
+    command = [sys.executable, "-m", "emnist_dist.sweep", "--config", str(base), "--space", str(space),
+               "--study", str(study), "--trials", "3", "--workers", "2"]
+    env = {**env_for_tests(root), "PYTHONPATH": str(REPO)}
+    sweep = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in sweep.stdout:  # both workers training their first trial: stop the command
+        lines.append(line)
+        if sum("training test_resnet on" in seen for seen in lines) == 2:
+            sweep.send_signal(signal.SIGTERM)
+            break
+    lines += sweep.stdout.read().splitlines(keepends=True)
+    assert sweep.wait(timeout=JOB_TIMEOUT) == 75, "".join(lines)
+    stopped = {int(s) for s in re.findall(r"SIGTERM received: checkpointing at step (\d+)", "".join(lines))}
+    assert [r["state"] for r in read_trials(study)] == ["WAITING", "WAITING"], "".join(lines)
+
+    again = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert [(r["number"], r["state"]) for r in read_trials(study)] == [("0", "COMPLETE"), ("1", "COMPLETE"),
+                                                                         ("2", "COMPLETE")]
+    resumed = {read_trial_record(study, n)["attempts"][1] for n in (0, 1)}
+    assert resumed == stopped and all(0 < step < 32 for step in stopped)  # from the checkpoints the signal made
+    assert read_trial_record(study, 2)["attempts"] == [-1]
