@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -16,9 +17,11 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import one_line
 from ..files import atomic_path, write_text_atomic
 from .study import StudyFolder, trial_name
 
+logger = logging.getLogger(__name__)
 PICTURES = {
     "optimization_history.png": optuna.visualization.matplotlib.plot_optimization_history,
     "param_importances.png": optuna.visualization.matplotlib.plot_param_importances,
@@ -89,7 +92,11 @@ def write_pictures(study: optuna.Study, folder: StudyFolder) -> list[Path]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.simplefilter("ignore", UserWarning)  # matplotlib: a parameter with a single value so far
-            axes = plot(study)
+            try:
+                axes = plot(study)
+            except (ValueError, RuntimeError) as err:  # e.g. importances of parameters that never varied
+                logger.warning(f"warning: {name} not drawn: {one_line(err)}")
+                continue
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
         figure.set_size_inches(10, 6)
         figure.tight_layout()
