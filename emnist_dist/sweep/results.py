@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import one_line
 from ..files import atomic_path, write_text_atomic
+from ..train.run_folder import RunFolder
 from .study import StudyFolder, trial_name
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def ranked(study: optuna.Study) -> list[FrozenTrial]:
 def best_config(folder: StudyFolder, trial: FrozenTrial, metric: str) -> str:
     """The best trial's resolved config (its run folder's config.yaml) as a file to train again: ``output_dir`` is
     ``DIR/best`` and the tracker run name the study's."""
-    config = yaml.safe_load((folder.trial_dir(trial.number) / "config.yaml").read_text())
+    config = yaml.safe_load(RunFolder(folder.trial_dir(trial.number)).config.read_text())
     config["output_dir"] = str(folder.root / "best")
     config["log"]["run_name"] = f"{folder.name}-best"
     header = (f"# The best trial of study {folder.root} by {metric}: "

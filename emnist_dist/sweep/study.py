@@ -72,6 +72,10 @@ class StudyFolder:
     def trial_dir(self, number: int) -> Path:
         return self.trials / trial_name(number)
 
+    def trial_record(self, number: int) -> Path:
+        """``trials/NNNN/trial.json``: the finished trial's state, value, parameters and reason."""
+        return self.trial_dir(number) / "trial.json"
+
     def lease(self, number: int) -> Path:
         return self.leases / trial_name(number)
 

@@ -33,6 +33,7 @@ from ..errors import UserError, one_line
 from ..files import write_text_atomic
 from ..train import Diverged, Preempted, RunStopped, Trainer, TrainerCallback, ValidationEvent
 from ..train.agreement import main_decides
+from ..train.run_folder import RunFolder
 from ..train.trainer import EXIT_PREEMPTED, StopSignal
 from .results import write_pictures, write_results
 from .space import SearchSpace, override_args
@@ -216,7 +217,7 @@ def record(sweep: Sweep, study: tuple[optuna.Study, JournalStorage], claim: Clai
         trial.set_user_attr("seconds", total)
         value = None
         if state == TrialState.COMPLETE:
-            value = best_value(sweep.folder.trial_dir(claim.number) / "metrics.jsonl", sweep.space.metric,
+            value = best_value(RunFolder(sweep.folder.trial_dir(claim.number)).metrics, sweep.space.metric,
                                sweep.space.goal)
             if value is None:
                 state, reason = TrialState.FAIL, f"no validation record holds {sweep.space.metric}"
@@ -227,7 +228,7 @@ def record(sweep: Sweep, study: tuple[optuna.Study, JournalStorage], claim: Clai
                 trial.set_user_attr("reason", reason)
             study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
             frozen = storage.get_trial(trial_id(storage, study, claim.number))
-            write_text_atomic(sweep.folder.trial_dir(claim.number) / "trial.json", json.dumps({
+            write_text_atomic(sweep.folder.trial_record(claim.number), json.dumps({
                 "number": claim.number, "state": state.name, sweep.space.metric: frozen.value,
                 "params": claim.params, "reason": reason, "seconds": round(total, 1),
                 "attempts": frozen.user_attrs.get("attempts", [])}, indent=2) + "\n")
