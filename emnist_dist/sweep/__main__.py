@@ -17,8 +17,9 @@ import sys
 import optuna
 import torch
 
-from ..errors import CliParser, UserError, run_cli
-from ..train.trainer import EXIT_PREEMPTED
+from ..cli import CliParser, run_cli
+from ..errors import UserError
+from ..train.__main__ import EXIT_PREEMPTED
 from .results import summary_lines, write_pictures, write_results
 from .space import check_values, read_space
 from .study import StudyFolder, load_existing, open_study

@@ -96,7 +96,7 @@ def write_pictures(study: optuna.Study, folder: StudyFolder) -> list[Path]:
             try:
                 axes = plot(study)
             except (ValueError, RuntimeError) as err:  # e.g. importances of parameters that never varied
-                logger.warning(f"warning: {name} not drawn: {one_line(err)}")
+                logger.warning(f"{name} not drawn: {one_line(err)}")
                 continue
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
         figure.set_size_inches(10, 6)

@@ -186,7 +186,7 @@ class Lease:
         try:
             os.utime(self.path)
         except OSError as err:  # a filesystem hiccup: the next beat tries again
-            logger.warning(f"warning: heartbeat of {self.path} failed: {err}")
+            logger.warning(f"heartbeat of {self.path} failed: {err}")
 
     def drop(self) -> None:
         if self.held():

@@ -34,7 +34,8 @@ from ..files import write_text_atomic
 from ..train import Diverged, Preempted, RunStopped, Trainer, TrainerCallback, ValidationEvent
 from ..train.agreement import main_decides
 from ..train.run_folder import RunFolder
-from ..train.trainer import EXIT_PREEMPTED, StopSignal
+from ..train.__main__ import EXIT_PREEMPTED
+from ..train.stop_signal import StopSignal
 from .results import write_pictures, write_results
 from .space import SearchSpace, override_args
 from .study import Claim, StudyFolder, claim_trial, heartbeat, open_study, trial_id, trial_name
@@ -209,7 +210,7 @@ def record(sweep: Sweep, study: tuple[optuna.Study, JournalStorage], claim: Clai
     study, storage = study
     with sweep.folder.claims():
         if not claim.lease.held():
-            logger.warning(f"warning: trial {claim.number} was taken over by another worker (no heartbeat for "
+            logger.warning(f"trial {claim.number} was taken over by another worker (no heartbeat for "
                            f"{sweep.stale_after:.0f} s); this worker's outcome ({state.name}) is not recorded")
             return
         trial = claim.trial

@@ -12,7 +12,7 @@ import yaml
 from optuna.trial import TrialState
 
 from emnist_dist.config import parse_config
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.sweep.__main__ import main
 from emnist_dist.sweep.space import check_values, read_space
 from emnist_dist.sweep.study import StudyFolder, claim_trial, open_study
