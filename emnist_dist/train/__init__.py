@@ -12,7 +12,8 @@ batches), :mod:`.augment` (random affine), :mod:`.mixup` (MixUp/CutMix), :mod:`.
 (class-weighted KL), :mod:`.optim` (optimizer and schedule), :mod:`.network` (the timm model),
 :mod:`.checkpoint` (safe, verified, atomically published resumable state), :mod:`.run_folder`
 (:class:`RunFolder`: the files of ``output_dir``, one run per folder, bound to its settings),
-:mod:`.agreement` (one decision, one error line for all processes), :mod:`.tracking`, :mod:`.distributed`
+:mod:`.agreement` (one decision, one error line for all processes), :mod:`.callbacks` (observing a run and
+stopping it: :class:`TrainerCallback`), :mod:`.tracking`, :mod:`.distributed`
 (the Accelerator, DDP helpers), :mod:`.stop_signal` (SIGTERM/SIGUSR1, shared with the audit) and
 :mod:`.throughput`; ``__main__`` is the command line and its exit codes.
 """
@@ -20,7 +21,8 @@ batches), :mod:`.augment` (random affine), :mod:`.mixup` (MixUp/CutMix), :mod:`.
 
 from importlib import import_module
 
-_HOMES = {"Diverged": "trainer", "Preempted": "trainer", "Trainer": "trainer", "RunFolder": "run_folder"}
+_HOMES = {"Diverged": "trainer", "Preempted": "trainer", "Trainer": "trainer", "RunFolder": "run_folder",
+          "RunStopped": "callbacks", "TrainerCallback": "callbacks", "ValidationEvent": "callbacks"}
 __all__ = sorted(_HOMES)
 
 

@@ -22,8 +22,9 @@ one integer plus the best-so-far record, and the batch order after a resume foll
 the setting or file), :class:`Diverged` when the loss became NaN/inf (the run stops at the next sync
 point, naming the first non-finite step; nothing non-finite is checkpointed or exported) and
 :class:`Preempted` when SIGTERM/SIGUSR1 arrived (after saving a checkpoint: resume with
-``resume=auto``). It leaves the process as it found it: its signal handlers are installed only
-while it runs, anomaly detection (debug mode) is switched back, and the process group stays up.
+``resume=auto``); :class:`~.callbacks.RunStopped` when a callback asked to stop after a validation.
+It leaves the process as it found it: its signal handlers are installed only while it runs,
+anomaly detection (debug mode) is switched back, and the process group stays up.
 The command line maps these outcomes to exit codes (:func:`emnist_dist.train.__main__.exit_code`).
 The Accelerator and the DDP helpers are in ``distributed.py``, the stop signals in ``stop_signal.py``,
 the running loss and images/s in ``throughput.py``.
@@ -38,7 +39,7 @@ import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,7 @@ from ..model_folder.framing import measure_framing
 from ..reports.run_plots import write_run_pictures
 from ..metrics import EvalMetrics
 from .batches import TrainLoader, eval_batches
+from .callbacks import RunStopped, TrainerCallback, ValidationEvent, stop_requested
 from .checkpoint import CheckpointParts, CheckpointSaver
 from .components import build_components, build_network
 from .distributed import broadcast_buffers, build_accelerator, ranks_in_sync
@@ -105,13 +107,16 @@ class RunState:
 class Trainer:
     """One training run: everything is built from ``cfg`` here; :meth:`fit` trains (resuming when asked)."""
 
-    def __init__(self, cfg: Config, data_transform: Callable[[EmnistData], EmnistData] | None = None):
+    def __init__(self, cfg: Config, data_transform: Callable[[EmnistData], EmnistData] | None = None,
+                 callbacks: Sequence[TrainerCallback] = ()):
         """Args:
             cfg: the run.
             data_transform: applied to the loaded split before anything is built from it (the audit gives
                 its fold models (class x symmetry) targets this way); the network gets one output per
                 class name it returns.
+            callbacks: observers of the run, which may stop it (``callbacks.py``; give the same on every process).
         """
+        self.callbacks = list(callbacks)
         if cfg.debug:
             cfg = debug_config(cfg)
         self.cfg = cfg
@@ -194,6 +199,7 @@ class Trainer:
                 is then untouched).
             Diverged: the loss became NaN/inf.
             Preempted: SIGTERM/SIGUSR1 arrived; a checkpoint of the step reached was saved first.
+            RunStopped: a callback asked to stop after a validation (nothing tested or exported).
         """
         with ExitStack() as scope:
             scope.enter_context(self.stop.listening())
@@ -219,7 +225,9 @@ class Trainer:
                 self.sync_point()
             if epoch_done:
                 if self.epochs_begun % cfg.train.eval_every == 0 or state.step == self.total_steps:
-                    self.validate()
+                    event = ValidationEvent(self.epochs_begun, state.step, self.validate())
+                    if reason := stop_requested(self.callbacks, event, self.accelerator):
+                        raise RunStopped(f"stopped at step {state.step}: {reason}", state.step)
                 self._start_epoch(self.epoch)
             if checkpoint_due:
                 self.saver.save(state.step)
