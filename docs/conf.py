@@ -1,8 +1,9 @@
 """Sphinx configuration of the emnist_dist documentation.
 
-Build (from the repository root; warnings are errors, so a broken link, reference or missing object fails):
+Build (from the repository root; warnings are errors, so a broken link, reference or missing object fails;
+Sphinx >= 8.1 reports every warning before it stops, so --keep-going is not needed):
 
-    python -m sphinx -W --keep-going -b html docs docs/_build/html
+    python -m sphinx -W -b html docs docs/_build/html
 
 Sphinx, not MkDocs: mkdocs-material has announced maintenance mode with an end date in 2027.
 """
