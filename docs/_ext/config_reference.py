@@ -38,8 +38,6 @@ def type_name(kind: object) -> str:
 
 def yaml_value(value: object) -> str:
     """A default as it is written in a YAML config or on the command line (``null``, ``false``, ``[a, b]``)."""
-    if isinstance(value, tuple):
-        value = list(value)
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     return text.removesuffix("...").strip()
 
