@@ -5,6 +5,7 @@ Commands of emnist_dist and benchmarks modules, pytest and sphinx (``python -m M
 launcher's, ``sbatch`` options against ``sbatch --help`` and the arguments after a SLURM template against training's
 (the templates hand them on); scripts run with ``sbatch`` or ``bash`` must exist. Other programs (the shell's, pip,
 wandb, hf) are not ours to check and are listed in OTHER_PROGRAMS; a program in neither place fails the test.
+The repository files the pages name exist.
 """
 
 from __future__ import annotations
@@ -205,3 +206,11 @@ def test_a_wrong_command_is_caught(command, problem):
         checks.command("example", tokens)
     checks.check_flags()
     assert any(problem in p for p in checks.problems), checks.problems
+
+
+def test_every_repository_file_named_exists():
+    named = re.compile(r"(?<![\w/.-])((?:emnist_dist|tests|benchmarks|configs|slurm|accelerate_configs|sweeps)"
+                       r"/[\w/.-]+\.(?:py|yaml|sh|md))")
+    missing = [f"{page.relative_to(ROOT)}: {path}" for page in pages() for path in named.findall(page.read_text())
+               if not (ROOT / path).is_file()]
+    assert not missing, "\n".join(missing)
