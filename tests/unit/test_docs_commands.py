@@ -33,6 +33,8 @@ PYTHONS = ("python", "python3", ".venv/bin/python")
 OTHER_PROGRAMS = {"mkdir", "ln", "printf", "export", "source", "cd", "pip", ".venv/bin/pip", "wandb", "hf",
                   "scontrol", "squeue", "sacct", "scancel", "tail", "srun", "module", "conda", "git"}
 OTHER_MODULES = {"venv", "pip"}  # python -m venv / pip: the installer's own commands
+# Commands that hand --section.key overrides on to training's configuration, which their own --help leaves out.
+PASSES_CONFIG_TO = {"emnist_dist.sweep": "emnist_dist.train"}
 # A real sbatch option that sbatch's --help and --usage leave out (man sbatch has it; the SLURM tests run it).
 SBATCH_UNLISTED = "--test-only"
 
@@ -171,6 +173,8 @@ class Checks:
             subcommands = re.search(r"\{([\w,-]+)\}", text)
             if args and subcommands and args[0] in subcommands[1].split(","):  # its own --help
                 text = module_help(module, (args[0],))
+            if module in PASSES_CONFIG_TO:
+                text += module_help(PASSES_CONFIG_TO[module])
             for flag in flags(args):
                 if not lists_flag(text, flag):
                     self.problems.append(f"{where}: python -m {module}: {flag} is not in its --help")
