@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..errors import UserError
 from ..files import write_text_atomic
-from ..model_folder.artifact import CARD_FILE, ModelInfo, read_model_info
+from ..model_folder.artifact import CARD_FILE, ONNX_FILE, ModelInfo, read_model_info
 from ..export.onnx_conversion import ATOL, RTOL
 
 LICENSE = "mit"
