@@ -21,13 +21,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from emnist_dist.audit.dihedral import score_joint
 from emnist_dist.audit.pipeline import main as audit_main
 from emnist_dist.audit.ranking import COLUMNS, RANKING_COLUMNS
-from emnist_dist.config import DataConfig
-from emnist_dist.data import load_emnist
 from emnist_dist.errors import UserError
-from emnist_dist.model_folder.artifact import load_model
+from tests.helpers.audit_folds import TINY_AUDIT, assert_scores_are_the_fold_models
 from tests.helpers.defects import FASHION_MNIST, found, ranking_found, read_issues, write_defective_fashion
 from tests.helpers.mnist_format import FASHION_CLASSES
 from tests.helpers.train_runs import REPO, env_for_tests, final, run_train, train_cmd
@@ -162,54 +159,17 @@ def test_retrain_with_exclude_drops_the_flagged_glyphs(audited, tmp_path):
     assert f"exclude: {exclude}" in (out / "config.yaml").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--data.fold", "1"], "data.fold=1: the audit holds out every fold in turn"),
-    (["--resume", "."], "resume=.: expected auto or never"),
-    (["--audit.rank_only", "true"], "oof_probs.safetensors: missing"),
-])
-def test_bad_requests_are_one_line_errors(tmp_path, args, message):
-    with pytest.raises(UserError, match=message):
-        audit_main(["--output_dir", str(tmp_path / "a"), "--cpu", "true", *args])
-    assert not (tmp_path / "a").exists()
-
-
-def test_scores_of_another_split_are_refused(audited, tmp_path):
-    out = tmp_path / "other"
-    out.mkdir()
-    shutil.copy(audited.out / "oof_probs.safetensors", out)
-    with pytest.raises(UserError, match="scores of split 'mnist'; data.split is 'digits'"):
-        audit_main(["--output_dir", str(out), "--cpu", "true", "--audit.rank_only", "true", "--data.split", "digits"])
-    assert sorted(p.name for p in out.iterdir()) == ["oof_probs.safetensors"]  # nothing written
-
-
-TINY = ["--data.split", "digits", "--data.source", "synthetic", "--data.synthetic_train_per_class", "24",
-        "--data.synthetic_test_per_class", "3", "--data.image_size", "28", "--model.name", "test_resnet",
-        "--train.epochs", "2", "--train.batch_size", "16", "--data.folds", "2", "--log.trackers", "[]",
-        "--log.progress", "false", "--log.log_every", "1", "--cpu", "true"]
-
-
 def test_ddp_audit_matches_single_process_scoring(tmp_path):
     out = tmp_path / "ddp"
-    result = audit([*TINY, "--data.cache_dir", str(tmp_path / "cache"), "--output_dir", str(out)], tmp_path,
+    result = audit([*TINY_AUDIT, "--data.cache_dir", str(tmp_path / "cache"), "--output_dir", str(out)], tmp_path,
                    processes=2)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    oof = load_file(out / "oof_probs.safetensors")
-    assert torch.equal(oof["index"], torch.arange(240))
-    for k in range(2):  # the second fold trains after the first run ended its process group
-        assert final(out / f"fold_{k}")["world_size"] == 2
-        # the ranks' gathered shards are what one process scores with the fold's model
-        data = load_emnist(DataConfig(split="digits", cache_dir=str(tmp_path / "cache"), image_size=28,
-                                      synthetic_train_per_class=24, synthetic_test_per_class=3, fold=k, folds=2),
-                           seed=0, progress=False)
-        model, info = load_model(out / f"fold_{k}" / "model")
-        probs, label_probs = score_joint(model, info, data.heldout_images, data.heldout_labels)
-        rows = data.heldout_index
-        assert torch.allclose(oof["probs"][rows], probs, atol=1e-5)
-        assert torch.allclose(oof["label_probs"][rows], label_probs, atol=1e-5)
+    # the ranks' gathered shards are what one process scores with each fold's model
+    assert_scores_are_the_fold_models(out, tmp_path / "cache", world_size=2)
 
 
 def test_a_stop_signal_ends_with_75_and_the_rerun_finishes(tmp_path):
-    args = [*TINY, "--train.epochs", "6", "--data.cache_dir", str(tmp_path / "cache"), "--output_dir",
+    args = [*TINY_AUDIT, "--train.epochs", "6", "--data.cache_dir", str(tmp_path / "cache"), "--output_dir",
             str(tmp_path / "stopped")]
     process = subprocess.Popen(train_cmd(args, module="emnist_dist.audit"), cwd=REPO, env=env_for_tests(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -26,11 +26,23 @@ def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("cache"))
 
 
-def test_single_process_run_writes_the_contract(tmp_path, cache):
-    out = tmp_path / "run"
-    result = run_train([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), "--model.ema", "true",
-                        "--model.ema_decay", "0.9", "--augment.degrees", "8", "--augment.translate", "0.05"], tmp_path)
+# Every random stream a resume must restore: EMA, affine augmentation, dropout, MixUp/CutMix (TINY's default).
+REFERENCE = [*TINY, "--model.ema", "true", "--model.ema_decay", "0.9", "--augment.degrees", "10",
+             "--augment.translate", "0.05", "--model.drop_rate", "0.2"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache):
+    """One uninterrupted single-process run of REFERENCE, shared: (its output, its folder)."""
+    tmp = tmp_path_factory.mktemp("reference")
+    out = tmp / "run"
+    result = run_train([*REFERENCE, "--data.cache_dir", cache, "--output_dir", str(out)], tmp)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result, out
+
+
+def test_single_process_run_writes_the_contract(reference, cache):
+    result, out = reference
     assert "SYNTHETIC" in result.stdout  # never passed off as EMNIST
 
     saved = yaml.safe_load((out / "config.yaml").read_text())
@@ -97,11 +109,9 @@ def test_one_ddp_step_equals_one_single_process_step(tmp_path, cache):
     assert final(tmp_path / "one")["step"] == final(tmp_path / "two")["step"] == 1
 
 
-def test_sigterm_mid_epoch_then_resume_is_bit_exact(tmp_path, cache):
-    args = [*TINY, "--data.cache_dir", cache, "--augment.degrees", "10", "--model.drop_rate", "0.2"]
-    reference = run_train([*args, "--output_dir", str(tmp_path / "ref")], tmp_path)
-    assert reference.returncode == 0, reference.stderr[-2000:]
-
+def test_sigterm_mid_epoch_then_resume_is_bit_exact(tmp_path, cache, reference):
+    args = [*REFERENCE, "--data.cache_dir", cache]
+    _, ref = reference
     out = tmp_path / "interrupted"
     proc = subprocess.Popen(train_cmd([*args, "--output_dir", str(out)]), cwd=REPO, env=env_for_tests(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -120,10 +130,10 @@ def test_sigterm_mid_epoch_then_resume_is_bit_exact(tmp_path, cache):
     resumed = run_train([*args, "--output_dir", str(out), "--resume", "auto"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from {checkpoint}" in resumed.stdout
-    a, b = weights(tmp_path / "ref"), weights(out)
+    a, b = weights(ref), weights(out)
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
-    assert final(out)["step"] == final(tmp_path / "ref")["step"]
-    assert [r["val/acc"] for r in metrics_lines(out)] == [r["val/acc"] for r in metrics_lines(tmp_path / "ref")]
+    assert final(out)["step"] == final(ref)["step"]
+    assert [r["val/acc"] for r in metrics_lines(out)] == [r["val/acc"] for r in metrics_lines(ref)]
 
 
 def test_a_dying_rank_ends_the_job_nonzero_within_a_minute(tmp_path, cache):

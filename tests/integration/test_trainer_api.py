@@ -25,9 +25,6 @@ from emnist_dist.train import Preempted, Trainer
 from emnist_dist.train.checkpoint import checkpoint_step, published_checkpoints, verify_checkpoint
 from tests.helpers.train_runs import TINY, metrics_lines
 
-pytestmark = pytest.mark.slow
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("cache"))
@@ -61,6 +58,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_fits_in_one_process_leave_it_as_they_found_it(tmp_path, cache):
     mine = lambda signum, frame: None  # noqa: E731 - the caller's own handler, which fit must put back
     previous = signal.signal(signal.SIGUSR1, mine)
@@ -88,6 +86,7 @@ def test_two_fits_in_one_process_leave_it_as_they_found_it(tmp_path, cache):
 
 
 def test_a_refused_resume_raises_and_leaves_the_folder_untouched(tmp_path, cache):
+    """The edit loop's training run (not marked slow): one 4-step fit in this process."""
     out = tmp_path / "run"
     Trainer(config(cache, out)).fit()
     before = folder_bytes(out)
@@ -99,6 +98,7 @@ def test_a_refused_resume_raises_and_leaves_the_folder_untouched(tmp_path, cache
     lock.release()
 
 
+@pytest.mark.slow
 def test_preemption_raises_after_checkpointing_and_the_next_fit_resumes(tmp_path, cache):
     out = tmp_path / "run"
     usr1 = signal.getsignal(signal.SIGUSR1)
@@ -116,6 +116,7 @@ def test_preemption_raises_after_checkpointing_and_the_next_fit_resumes(tmp_path
     assert final["step"] == 6
 
 
+@pytest.mark.slow
 def test_the_learning_rate_logged_is_the_rate_each_step_used(tmp_path, cache, capsys):
     log_to_console()
     out, lr = tmp_path / "run", 1e-3
