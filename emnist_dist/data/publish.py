@@ -9,7 +9,12 @@ so ``datasets.load_dataset(DIR, SPLIT)`` reads it, and so does ``prepare --sourc
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import shutil
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -25,7 +30,7 @@ from PIL import Image as PILImage
 from tqdm import tqdm
 
 from ..errors import UserError, one_line
-from ..files import atomic_path
+from ..files import fsync_tree, temporary_sibling, write_error
 from .cache import prepare, say
 from .dataset_io import PARTS, load_split
 from .download import file_md5
@@ -80,8 +85,9 @@ def publish(
     Args:
         splits: EMNIST split names (each becomes a config).
         source: any source of ``prepare`` (``nist``, a local path, ``hf:OWNER/NAME``, ``synthetic``).
-        out: a new or empty folder. A folder this function wrote before for the same splits is kept
-            as it is and only uploaded (so an interrupted upload resumes by running the same command).
+        out: a new or empty folder (a symbolic link to one is written through). A folder this function wrote
+            before for the same splits from the same source is kept as it is and only uploaded (so an
+            interrupted upload resumes by running the same command); one from another source is refused.
         cache_dir: ``prepare``'s cache root.
         repo_id: ``OWNER/NAME`` of a Hub dataset repository to create (if needed) and upload to.
         private: create the repository private.
@@ -90,18 +96,24 @@ def publish(
         prepare_args: further ``prepare`` arguments (the synthetic source's size and seed, mirrors).
 
     Raises:
-        UserError: a bad split or source, ``out`` holding something else, no Hub token or no network
-            (checked before any work), a failed upload (the folder stays complete for a retry).
+        UserError: a bad split or source, ``out`` holding something else (also when it appears while
+            publish runs: the finished folder is then kept beside it), no Hub token or no network (checked
+            before any work), a failed upload (the folder stays complete for a retry).
     """
     infos = [get_split(name) for name in dict.fromkeys(splits)]
-    out = Path(out).expanduser()
+    given = Path(out).expanduser()
+    out = given.resolve() if given.is_symlink() else given  # written through a link, never replacing it
     if repo_id is not None:
         _check_hub_access(repo_id)
-    if _already_published(out, [info.name for info in infos]):
-        say(progress, f"{out} already holds the published {', '.join(i.name for i in infos)}: kept as it is "
-                       "(remove it to publish again)")
+    # Before anything is written: an --out inside the source folder is no source file.
+    origin = _source_lines(source, out, prepare_args)
+    if _already_published(given, out, [info.name for info in infos], origin):
+        say(progress, f"{given} already holds the published {', '.join(i.name for i in infos)} from the same "
+                       "source: kept as it is (remove it to publish again)")
     else:
-        write_hub_folder(out, infos, source, cache_dir, max_shard_bytes, progress, repo_id, **prepare_args)
+        with _sigterm_as_exit():
+            write_hub_folder(out, infos, source, origin, cache_dir, max_shard_bytes, progress, repo_id,
+                             **prepare_args)
     if repo_id is not None:
         upload(out, repo_id, private)
         say(progress, f"uploaded {out} to https://huggingface.co/datasets/{repo_id}")
@@ -112,22 +124,26 @@ def write_hub_folder(
     out: Path,
     infos: list[SplitInfo],
     source: str,
+    origin: list[str],
     cache_dir: str | Path | None,
     max_shard_bytes: int,
     progress: bool,
     repo_id: str | None = None,
     **prepare_args,
 ) -> None:
-    """Prepare each split and write the folder atomically: Parquet shards, then the card."""
+    """Prepare every split, then write the folder beside ``out`` and rename it into place: Parquet shards,
+    then the card (``origin``: its lines on the source, :func:`_source_lines`)."""
     counts: dict[str, dict[str, np.ndarray]] = {}
     dataset_infos = DatasetInfosDict()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"{out.parent}: cannot be created ({err.strerror}): expected a writable folder") from None
-    with atomic_path(out) as tmp:
+    caches = {info.name: prepare(info.name, source, cache_dir, progress=progress, **prepare_args) for info in infos}
+    tmp = temporary_sibling(out)
+    try:
         for info in infos:
-            cache = prepare(info.name, source, cache_dir, progress=progress, **prepare_args)
+            cache = caches[info.name]
             features = Features({"image": Image(), "label": ClassLabel(names=info.class_names)})
             splits, counts[info.name], download_size = {}, {}, 0
             for part in PARTS:
@@ -148,9 +164,55 @@ def write_hub_folder(
                 features=features, splits=datasets.SplitDict(splits), download_size=download_size,
                 dataset_size=sum(s.num_bytes for s in splits.values()),
             )
-        card = dataset_card(infos, source, dataset_infos, counts, repo_id)
+        card = dataset_card(infos, source, dataset_infos, counts, repo_id, origin)
         (tmp / CARD_FILE).write_text(str(card))
+        fsync_tree(tmp)
+        _move_into_place(tmp, out)
+    except OSError as err:
+        raise write_error(out, err) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     say(progress, f"wrote {out}")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` onto ``out``, which must still be missing or an empty folder.
+
+    The rename itself is the check (POSIX renames a folder only onto a missing or empty folder), so a
+    file that appeared in ``out`` while publish ran is never replaced or deleted; the finished folder is
+    then kept beside ``out`` under a free name, which the refusal gives.
+    """
+    try:
+        os.rename(tmp, out)
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        kept = next(out.with_name(f"{out.name}.published-{n}") for n in range(1, 10**6)
+                    if not out.with_name(f"{out.name}.published-{n}").exists())
+        os.rename(tmp, kept)
+        held = "files" if out.is_dir() else "a file"
+        raise UserError(f"--out {out}: {held} appeared in it while publish ran: kept them untouched; the published "
+                        f"folder is {kept}: expected --out to stay empty until publish ends") from None
+    fsync_tree(out.parent, recursive=False)
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler) ends the process as Ctrl-C does, through every ``finally`` (the
+    temporary folder is removed), with exit status 143. Only the main thread can set a handler; elsewhere the
+    process's own handling stays."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _image_dataset(images: np.ndarray, labels: np.ndarray, features: Features, name: str, progress: bool) -> Dataset:
@@ -173,9 +235,11 @@ def dataset_card(
     source: str,
     dataset_infos: DatasetInfosDict,
     counts: dict[str, dict[str, np.ndarray]],
-    repo_id: str | None = None,
+    repo_id: str | None,
+    origin: list[str],
 ) -> DatasetCard:
-    """The dataset card: YAML metadata the Hub and ``load_dataset`` read, and the text for people."""
+    """The dataset card: YAML metadata the Hub and ``load_dataset`` read, and the text for people
+    (``origin``: the lines on the source, :func:`_source_lines`)."""
     synthetic = is_synthetic(source)
     totals = {i.name: sum(int(c.sum()) for c in counts[i.name].values()) for i in infos}
     data = DatasetCardData(
@@ -221,7 +285,7 @@ def dataset_card(
         "- `label`: a ClassLabel whose names are the characters, in the class-id order of the NIST mapping files. "
         "`letters` is shifted from the NIST labels 1..26 to 0..25 (`a`..`z`, upper and lower case merged).", "",
         "## Source", "",
-        *_source_lines(source), "",
+        *origin, "",
         f"Built with `python -m emnist_dist.data publish --split {'all' if names == list(SPLITS) else ','.join(names)} "
         f"--source {_shown_source(source)} --out DIR`.", "",
         "## Classes and counts", "",
@@ -253,17 +317,25 @@ def dataset_card(
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
-def _source_lines(source: str) -> list[str]:
-    """Where the data came from, with checksums to check a copy against."""
+def _source_lines(source: str, out: Path, prepare_args: dict) -> list[str]:
+    """The card's lines on where the data came from, with checksums to check a copy against (and what a second
+    publish into the same folder is compared with). Files under ``out`` are not the source's."""
     if is_synthetic(source):
-        return ["emnist_dist's synthetic stand-in (no archive)."]
+        sizes = {key: prepare_args[key] for key in ("synthetic_train_per_class", "synthetic_test_per_class", "seed")
+                 if key in prepare_args}
+        drawn = ", ".join(f"{key.removeprefix('synthetic_').replace('_', ' ')} {value}" for key, value in sizes.items())
+        return [f"emnist_dist's synthetic stand-in (no archive){f': {drawn}' if drawn else ''}."]
     if source == "nist":
         return [f"The NIST archive `gzip.zip` (https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip), md5 "
                 f"`{nist_md5()}`, verified after the download."]
     if source.startswith("hf:"):
         return [f"The Hugging Face Hub dataset `{source[3:]}`."]
     path = Path(source).expanduser()
-    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    if not path.exists():
+        return []  # prepare names the missing source
+    skip = out.resolve()
+    files = [path] if path.is_file() else sorted(
+        f for f in path.rglob("*") if f.is_file() and not f.resolve().is_relative_to(skip))
     lines = []
     for f in files:
         md5 = file_md5(f)
@@ -285,20 +357,40 @@ def _size_rank(category: str) -> int:
     return [name for _, name in _SIZE_CATEGORIES].index(category)
 
 
-def _already_published(out: Path, names: list[str]) -> bool:
-    """True when ``out`` is a folder written by ``publish`` for exactly ``names``; False when it is new or empty.
+def _already_published(given: Path, out: Path, names: list[str], origin: list[str]) -> bool:
+    """True when ``out`` is a folder written by ``publish`` for exactly ``names`` from the source that ``origin``
+    describes; False when it is new or empty (``given``: ``--out`` as the user wrote it, for messages).
 
     Raises:
-        UserError: ``out`` holds anything else (publish never overwrites what it did not write).
+        UserError: ``out`` holds anything else, or splits published from another source (publish never
+            overwrites what it did not write, nor one copy with another).
     """
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return False
     configs = published_configs(out) if out.is_dir() else None
-    if configs is not None and sorted(configs) == sorted(names):
-        return True
-    held = f"a published dataset of {', '.join(sorted(configs))}" if configs is not None else "other files"
-    raise UserError(f"--out {out}: exists and holds {held}: expected a new or empty folder, or one that "
-                    f"publish wrote for {', '.join(names)}")
+    if configs is None or sorted(configs) != sorted(names):
+        held = f"a published dataset of {', '.join(sorted(configs))}" if configs is not None else "other files"
+        raise UserError(f"--out {given}: exists and holds {held}: expected a new or empty folder, or one that "
+                        f"publish wrote for {', '.join(names)}")
+    published = _card_source_lines((out / CARD_FILE).read_text(encoding="utf-8"))
+    if published != origin:
+        was = next((line for line in _facts(published) if line not in origin), "nothing")
+        now = next((line for line in _facts(origin) if line not in published), "nothing")
+        raise UserError(f"--out {given}: holds {', '.join(names)} published from another source (its card: "
+                        f"{was.lstrip('- ')}; this source: {now.lstrip('- ')}): expected the same source, or a "
+                        "new or empty folder")
+    return True
+
+
+def _facts(lines: list[str]) -> list[str]:
+    """Source lines without blanks and headings: the ones a difference is named by."""
+    return [line for line in lines if line and not line.endswith(":")]
+
+
+def _card_source_lines(card: str) -> list[str]:
+    """The lines a card written by :func:`dataset_card` gives on its source (its "Source" section)."""
+    section = card.split("\n## Source\n\n", 1)[-1].split("\n\nBuilt with ", 1)[0]
+    return section.split("\n")
 
 
 def _check_hub_access(repo_id: str) -> None:
