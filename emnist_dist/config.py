@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
@@ -316,12 +317,28 @@ def check_config(config: Config) -> Config:
     if not isinstance(config, Config):
         raise UserError(f"config is a {type(config).__name__}: expected an emnist_dist.config.Config "
                         "(parse_config([...]) or Config(...))")
+    for f in dataclasses.fields(Config):
+        section = getattr(config, f.name)
+        if dataclasses.is_dataclass(f.default_factory) and not isinstance(section, f.default_factory):
+            raise UserError(f"config.{f.name} is a {type(section).__name__}: expected a {f.default_factory.__name__}")
+    _refuse_nulls(config)
     parser = build_parser()
     try:
         namespace = parser.parse_object(_yaml_safe(config_to_dict(config)))
     except Exception as err:  # jsonargparse raises ArgumentError (bad type, unknown key)
         raise UserError(_first_informative_line(str(err))) from None
     return _checked(parser, namespace)
+
+
+def _refuse_nulls(settings, prefix: str = "") -> None:
+    """None where a field's type has no None (jsonargparse's ``parse_object`` lets it through unchecked)."""
+    types = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            _refuse_nulls(value, f"{prefix}{f.name}.")
+        elif value is None and type(None) not in typing.get_args(types[f.name]):
+            raise UserError(f"{prefix}{f.name}=None: expected a value (this setting cannot be null)")
 
 
 def _checked(parser: ArgumentParser, namespace) -> Config:

@@ -150,6 +150,8 @@ def _built_in_code(**changes) -> Config:
     ({"data__image_size": -5}, "data.image_size=-5"),
     ({"data__split": "kanji"}, "data.split"),
     ({"train__batch_size": 255}, "train.batch_size=255"),
+    ({"seed": None}, "seed=None"),
+    ({"data": None}, "config.data is a NoneType: expected a DataConfig"),
 ])
 def test_a_config_built_in_code_is_checked_by_the_trainer_before_anything_is_written(tmp_path, changes, culprit):
     from emnist_dist.train import Trainer
