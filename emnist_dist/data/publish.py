@@ -117,7 +117,7 @@ def publish(
     if repo_id is not None:
         upload(out, repo_id, private)
         say(progress, f"uploaded {out} to https://huggingface.co/datasets/{repo_id}")
-    return out
+    return given
 
 
 def write_hub_folder(
