@@ -1,6 +1,7 @@
 """Every bad input: one error line naming the file, what was wrong, what was expected; exit 2;
 nothing left in the cache."""
 
+import codecs
 import gzip
 import struct
 import zipfile
@@ -18,10 +19,12 @@ from tests.helpers.emnist_raw import (
     write_gzip_zip,
     write_idx_folder,
 )
-from tests.helpers.mnist_format import random_mnist_format, write_mnist_format
+from tests.helpers.mnist_format import FASHION_CLASSES, random_mnist_format, write_mnist_format
 
+from emnist_dist.data import prepare
 from emnist_dist.data.__main__ import main
 from emnist_dist.cli import run_cli
+from emnist_dist.data.dataset_io import dataset_class_names
 
 SPLIT = "balanced"
 
@@ -249,14 +252,26 @@ def test_bad_synthetic_size(tmp_path, capsys):
         (["shirt"] * 10, "10 lines (0 blank, 9 repeated)"),
         ([f"c{i}" for i in range(9)], "9 lines (0 blank, 0 repeated)"),
         ([f"c{i}" for i in range(5)] + [""] + [f"c{i}" for i in range(6, 10)], "10 lines (1 blank, 0 repeated)"),
+        # names a trained model's folder would be refused with (predict, evaluate): refused before training
+        ([f"c{i}" for i in range(4)] + ["Coat\x07"] + [f"c{i}" for i in range(5, 10)],
+         "name 4 is 'Coat\\x07', not visible printable text"),
+        ([f"c{i}" for i in range(9)] + ["Bag\u200b"], "name 9 is 'Bag\\u200b', not visible printable text"),
     ],
-    ids=["repeated", "nine", "blank"],
+    ids=["repeated", "nine", "blank", "control character", "zero-width space"],
 )
 def test_mnist_format_bad_classes_txt(tmp_path, capsys, lines, found):
     folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0, classes=lines)
     line = cli_error(capsys, tmp_path / "cache", folder, split="mnist")
     assert str(folder / "classes.txt") in line and found in line
     assert "expected 10 distinct class names, one a line in label order" in line
+
+
+def test_mnist_format_classes_txt_with_a_byte_order_mark(tmp_path):
+    """Windows editors save UTF-8 with a byte-order mark (and CRLF line ends): the names are the text's."""
+    folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0)
+    (folder / "classes.txt").write_bytes(codecs.BOM_UTF8 + "".join(f"{n}\r\n" for n in FASHION_CLASSES).encode())
+    cache = prepare("mnist", str(folder), tmp_path / "cache", progress=False)
+    assert dataset_class_names(cache) == FASHION_CLASSES
 
 
 def test_mnist_format_for_another_split(tmp_path, capsys):
