@@ -21,7 +21,7 @@ from tests.helpers.emnist_raw import (
 )
 from tests.helpers.mnist_format import FASHION_CLASSES, random_mnist_format, write_mnist_format
 
-from emnist_dist.data import prepare
+from emnist_dist.data import load_split, prepare
 from emnist_dist.data.__main__ import main
 from emnist_dist.cli import run_cli
 from emnist_dist.data.dataset_io import dataset_class_names
@@ -157,6 +157,34 @@ def test_missing_member_in_zip(tmp_path, capsys, raw):
                 dst.writestr(name, src.read(name))
     line = cli_error(capsys, tmp_path / "cache", archive)
     assert str(archive) in line and "no member emnist-balanced-train-images-idx3-ubyte.gz" in line
+
+
+@pytest.mark.parametrize("where", ["beside", "under gzip/"])
+def test_two_copies_of_a_member_that_differ_are_refused_naming_both(tmp_path, capsys, gz_folder, raw, where):
+    """``x.gz`` beside an extracted ``x`` (or a second copy under ``gzip/``) holding other images: refused, since
+    reading one of them would pick the data silently."""
+    other = random_split(SPLIT, 60, 20, seed=2)
+    extracted = gz_folder / ("." if where == "beside" else "gzip") / member_name(SPLIT, "train", "images-idx3")
+    extracted.parent.mkdir(exist_ok=True)
+    extracted.write_bytes(idx_bytes(other.train_images))
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    first = member(gz_folder, "train", "images-idx3")
+    assert line == (f"error: {first} and {extracted}: two copies of one file with different content: "
+                    "expected one copy (remove the wrong one)")
+
+    extracted.write_bytes(idx_bytes(raw.train_images))  # the same images (gunzip -k): read, once
+    cache = prepare(SPLIT, str(gz_folder), tmp_path / "cache", progress=False)
+    assert np.array_equal(load_split(cache, "train")[0][:, 0].numpy(), raw.train_images.transpose(0, 2, 1))
+
+
+def test_two_copies_of_a_member_in_a_zip_that_differ_are_refused(tmp_path, capsys, raw):
+    archive = write_gzip_zip(tmp_path / "gzip.zip", raw)
+    name = member_name(SPLIT, "test", "labels-idx1")
+    with zipfile.ZipFile(archive, "a") as zipped:
+        zipped.writestr(f"extracted/{name}", idx_bytes((raw.test_labels + 1) % 47))
+    line = cli_error(capsys, tmp_path / "cache", archive)
+    assert line == (f"error: {archive}:gzip/{name}.gz and {archive}:extracted/{name}: two copies of one file with "
+                    "different content: expected one copy (remove the wrong one)")
 
 
 def test_split_not_in_the_folder(tmp_path, capsys, gz_folder):
