@@ -32,10 +32,10 @@ from tqdm import tqdm
 from ..errors import UserError, one_line
 from ..files import fsync_tree, temporary_sibling, write_error
 from .cache import prepare, say
-from .dataset_io import PARTS, load_split
+from .dataset_io import PARTS, dataset_class_names, load_split
 from .download import file_md5
 from .hub_folder import CARD_FILE, TAG, data_files, published_configs, shard_path
-from .readers import is_synthetic
+from .readers import is_mnist_format, is_synthetic
 from .readers.nist_download import NIST_MD5, nist_md5
 from .splits import SPLITS, SplitInfo, get_split
 
@@ -144,7 +144,8 @@ def write_hub_folder(
     try:
         for info in infos:
             cache = caches[info.name]
-            features = Features({"image": Image(), "label": ClassLabel(names=info.class_names)})
+            names = dataset_class_names(cache)  # the split's, or the source's own (an MNIST-format classes.txt)
+            features = Features({"image": Image(), "label": ClassLabel(names=names)})
             splits, counts[info.name], download_size = {}, {}, 0
             for part in PARTS:
                 images, labels = load_split(cache, part)
@@ -158,7 +159,7 @@ def write_hub_folder(
                         dataset.shard(shards, index, contiguous=True).to_parquet(str(path))
                     download_size += path.stat().st_size
                 splits[part] = datasets.SplitInfo(part, num_bytes=dataset.data.nbytes, num_examples=len(dataset))
-                counts[info.name][part] = np.bincount(labels.numpy(), minlength=info.num_classes)
+                counts[info.name][part] = np.bincount(labels.numpy(), minlength=len(names))
                 say(progress, f"{info.name} {part}: {len(dataset)} images in {shards} Parquet shard(s)")
             dataset_infos[info.name] = DatasetInfo(
                 features=features, splits=datasets.SplitDict(splits), download_size=download_size,
@@ -239,51 +240,66 @@ def dataset_card(
     origin: list[str],
 ) -> DatasetCard:
     """The dataset card: YAML metadata the Hub and ``load_dataset`` read, and the text for people
-    (``origin``: the lines on the source, :func:`_source_lines`)."""
-    synthetic = is_synthetic(source)
+    (``origin``: the lines on the source, :func:`_source_lines`). It describes the data the folder holds:
+    EMNIST, the synthetic stand-in, or a dataset of its own in MNIST-format files (its class names, its
+    folder's name, no EMNIST text)."""
+    synthetic, foreign = is_synthetic(source), is_mnist_format(source)
+    class_names = {i.name: dataset_infos[i.name].features["label"].names for i in infos}
     totals = {i.name: sum(int(c.sum()) for c in counts[i.name].values()) for i in infos}
+    emnist_meta = not (synthetic or foreign)
     data = DatasetCardData(
-        pretty_name="SYNTHETIC stand-in for EMNIST (not EMNIST)" if synthetic else "EMNIST",
-        license="mit" if synthetic else "other",
+        pretty_name=(f"{Path(source).name} (MNIST format, not EMNIST)" if foreign else
+                     "SYNTHETIC stand-in for EMNIST (not EMNIST)" if synthetic else "EMNIST"),
+        license="unknown" if foreign else "mit" if synthetic else "other",
         task_categories=["image-classification"],
         task_ids=["multi-class-image-classification"],
         size_categories=sorted({_size_category(n) for n in totals.values()}, key=_size_rank),
-        annotations_creators=["machine-generated" if synthetic else "expert-generated"],
-        source_datasets=["original"] if synthetic else ["extended"],
-        tags=["emnist", "handwriting", "characters", TAG] + (["synthetic"] if synthetic else []),
+        annotations_creators=["other" if foreign else "machine-generated" if synthetic else "expert-generated"],
+        source_datasets=None if foreign else ["original"] if synthetic else ["extended"],
+        tags=(["mnist-format", TAG] if foreign else
+              ["emnist", "handwriting", "characters", TAG] + (["synthetic"] if synthetic else [])),
         configs=[{"config_name": i.name, "data_files": data_files(i.name)} for i in infos],
-        **({} if synthetic else {"license_name": "nist-sd19", "license_link": LICENSE_LINK}),
+        **({"license_name": "nist-sd19", "license_link": LICENSE_LINK} if emnist_meta else {}),
     )
     dataset_infos.to_dataset_card_data(data)  # dataset_info: features, split sizes (as push_to_hub writes it)
     names = [i.name for i in infos]
     repo = repo_id or "OWNER/NAME"
+    variable, item = ("dataset", "name") if foreign else ("emnist", "character")
     lines = [f"# {data.pretty_name}: {', '.join(names)}", ""]
     if synthetic:
         lines += ["> **SYNTHETIC data, not EMNIST.** Glyphs rendered from fonts by emnist_dist's offline stand-in, "
                   "stored like EMNIST, to exercise pipelines. Nothing here is handwriting.", ""]
     lines += [
-        "EMNIST (Cohen et al., 2017) is NIST Special Database 19's handwritten digits and letters converted to "
-        "28x28 greyscale images as MNIST was made. This copy holds official splits as Parquet, one config "
-        "per split, each with the official `train` and `test` parts, for `datasets` alone (no loading script) "
-        "and the Hub's viewer.", "",
+        *([f"A 10-class image dataset in the MNIST file format (`train-images-idx3-ubyte`, "
+           "`train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`; MNIST, Fashion-MNIST and "
+           f"KMNIST ship in it) from the local folder `{Path(source).name}`, as Parquet for `datasets` alone and the "
+           "Hub's viewer. emnist_dist does not know where these files come from: add their origin, licence and "
+           "citation to this card before you share it."] if foreign else
+          ["EMNIST (Cohen et al., 2017) is NIST Special Database 19's handwritten digits and letters converted to "
+           "28x28 greyscale images as MNIST was made. This copy holds official splits as Parquet, one config "
+           "per split, each with the official `train` and `test` parts, for `datasets` alone (no loading script) "
+           "and the Hub's viewer."]), "",
         "| config | classes | train | test |", "| --- | --- | --- | --- |",
-        *(f"| {i.name} | {i.num_classes} | {int(counts[i.name]['train'].sum()):,} | "
+        *(f"| {i.name} | {len(class_names[i.name])} | {int(counts[i.name]['train'].sum()):,} | "
           f"{int(counts[i.name]['test'].sum()):,} |" for i in infos), "",
         "## Load it", "",
         "```python",
         "from datasets import load_dataset",
-        f'emnist = load_dataset("{repo}", "{names[0]}")      # or a local copy of this folder',
-        'emnist["train"][0]["image"]                          # a PIL image, upright',
-        'emnist["train"].features["label"].names              # class id -> character',
+        f'{variable} = load_dataset("{repo}", "{names[0]}")      # or a local copy of this folder',
+        f'{variable}["train"][0]["image"]                          # a PIL image, upright',
+        f'{variable}["train"].features["label"].names              # class id -> {item}',
         "```", "",
         "With emnist_dist, this copy becomes its training cache, identical pixel for pixel to the one built from "
         f"the source below: `python -m emnist_dist.data prepare --split {names[0]} --source hf:{repo}`.", "",
         "## Columns", "",
-        "- `image`: a `datasets` Image (PNG, 8-bit greyscale, 28x28, bright ink on black), **upright**. The NIST "
-        "files store every glyph transposed (rows and columns swapped); this copy swaps them back once, so the "
-        "images display as written. Do not transpose them again.",
-        "- `label`: a ClassLabel whose names are the characters, in the class-id order of the NIST mapping files. "
-        "`letters` is shifted from the NIST labels 1..26 to 0..25 (`a`..`z`, upper and lower case merged).", "",
+        *(["- `image`: a `datasets` Image (PNG, 8-bit greyscale, 28x28), upright as the MNIST-format files store it.",
+           "- `label`: a ClassLabel whose names are the source folder's `classes.txt` (one name a line, in label "
+           "order), or the digits 0-9 where it has none."] if foreign else
+          ["- `image`: a `datasets` Image (PNG, 8-bit greyscale, 28x28, bright ink on black), **upright**. The NIST "
+           "files store every glyph transposed (rows and columns swapped); this copy swaps them back once, so the "
+           "images display as written. Do not transpose them again.",
+           "- `label`: a ClassLabel whose names are the characters, in the class-id order of the NIST mapping files. "
+           "`letters` is shifted from the NIST labels 1..26 to 0..25 (`a`..`z`, upper and lower case merged)."]), "",
         "## Source", "",
         *origin, "",
         f"Built with `python -m emnist_dist.data publish --split {'all' if names == list(SPLITS) else ','.join(names)} "
@@ -291,10 +307,15 @@ def dataset_card(
         "## Classes and counts", "",
     ]
     for info in infos:
-        lines += [f"### {info.name}", "", "| id | character | train | test |", "| --- | --- | --- | --- |"]
+        lines += [f"### {info.name}", "", f"| id | {item} | train | test |", "| --- | --- | --- | --- |"]
         train, test = counts[info.name]["train"], counts[info.name]["test"]
-        lines += [f"| {k} | `{c}` | {int(train[k]):,} | {int(test[k]):,} |" for k, c in enumerate(info.class_names)]
+        lines += [f"| {k} | `{_table_cell(c)}` | {int(train[k]):,} | {int(test[k]):,} |"
+                  for k, c in enumerate(class_names[info.name])]
         lines.append("")
+    if foreign:
+        lines += ["## License", "", "Unknown to emnist_dist: the terms of the files this folder was built from apply.",
+                  ""]
+        return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
     lines += [
         "## Known issues", "",
         "- Case twins: many lower- and upper-case letters are written alike (c/C, k/K, m/M, o/O, p/P, s/S, u/U, "
@@ -315,6 +336,11 @@ def dataset_card(
         "## Citation", "", "```bibtex", _CITATION, "```", "",
     ]
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def _table_cell(text: str) -> str:
+    """``text`` inside a Markdown table cell: a ``|`` would end the cell, so it is escaped."""
+    return text.replace("|", "\\|")
 
 
 def _source_lines(source: str, out: Path, prepare_args: dict) -> list[str]:

@@ -45,6 +45,9 @@ SPLITS: dict[str, SplitInfo] = {
         SplitInfo("mnist", list(string.digits), 60_000, 10_000),
     )
 }
+MNIST_FORMAT_SPLIT = "mnist"
+"""The split a folder of MNIST-format files (MNIST, Fashion-MNIST, KMNIST) is read as: 10 classes, named by its
+classes.txt."""
 
 
 def get_split(split: str) -> SplitInfo:

@@ -22,10 +22,12 @@ from huggingface_hub import DatasetCard, DatasetCardData, constants as hf_consta
 from emnist_dist.data import load_split, prepare
 from emnist_dist.data.__main__ import main
 from emnist_dist.data import publish as publish_module
+from emnist_dist.data.dataset_io import dataset_class_names
 from emnist_dist.data.publish import publish
 from emnist_dist.cli import run_cli
 from emnist_dist.errors import UserError
 from tests.helpers.emnist_raw import SPLIT_CHARS, random_split, raw_label_range, write_gz_folder, write_gzip_zip
+from tests.helpers.mnist_format import FASHION_CLASSES, random_mnist_format
 
 ALL = list(SPLIT_CHARS)
 SHARD_BYTES = 5_000  # small enough that every part of the test data is cut into several shards
@@ -285,3 +287,22 @@ def test_publishing_into_a_published_folder_from_another_source_is_refused_namin
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     assert code == 2 and f"; this source: Local files (md5 of each):): " not in captured.err
     assert f"; this source: `gzip.zip`: md5 `{md5}`): expected the same source" in captured.err
+
+
+def test_an_mnist_format_folder_is_published_with_its_class_names_and_as_what_it_is(tmp_path):
+    source = random_mnist_format(tmp_path / "fashion-mnist", 40, 20, seed=9, classes=FASHION_CLASSES)
+    out = publish(["mnist"], str(source), tmp_path / "hub", cache_dir=tmp_path / "cache", progress=False)
+    loaded = load_dataset(str(out), "mnist", cache_dir=str(tmp_path / "hf"))
+    assert loaded["train"].features["label"].names == FASHION_CLASSES
+
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.pretty_name == "fashion-mnist (MNIST format, not EMNIST)" and card.data.license == "unknown"
+    assert "EMNIST (Cohen" not in card.text and "NIST" not in card.text.replace("MNIST", "")
+    assert "| 0 | `T-shirt/top` | 4 | 2 |" in card.text and "class id -> name" in card.text
+
+    from_source = prepare("mnist", str(source), tmp_path / "cache", progress=False)
+    from_hub = prepare("mnist", str(out), tmp_path / "cache-from-hub", progress=False)
+    assert dataset_class_names(from_hub) == dataset_class_names(from_source) == FASHION_CLASSES
+    for part in ("train", "test"):
+        for a, b in zip(load_split(from_source, part), load_split(from_hub, part)):
+            assert np.array_equal(a.numpy(), b.numpy())

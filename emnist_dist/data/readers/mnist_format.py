@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...errors import UserError, one_line
 from ..dataset_io import SplitArrays
-from ..splits import SplitInfo, class_names_problem
+from ..splits import MNIST_FORMAT_SPLIT, SplitInfo, class_names_problem
 from .nist_files import find_member, read_found_members
 
 # The classic MNIST-format names (MNIST, Fashion-MNIST, KMNIST); their glyphs are stored upright.
@@ -20,7 +20,6 @@ MNIST_FORMAT_NAMES = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
-MNIST_FORMAT_SPLIT = "mnist"
 CLASSES_FILE = "classes.txt"
 
 
