@@ -183,3 +183,11 @@ def test_a_redirect_loop_is_one_line(tmp_path, archive_server, bad_mirror, monke
     assert errors[0].startswith(f"error: {loop.url}: download failed (HTTP 302 The HTTP server returned a "
                                    "redirect error that would lead to an infinite loop. The last 30x error message "
                                    "was: Found); run again to retry")
+
+
+def test_a_malformed_archive_size_in_the_environment_is_one_line(tmp_path, archive_server, monkeypatch, capsys):
+    monkeypatch.setenv("EMNIST_DIST_NIST_SIZE", "562MB")
+    code, captured = run_prepare(["prepare", "--split", "digits", "--source", "nist", "--cache-dir",
+                                  str(tmp_path / "cache")], capsys)
+    assert code == 2 and captured.err.strip().splitlines()[-1] == (
+        "error: EMNIST_DIST_NIST_SIZE='562MB': expected the archive's size in bytes, a positive integer")
