@@ -8,10 +8,9 @@ Precedence: dataclass defaults < ``--config FILE`` (YAML) < ``--section.key VALU
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import sys
-from contextlib import redirect_stderr
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
@@ -236,6 +235,34 @@ class Config:
 TRAIN_DESCRIPTION = "Train an EMNIST classifier."
 
 
+class ConfigFileAction(ActionConfigFile):
+    """``--config FILE``: the file is read here and its text handed to jsonargparse. Given a path, jsonargparse
+    changes the process's working directory into the file's folder while it parses (to resolve relative path
+    types, which this tree has none of): every other thread's relative paths then move, and a concurrent
+    ``parse_config`` resolves ``configs/x.yaml`` against ``configs/``. Reading the file first keeps the
+    process as it is; a file that is not a YAML mapping is refused in one line naming it."""
+
+    def __call__(self, parser, cfg, values, option_string=None):
+        path = Path(values)
+        if path.exists():
+            values = _config_file_text(path)
+        self.apply_config(parser, cfg, self.dest, values)
+
+
+def _config_file_text(path: Path) -> str:
+    """The text of a ``--config`` file, once it is known to be a YAML mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        settings = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else one_line(err, 160)
+        raise UserError(f"--config {path}: cannot be read ({reason}): expected a YAML file of settings") from None
+    if not isinstance(settings, dict):
+        raise UserError(f"--config {path}: holds {type(settings).__name__ if settings is not None else 'nothing'}: "
+                        "expected a YAML mapping of settings (section: {key: value})")
+    return text
+
+
 def build_parser(prog: str = "python -m emnist_dist.train", description: str = TRAIN_DESCRIPTION,
                  defaults: dict | None = None) -> ArgumentParser:
     """The command-line parser: ``--config FILE`` then ``--section.key VALUE`` overrides.
@@ -251,7 +278,7 @@ def build_parser(prog: str = "python -m emnist_dist.train", description: str = T
         env_prefix="EMNIST_DIST",
         default_env=False,
     )
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the fields below.")
+    parser.add_argument("--config", action=ConfigFileAction, help="YAML file with any of the fields below.")
     parser.add_class_arguments(Config, as_group=False)
     if defaults:
         parser.set_defaults(defaults)
@@ -262,26 +289,80 @@ def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_di
                  description: str = TRAIN_DESCRIPTION, defaults: dict | None = None) -> Config:
     """Parse argv into a :class:`Config`; a bad key, type or value raises :class:`UserError`."""
     parser = build_parser(prog, description, defaults)
-    args = sys.argv[1:] if argv is None else argv
+    args = _section_files_read(sys.argv[1:] if argv is None else list(argv))
     if any(a in ("-h", "--help") for a in args):
         parser.print_help()
         raise SystemExit(0)
-    captured = io.StringIO()
     try:
-        with redirect_stderr(captured):
-            namespace = parser.parse_args(args)
+        namespace = parser.parse_args(args)  # exit_on_error=False: errors are raised, nothing is printed
     except SystemExit as err:
         if err.code in (0, None):  # --print_config printed the tree (to stdout): a clean exit
             raise
-        raise UserError(_first_informative_line(captured.getvalue() or str(err))) from None
+        raise UserError(_first_informative_line(str(err))) from None
+    except UserError:
+        raise
     except Exception as err:  # jsonargparse raises ArgumentError
-        raise UserError(_first_informative_line(str(err) or captured.getvalue())) from None
+        raise UserError(_first_informative_line(str(err))) from None
     namespace.pop("config", None)
-    config = parser.instantiate(namespace)
-    config = Config(**{f.name: config[f.name] for f in dataclasses.fields(Config)})
+    return _checked(parser, namespace)
+
+
+def check_config(config: Config) -> Config:
+    """``config`` (built in code) checked with the command line's rules: the same type checks and conversions
+    (``"3"`` -> 3), the same :func:`validate`, the same one-line errors. Returns the checked copy.
+
+    Raises:
+        UserError: naming the first bad field and what was expected.
+    """
+    if not isinstance(config, Config):
+        raise UserError(f"config is a {type(config).__name__}: expected an emnist_dist.config.Config "
+                        "(parse_config([...]) or Config(...))")
+    for f in dataclasses.fields(Config):
+        section = getattr(config, f.name)
+        if dataclasses.is_dataclass(f.default_factory) and not isinstance(section, f.default_factory):
+            raise UserError(f"config.{f.name} is a {type(section).__name__}: expected a {f.default_factory.__name__}")
+    _refuse_nulls(config)
+    parser = build_parser()
+    try:
+        namespace = parser.parse_object(_yaml_safe(config_to_dict(config)))
+    except Exception as err:  # jsonargparse raises ArgumentError (bad type, unknown key)
+        raise UserError(_first_informative_line(str(err))) from None
+    return _checked(parser, namespace)
+
+
+def _refuse_nulls(settings, prefix: str = "") -> None:
+    """None where a field's type has no None (jsonargparse's ``parse_object`` lets it through unchecked)."""
+    types = typing.get_type_hints(type(settings))
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            _refuse_nulls(value, f"{prefix}{f.name}.")
+        elif value is None and type(None) not in typing.get_args(types[f.name]):
+            raise UserError(f"{prefix}{f.name}=None: expected a value (this setting cannot be null)")
+
+
+def _checked(parser: ArgumentParser, namespace) -> Config:
+    """The Config of a parsed namespace, ``$VARS`` in output_dir expanded, after :func:`validate`."""
+    tree = parser.instantiate(namespace)
+    config = Config(**{f.name: tree[f.name] for f in dataclasses.fields(Config)})
     config.output_dir = os.path.expandvars(config.output_dir)
     validate(config)
     return config
+
+
+def _section_files_read(args: list[str]) -> list[str]:
+    """``--train FILE`` (one section from a file, which jsonargparse also accepts) with the file's text in its
+    place, for the reason :class:`ConfigFileAction` gives."""
+    sections = {f"--{f.name}" for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.default_factory)}
+    out = []
+    for index, arg in enumerate(args):
+        option, equals, value = arg.partition("=")
+        if equals and option in sections and Path(value).exists():
+            arg = f"{option}={_config_file_text(Path(value))}"
+        elif index and args[index - 1] in sections and Path(arg).exists():
+            arg = _config_file_text(Path(arg))
+        out.append(arg)
+    return out
 
 
 def _first_informative_line(message: str) -> str:

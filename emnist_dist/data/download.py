@@ -9,12 +9,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..files import fsync_tree, write_error
 
 logger = logging.getLogger(__name__)  # plain logging, as in cache.py
@@ -50,10 +51,12 @@ def download(
     An existing ``dest`` with the right md5 is reused. Otherwise bytes go to ``dest.part``,
     which the next server (or a later call) resumes with an HTTP Range request (a server that
     ignores Range makes it start over); ``dest`` appears, by rename, only once the md5 matches.
+    A URL that is not ``http(s)://HOST/...`` counts as a server that failed (the next is tried).
     (Not the package's atomic writer: its temporaries vanish on failure, and this one must survive
     for resuming.) A server is given up at once, before its body is read, when its headers or
     first bytes show the wrong thing: an HTML page (an error or login page answered with 200), a
-    file of another ``size``, or data that does not start with ``signature``.
+    file of another ``size``, or data that does not start with ``signature``; a server whose body runs
+    past ``size`` (one that announced no length) is stopped there and its bytes removed.
 
     Processes downloading the same ``dest`` at once (jobs sharing a cache) take turns on a lock
     file beside it (``filelock``): one downloads, the others wait and then reuse its file.
@@ -85,7 +88,7 @@ def download(
             try:
                 return _fetch(url, dest, md5, progress, timeout, size, signature)
             except _ServerFailed as err:
-                failures.append(f"{url}: {err}")
+                failures.append(one_line(f"{url}: {err}", 400))
                 if progress and len(urls) > 1:
                     logger.info(f"{failures[-1]}; trying the next server")
         part = _part_path(dest)
@@ -106,6 +109,7 @@ def _fetch(
     url: str, dest: Path, md5: str, progress: bool, timeout: float, size: int | None, signature: bytes | None
 ) -> Path:
     """One server's attempt; raises _ServerFailed saying what went wrong."""
+    _check_url(url)
     part = _part_path(dest)
     start = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={start}-"} if start else {}
@@ -123,16 +127,24 @@ def _fetch(
                     total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, disable=not progress
                 ) as bar,
             ):
-                chunk = first
+                chunk, received = first, start
                 while chunk:
                     f.write(chunk)
                     bar.update(len(chunk))
+                    received += len(chunk)
+                    if size is not None and received > size:  # only a body without a length gets here
+                        break
                     chunk = response.read(_CHUNK)
     except HTTPError as err:
         if err.code != 416:  # 416: nothing left to send, the .part file is already complete
             raise _ServerFailed(f"download failed (HTTP {err.code} {err.reason})") from None
     except (URLError, OSError, http.client.HTTPException) as err:
         _interrupted(part, getattr(err, "reason", None) or repr(err))
+    if size is not None and part.stat().st_size > size:
+        received = part.stat().st_size
+        part.unlink()
+        raise _ServerFailed(f"sent more than the {size} bytes expected without announcing a length (stopped at "
+                            f"{received} bytes, removed them): expected the archive")
     if total is not None and part.stat().st_size < total:  # http.client returns a short body silently
         _interrupted(part, f"connection closed at {part.stat().st_size} of {total} bytes")
     got = file_md5(part)
@@ -143,6 +155,17 @@ def _fetch(
     os.replace(part, dest)
     fsync_tree(dest.parent, recursive=False)
     return dest
+
+
+def _check_url(url: str) -> None:
+    """Give up a URL that cannot name a server (``not-a-url``, ``http://[::1``) before asking anything."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks the port is a number in range
+    except ValueError as err:
+        raise _ServerFailed(f"not a valid URL ({err}): expected http(s)://HOST/PATH") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _ServerFailed("not a valid URL: expected http(s)://HOST/PATH")
 
 
 def _announced_size(response, start: int) -> int | None:

@@ -9,7 +9,12 @@ so ``datasets.load_dataset(DIR, SPLIT)`` reads it, and so does ``prepare --sourc
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import shutil
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -25,12 +30,12 @@ from PIL import Image as PILImage
 from tqdm import tqdm
 
 from ..errors import UserError, one_line
-from ..files import atomic_path
+from ..files import fsync_tree, temporary_sibling, write_error
 from .cache import prepare, say
-from .dataset_io import PARTS, load_split
+from .dataset_io import PARTS, dataset_class_names, load_split
 from .download import file_md5
 from .hub_folder import CARD_FILE, TAG, data_files, published_configs, shard_path
-from .readers import is_synthetic
+from .readers import is_mnist_format, is_synthetic
 from .readers.nist_download import NIST_MD5, nist_md5
 from .splits import SPLITS, SplitInfo, get_split
 
@@ -80,8 +85,9 @@ def publish(
     Args:
         splits: EMNIST split names (each becomes a config).
         source: any source of ``prepare`` (``nist``, a local path, ``hf:OWNER/NAME``, ``synthetic``).
-        out: a new or empty folder. A folder this function wrote before for the same splits is kept
-            as it is and only uploaded (so an interrupted upload resumes by running the same command).
+        out: a new or empty folder (a symbolic link to one is written through). A folder this function wrote
+            before for the same splits from the same source is kept as it is and only uploaded (so an
+            interrupted upload resumes by running the same command); one from another source is refused.
         cache_dir: ``prepare``'s cache root.
         repo_id: ``OWNER/NAME`` of a Hub dataset repository to create (if needed) and upload to.
         private: create the repository private.
@@ -90,45 +96,56 @@ def publish(
         prepare_args: further ``prepare`` arguments (the synthetic source's size and seed, mirrors).
 
     Raises:
-        UserError: a bad split or source, ``out`` holding something else, no Hub token or no network
-            (checked before any work), a failed upload (the folder stays complete for a retry).
+        UserError: a bad split or source, ``out`` holding something else (also when it appears while
+            publish runs: the finished folder is then kept beside it), no Hub token or no network (checked
+            before any work), a failed upload (the folder stays complete for a retry).
     """
     infos = [get_split(name) for name in dict.fromkeys(splits)]
-    out = Path(out).expanduser()
+    given = Path(out).expanduser()
+    out = given.resolve() if given.is_symlink() else given  # written through a link, never replacing it
     if repo_id is not None:
         _check_hub_access(repo_id)
-    if _already_published(out, [info.name for info in infos]):
-        say(progress, f"{out} already holds the published {', '.join(i.name for i in infos)}: kept as it is "
-                       "(remove it to publish again)")
+    # Before anything is written: an --out inside the source folder is no source file.
+    origin = _source_lines(source, out, prepare_args)
+    if _already_published(given, out, [info.name for info in infos], origin):
+        say(progress, f"{given} already holds the published {', '.join(i.name for i in infos)} from the same "
+                       "source: kept as it is (remove it to publish again)")
     else:
-        write_hub_folder(out, infos, source, cache_dir, max_shard_bytes, progress, repo_id, **prepare_args)
+        with _sigterm_as_exit():
+            write_hub_folder(out, infos, source, origin, cache_dir, max_shard_bytes, progress, repo_id,
+                             **prepare_args)
     if repo_id is not None:
         upload(out, repo_id, private)
         say(progress, f"uploaded {out} to https://huggingface.co/datasets/{repo_id}")
-    return out
+    return given
 
 
 def write_hub_folder(
     out: Path,
     infos: list[SplitInfo],
     source: str,
+    origin: list[str],
     cache_dir: str | Path | None,
     max_shard_bytes: int,
     progress: bool,
     repo_id: str | None = None,
     **prepare_args,
 ) -> None:
-    """Prepare each split and write the folder atomically: Parquet shards, then the card."""
+    """Prepare every split, then write the folder beside ``out`` and rename it into place: Parquet shards,
+    then the card (``origin``: its lines on the source, :func:`_source_lines`)."""
     counts: dict[str, dict[str, np.ndarray]] = {}
     dataset_infos = DatasetInfosDict()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"{out.parent}: cannot be created ({err.strerror}): expected a writable folder") from None
-    with atomic_path(out) as tmp:
+    caches = {info.name: prepare(info.name, source, cache_dir, progress=progress, **prepare_args) for info in infos}
+    tmp = temporary_sibling(out)
+    try:
         for info in infos:
-            cache = prepare(info.name, source, cache_dir, progress=progress, **prepare_args)
-            features = Features({"image": Image(), "label": ClassLabel(names=info.class_names)})
+            cache = caches[info.name]
+            names = dataset_class_names(cache)  # the split's, or the source's own (an MNIST-format classes.txt)
+            features = Features({"image": Image(), "label": ClassLabel(names=names)})
             splits, counts[info.name], download_size = {}, {}, 0
             for part in PARTS:
                 images, labels = load_split(cache, part)
@@ -142,15 +159,61 @@ def write_hub_folder(
                         dataset.shard(shards, index, contiguous=True).to_parquet(str(path))
                     download_size += path.stat().st_size
                 splits[part] = datasets.SplitInfo(part, num_bytes=dataset.data.nbytes, num_examples=len(dataset))
-                counts[info.name][part] = np.bincount(labels.numpy(), minlength=info.num_classes)
+                counts[info.name][part] = np.bincount(labels.numpy(), minlength=len(names))
                 say(progress, f"{info.name} {part}: {len(dataset)} images in {shards} Parquet shard(s)")
             dataset_infos[info.name] = DatasetInfo(
                 features=features, splits=datasets.SplitDict(splits), download_size=download_size,
                 dataset_size=sum(s.num_bytes for s in splits.values()),
             )
-        card = dataset_card(infos, source, dataset_infos, counts, repo_id)
+        card = dataset_card(infos, source, dataset_infos, counts, repo_id, origin)
         (tmp / CARD_FILE).write_text(str(card))
+        fsync_tree(tmp)
+        _move_into_place(tmp, out)
+    except OSError as err:
+        raise write_error(out, err) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     say(progress, f"wrote {out}")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` onto ``out``, which must still be missing or an empty folder.
+
+    The rename itself is the check (POSIX renames a folder only onto a missing or empty folder), so a
+    file that appeared in ``out`` while publish ran is never replaced or deleted; the finished folder is
+    then kept beside ``out`` under a free name, which the refusal gives.
+    """
+    try:
+        os.rename(tmp, out)
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        kept = next(out.with_name(f"{out.name}.published-{n}") for n in range(1, 10**6)
+                    if not out.with_name(f"{out.name}.published-{n}").exists())
+        os.rename(tmp, kept)
+        held = "files" if out.is_dir() else "a file"
+        raise UserError(f"--out {out}: {held} appeared in it while publish ran: kept them untouched; the published "
+                        f"folder is {kept}: expected --out to stay empty until publish ends") from None
+    fsync_tree(out.parent, recursive=False)
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler) ends the process as Ctrl-C does, through every ``finally`` (the
+    temporary folder is removed), with exit status 143. Only the main thread can set a handler; elsewhere the
+    process's own handling stays."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _image_dataset(images: np.ndarray, labels: np.ndarray, features: Features, name: str, progress: bool) -> Dataset:
@@ -173,64 +236,86 @@ def dataset_card(
     source: str,
     dataset_infos: DatasetInfosDict,
     counts: dict[str, dict[str, np.ndarray]],
-    repo_id: str | None = None,
+    repo_id: str | None,
+    origin: list[str],
 ) -> DatasetCard:
-    """The dataset card: YAML metadata the Hub and ``load_dataset`` read, and the text for people."""
-    synthetic = is_synthetic(source)
+    """The dataset card: YAML metadata the Hub and ``load_dataset`` read, and the text for people
+    (``origin``: the lines on the source, :func:`_source_lines`). It describes the data the folder holds:
+    EMNIST, the synthetic stand-in, or a dataset of its own in MNIST-format files (its class names, its
+    folder's name, no EMNIST text)."""
+    synthetic, foreign = is_synthetic(source), is_mnist_format(source)
+    class_names = {i.name: dataset_infos[i.name].features["label"].names for i in infos}
     totals = {i.name: sum(int(c.sum()) for c in counts[i.name].values()) for i in infos}
+    emnist_meta = not (synthetic or foreign)
     data = DatasetCardData(
-        pretty_name="SYNTHETIC stand-in for EMNIST (not EMNIST)" if synthetic else "EMNIST",
-        license="mit" if synthetic else "other",
+        pretty_name=(f"{Path(source).name} (MNIST format, not EMNIST)" if foreign else
+                     "SYNTHETIC stand-in for EMNIST (not EMNIST)" if synthetic else "EMNIST"),
+        license="unknown" if foreign else "mit" if synthetic else "other",
         task_categories=["image-classification"],
         task_ids=["multi-class-image-classification"],
         size_categories=sorted({_size_category(n) for n in totals.values()}, key=_size_rank),
-        annotations_creators=["machine-generated" if synthetic else "expert-generated"],
-        source_datasets=["original"] if synthetic else ["extended"],
-        tags=["emnist", "handwriting", "characters", TAG] + (["synthetic"] if synthetic else []),
+        annotations_creators=["other" if foreign else "machine-generated" if synthetic else "expert-generated"],
+        source_datasets=None if foreign else ["original"] if synthetic else ["extended"],
+        tags=(["mnist-format", TAG] if foreign else
+              ["emnist", "handwriting", "characters", TAG] + (["synthetic"] if synthetic else [])),
         configs=[{"config_name": i.name, "data_files": data_files(i.name)} for i in infos],
-        **({} if synthetic else {"license_name": "nist-sd19", "license_link": LICENSE_LINK}),
+        **({"license_name": "nist-sd19", "license_link": LICENSE_LINK} if emnist_meta else {}),
     )
     dataset_infos.to_dataset_card_data(data)  # dataset_info: features, split sizes (as push_to_hub writes it)
     names = [i.name for i in infos]
     repo = repo_id or "OWNER/NAME"
+    variable, item = ("dataset", "name") if foreign else ("emnist", "character")
     lines = [f"# {data.pretty_name}: {', '.join(names)}", ""]
     if synthetic:
         lines += ["> **SYNTHETIC data, not EMNIST.** Glyphs rendered from fonts by emnist_dist's offline stand-in, "
                   "stored like EMNIST, to exercise pipelines. Nothing here is handwriting.", ""]
     lines += [
-        "EMNIST (Cohen et al., 2017) is NIST Special Database 19's handwritten digits and letters converted to "
-        "28x28 greyscale images as MNIST was made. This copy holds official splits as Parquet, one config "
-        "per split, each with the official `train` and `test` parts, for `datasets` alone (no loading script) "
-        "and the Hub's viewer.", "",
+        *([f"A 10-class image dataset in the MNIST file format (`train-images-idx3-ubyte`, "
+           "`train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`; MNIST, Fashion-MNIST and "
+           f"KMNIST ship in it) from the local folder `{Path(source).name}`, as Parquet for `datasets` alone and the "
+           "Hub's viewer. emnist_dist does not know where these files come from: add their origin, licence and "
+           "citation to this card before you share it."] if foreign else
+          ["EMNIST (Cohen et al., 2017) is NIST Special Database 19's handwritten digits and letters converted to "
+           "28x28 greyscale images as MNIST was made. This copy holds official splits as Parquet, one config "
+           "per split, each with the official `train` and `test` parts, for `datasets` alone (no loading script) "
+           "and the Hub's viewer."]), "",
         "| config | classes | train | test |", "| --- | --- | --- | --- |",
-        *(f"| {i.name} | {i.num_classes} | {int(counts[i.name]['train'].sum()):,} | "
+        *(f"| {i.name} | {len(class_names[i.name])} | {int(counts[i.name]['train'].sum()):,} | "
           f"{int(counts[i.name]['test'].sum()):,} |" for i in infos), "",
         "## Load it", "",
         "```python",
         "from datasets import load_dataset",
-        f'emnist = load_dataset("{repo}", "{names[0]}")      # or a local copy of this folder',
-        'emnist["train"][0]["image"]                          # a PIL image, upright',
-        'emnist["train"].features["label"].names              # class id -> character',
+        f'{variable} = load_dataset("{repo}", "{names[0]}")      # or a local copy of this folder',
+        f'{variable}["train"][0]["image"]                          # a PIL image, upright',
+        f'{variable}["train"].features["label"].names              # class id -> {item}',
         "```", "",
         "With emnist_dist, this copy becomes its training cache, identical pixel for pixel to the one built from "
         f"the source below: `python -m emnist_dist.data prepare --split {names[0]} --source hf:{repo}`.", "",
         "## Columns", "",
-        "- `image`: a `datasets` Image (PNG, 8-bit greyscale, 28x28, bright ink on black), **upright**. The NIST "
-        "files store every glyph transposed (rows and columns swapped); this copy swaps them back once, so the "
-        "images display as written. Do not transpose them again.",
-        "- `label`: a ClassLabel whose names are the characters, in the class-id order of the NIST mapping files. "
-        "`letters` is shifted from the NIST labels 1..26 to 0..25 (`a`..`z`, upper and lower case merged).", "",
+        *(["- `image`: a `datasets` Image (PNG, 8-bit greyscale, 28x28), upright as the MNIST-format files store it.",
+           "- `label`: a ClassLabel whose names are the source folder's `classes.txt` (one name a line, in label "
+           "order), or the digits 0-9 where it has none."] if foreign else
+          ["- `image`: a `datasets` Image (PNG, 8-bit greyscale, 28x28, bright ink on black), **upright**. The NIST "
+           "files store every glyph transposed (rows and columns swapped); this copy swaps them back once, so the "
+           "images display as written. Do not transpose them again.",
+           "- `label`: a ClassLabel whose names are the characters, in the class-id order of the NIST mapping files. "
+           "`letters` is shifted from the NIST labels 1..26 to 0..25 (`a`..`z`, upper and lower case merged)."]), "",
         "## Source", "",
-        *_source_lines(source), "",
+        *origin, "",
         f"Built with `python -m emnist_dist.data publish --split {'all' if names == list(SPLITS) else ','.join(names)} "
         f"--source {_shown_source(source)} --out DIR`.", "",
         "## Classes and counts", "",
     ]
     for info in infos:
-        lines += [f"### {info.name}", "", "| id | character | train | test |", "| --- | --- | --- | --- |"]
+        lines += [f"### {info.name}", "", f"| id | {item} | train | test |", "| --- | --- | --- | --- |"]
         train, test = counts[info.name]["train"], counts[info.name]["test"]
-        lines += [f"| {k} | `{c}` | {int(train[k]):,} | {int(test[k]):,} |" for k, c in enumerate(info.class_names)]
+        lines += [f"| {k} | `{_table_cell(c)}` | {int(train[k]):,} | {int(test[k]):,} |"
+                  for k, c in enumerate(class_names[info.name])]
         lines.append("")
+    if foreign:
+        lines += ["## License", "", "Unknown to emnist_dist: the terms of the files this folder was built from apply.",
+                  ""]
+        return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
     lines += [
         "## Known issues", "",
         "- Case twins: many lower- and upper-case letters are written alike (c/C, k/K, m/M, o/O, p/P, s/S, u/U, "
@@ -253,17 +338,30 @@ def dataset_card(
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
-def _source_lines(source: str) -> list[str]:
-    """Where the data came from, with checksums to check a copy against."""
+def _table_cell(text: str) -> str:
+    """``text`` inside a Markdown table cell: a ``|`` would end the cell, so it is escaped."""
+    return text.replace("|", "\\|")
+
+
+def _source_lines(source: str, out: Path, prepare_args: dict) -> list[str]:
+    """The card's lines on where the data came from, with checksums to check a copy against (and what a second
+    publish into the same folder is compared with). Files under ``out`` are not the source's."""
     if is_synthetic(source):
-        return ["emnist_dist's synthetic stand-in (no archive)."]
+        sizes = {key: prepare_args[key] for key in ("synthetic_train_per_class", "synthetic_test_per_class", "seed")
+                 if key in prepare_args}
+        drawn = ", ".join(f"{key.removeprefix('synthetic_').replace('_', ' ')} {value}" for key, value in sizes.items())
+        return [f"emnist_dist's synthetic stand-in (no archive){f': {drawn}' if drawn else ''}."]
     if source == "nist":
         return [f"The NIST archive `gzip.zip` (https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip), md5 "
                 f"`{nist_md5()}`, verified after the download."]
     if source.startswith("hf:"):
         return [f"The Hugging Face Hub dataset `{source[3:]}`."]
     path = Path(source).expanduser()
-    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    if not path.exists():
+        return []  # prepare names the missing source
+    skip = out.resolve()
+    files = [path] if path.is_file() else sorted(
+        f for f in path.rglob("*") if f.is_file() and not f.resolve().is_relative_to(skip))
     lines = []
     for f in files:
         md5 = file_md5(f)
@@ -285,20 +383,40 @@ def _size_rank(category: str) -> int:
     return [name for _, name in _SIZE_CATEGORIES].index(category)
 
 
-def _already_published(out: Path, names: list[str]) -> bool:
-    """True when ``out`` is a folder written by ``publish`` for exactly ``names``; False when it is new or empty.
+def _already_published(given: Path, out: Path, names: list[str], origin: list[str]) -> bool:
+    """True when ``out`` is a folder written by ``publish`` for exactly ``names`` from the source that ``origin``
+    describes; False when it is new or empty (``given``: ``--out`` as the user wrote it, for messages).
 
     Raises:
-        UserError: ``out`` holds anything else (publish never overwrites what it did not write).
+        UserError: ``out`` holds anything else, or splits published from another source (publish never
+            overwrites what it did not write, nor one copy with another).
     """
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return False
     configs = published_configs(out) if out.is_dir() else None
-    if configs is not None and sorted(configs) == sorted(names):
-        return True
-    held = f"a published dataset of {', '.join(sorted(configs))}" if configs is not None else "other files"
-    raise UserError(f"--out {out}: exists and holds {held}: expected a new or empty folder, or one that "
-                    f"publish wrote for {', '.join(names)}")
+    if configs is None or sorted(configs) != sorted(names):
+        held = f"a published dataset of {', '.join(sorted(configs))}" if configs is not None else "other files"
+        raise UserError(f"--out {given}: exists and holds {held}: expected a new or empty folder, or one that "
+                        f"publish wrote for {', '.join(names)}")
+    published = _card_source_lines((out / CARD_FILE).read_text(encoding="utf-8"))
+    if published != origin:
+        was = next((line for line in _facts(published) if line not in origin), "nothing")
+        now = next((line for line in _facts(origin) if line not in published), "nothing")
+        raise UserError(f"--out {given}: holds {', '.join(names)} published from another source (its card: "
+                        f"{was.lstrip('- ')}; this source: {now.lstrip('- ')}): expected the same source, or a "
+                        "new or empty folder")
+    return True
+
+
+def _facts(lines: list[str]) -> list[str]:
+    """Source lines without blanks and headings: the ones a difference is named by."""
+    return [line for line in lines if line and not line.endswith(":")]
+
+
+def _card_source_lines(card: str) -> list[str]:
+    """The lines a card written by :func:`dataset_card` gives on its source (its "Source" section)."""
+    section = card.split("\n## Source\n\n", 1)[-1].split("\n\nBuilt with ", 1)[0]
+    return section.split("\n")
 
 
 def _check_hub_access(repo_id: str) -> None:

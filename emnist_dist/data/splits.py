@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections import Counter
 from dataclasses import dataclass
 
 from ..errors import UserError
@@ -44,6 +45,9 @@ SPLITS: dict[str, SplitInfo] = {
         SplitInfo("mnist", list(string.digits), 60_000, 10_000),
     )
 }
+MNIST_FORMAT_SPLIT = "mnist"
+"""The split a folder of MNIST-format files (MNIST, Fashion-MNIST, KMNIST) is read as: 10 classes, named by its
+classes.txt."""
 
 
 def get_split(split: str) -> SplitInfo:
@@ -56,3 +60,18 @@ def get_split(split: str) -> SplitInfo:
 def class_names(split: str) -> list[str]:
     """Class names of ``split`` in label order (a copy); unknown split -> :class:`UserError`."""
     return list(get_split(split).class_names)
+
+
+def class_names_problem(names: list) -> str | None:
+    """What makes ``names`` unfit to name classes, else None. Predictions are shown by name, so each must be
+    visible, printable text and tell one class apart; a source's names (classes.txt, a published card) and a
+    model folder's are held to this one rule."""
+    if not names:
+        return "no names"
+    for index, name in enumerate(names):
+        if not (isinstance(name, str) and name.strip() and name.isprintable()):
+            return f"name {index} is {name!r}, not visible printable text"
+    name, count = Counter(names).most_common(1)[0]
+    if count > 1:
+        return f"{name!r} is given {count} times"
+    return None

@@ -26,7 +26,6 @@ import copy
 import json
 import math
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from ..data.splits import class_names_problem
 from ..errors import UserError
 from ..files import atomic_path
 from .framing import NIST_FRAMING, Framing
@@ -190,11 +190,9 @@ class _Checker:
     def names(self, raw: dict, key: str) -> list[str]:
         """Distinct, visible class names: predictions are shown by name, so each must tell one class."""
         names = self.of(raw, key, list)
-        if not names or not all(isinstance(n, str) and n.strip() and n.isprintable() for n in names):
-            raise self.fail(key, names, "a non-empty list of class names (visible, printable strings)")
-        name, count = Counter(names).most_common(1)[0]
-        if count > 1:
-            raise self.fail(key, names, f"a distinct name per class ({name!r} is given {count} times)")
+        problem = class_names_problem(names)
+        if problem is not None:
+            raise self.fail(key, names, f"a distinct, visible, printable name per class ({problem})")
         return names
 
     def finite(self, value: object, label: str) -> float:

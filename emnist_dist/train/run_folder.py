@@ -83,7 +83,6 @@ MAY_CHANGE_ON_RESUME = (
     "cpu",
     "debug",
 )
-_HELD: dict[Path, FileLock] = {}
 
 
 class RunFolder:
@@ -111,6 +110,7 @@ class RunFolder:
         self.label_issues_png = self.root / LABEL_ISSUES_PNG
         self.exclude = self.root / EXCLUDE_FILE
         self.lock = self.root / LOCK_FILE
+        self._held: FileLock | None = None
 
     def claim(self, accelerator: Accelerator) -> None:
         """Create the folder and lock it for this run until the process ends or :meth:`release` (main process).
@@ -123,7 +123,7 @@ class RunFolder:
 
     def _claim(self) -> None:
         out = self.root
-        if out.resolve() in _HELD:
+        if self._held is not None:  # this run claimed it already
             return
         for parent in (out, *out.parents):
             if parent.exists():
@@ -134,18 +134,18 @@ class RunFolder:
             out.mkdir(parents=True, exist_ok=True)
             lock = FileLock(self.lock, timeout=0)
             lock.acquire()
-        except Timeout:
+        except Timeout:  # another process, or another run of this one (each claim opens the lock file anew)
             raise UserError(
                 f"output_dir={out}: in use by another training run (it holds {self.lock}): "
                 "wait for it to finish, or use another output_dir"
             ) from None
         except OSError as err:
             raise write_error(out, err) from None
-        _HELD[out.resolve()] = lock
+        self._held = lock
 
     def release(self) -> None:
-        """Give up the lock taken by :meth:`claim` in this process (nothing when not held)."""
-        lock = _HELD.pop(self.root.resolve(), None)
+        """Give up the lock taken by :meth:`claim` (nothing when this folder object does not hold it)."""
+        lock, self._held = self._held, None
         if lock is not None:
             lock.release()
 

@@ -47,7 +47,7 @@ from accelerate.logging import get_logger
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from ..config import Config, save_config
+from ..config import Config, check_config, save_config
 from ..data import EmnistData, load_emnist
 from ..data.resize import to_model_input
 from ..errors import UserError
@@ -110,13 +110,15 @@ class Trainer:
     def __init__(self, cfg: Config, data_transform: Callable[[EmnistData], EmnistData] | None = None,
                  callbacks: Sequence[TrainerCallback] = ()):
         """Args:
-            cfg: the run.
+            cfg: the run; a config built in code is checked with the command line's rules first (a bad value
+                raises a one-line :class:`~emnist_dist.errors.UserError` naming the field).
             data_transform: applied to the loaded split before anything is built from it (the audit gives
                 its fold models (class x symmetry) targets this way); the network gets one output per
                 class name it returns.
             callbacks: observers of the run, which may stop it (``callbacks.py``; give the same on every process).
         """
         self.callbacks = list(callbacks)
+        cfg = check_config(cfg)
         if cfg.debug:
             cfg = debug_config(cfg)
         self.cfg = cfg

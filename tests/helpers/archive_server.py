@@ -4,7 +4,8 @@
 the Range header of every request, can cut the next response short (``cut_after``) or wait before
 answering (``delay``, to make concurrent downloads overlap), and points the ``nist`` source at itself
 through the environment (inherited by subprocesses). ``bad_mirror`` starts servers that fail the
-ways real mirrors do: an HTML page answered with 200, another file (wrong size), a cut connection.
+ways real mirrors do: an HTML page answered with 200, another file (wrong size), a cut connection, a body
+without a length that never ends, a redirect loop.
 """
 
 from __future__ import annotations
@@ -63,14 +64,34 @@ def archive_server(tmp_path, monkeypatch):
 
 
 class _BadMirrorHandler(BaseHTTPRequestHandler):
-    """``server.fault``: ``html`` (an HTML page, announced as 200 MB), ``wrong_size`` (a zip-looking file of 200 MB)
-    or ``truncate`` (the archive's first ``server.cut`` bytes, then the connection closes). Large bodies are
+    """``server.fault``: ``html`` (an HTML page, announced as 200 MB), ``wrong_size`` (a zip-looking file of 200 MB),
+    ``truncate`` (the archive's first ``server.cut`` bytes, then the connection closes), ``endless`` (the archive,
+    then zeros, without a Content-Length: up to 200 MB) or ``redirect_loop`` (302 to itself). Large bodies are
     streamed until the client hangs up; ``server.sent`` counts what got out."""
 
     def do_GET(self):
         server = self.server
         server.ranges.append(self.headers.get("Range"))
+        if server.fault == "redirect_loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
+        if server.fault == "endless":
+            self.send_header("Content-Type", "application/zip")
+            self.end_headers()
+            self.close_connection = True  # no length: the body ends when the connection does
+            try:
+                self.wfile.write(server.payload)
+                server.sent = len(server.payload)
+                while server.sent < 200 * 10**6:
+                    self.wfile.write(bytes(1 << 16))
+                    server.sent += 1 << 16
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         if server.fault == "truncate":
             self.send_header("Content-Length", str(len(server.payload)))
             self.end_headers()

@@ -1,6 +1,7 @@
 """Every bad input: one error line naming the file, what was wrong, what was expected; exit 2;
 nothing left in the cache."""
 
+import codecs
 import gzip
 import struct
 import zipfile
@@ -18,10 +19,12 @@ from tests.helpers.emnist_raw import (
     write_gzip_zip,
     write_idx_folder,
 )
-from tests.helpers.mnist_format import random_mnist_format, write_mnist_format
+from tests.helpers.mnist_format import FASHION_CLASSES, random_mnist_format, write_mnist_format
 
+from emnist_dist.data import load_split, prepare
 from emnist_dist.data.__main__ import main
 from emnist_dist.cli import run_cli
+from emnist_dist.data.dataset_io import dataset_class_names
 
 SPLIT = "balanced"
 
@@ -156,6 +159,34 @@ def test_missing_member_in_zip(tmp_path, capsys, raw):
     assert str(archive) in line and "no member emnist-balanced-train-images-idx3-ubyte.gz" in line
 
 
+@pytest.mark.parametrize("where", ["beside", "under gzip/"])
+def test_two_copies_of_a_member_that_differ_are_refused_naming_both(tmp_path, capsys, gz_folder, raw, where):
+    """``x.gz`` beside an extracted ``x`` (or a second copy under ``gzip/``) holding other images: refused, since
+    reading one of them would pick the data silently."""
+    other = random_split(SPLIT, 60, 20, seed=2)
+    extracted = gz_folder / ("." if where == "beside" else "gzip") / member_name(SPLIT, "train", "images-idx3")
+    extracted.parent.mkdir(exist_ok=True)
+    extracted.write_bytes(idx_bytes(other.train_images))
+    line = cli_error(capsys, tmp_path / "cache", gz_folder)
+    first = member(gz_folder, "train", "images-idx3")
+    assert line == (f"error: {first} and {extracted}: two copies of one file with different content: "
+                    "expected one copy (remove the wrong one)")
+
+    extracted.write_bytes(idx_bytes(raw.train_images))  # the same images (gunzip -k): read, once
+    cache = prepare(SPLIT, str(gz_folder), tmp_path / "cache", progress=False)
+    assert np.array_equal(load_split(cache, "train")[0][:, 0].numpy(), raw.train_images.transpose(0, 2, 1))
+
+
+def test_two_copies_of_a_member_in_a_zip_that_differ_are_refused(tmp_path, capsys, raw):
+    archive = write_gzip_zip(tmp_path / "gzip.zip", raw)
+    name = member_name(SPLIT, "test", "labels-idx1")
+    with zipfile.ZipFile(archive, "a") as zipped:
+        zipped.writestr(f"extracted/{name}", idx_bytes((raw.test_labels + 1) % 47))
+    line = cli_error(capsys, tmp_path / "cache", archive)
+    assert line == (f"error: {archive}:gzip/{name}.gz and {archive}:extracted/{name}: two copies of one file with "
+                    "different content: expected one copy (remove the wrong one)")
+
+
 def test_split_not_in_the_folder(tmp_path, capsys, gz_folder):
     line = cli_error(capsys, tmp_path / "cache", gz_folder, split="digits")
     assert str(gz_folder) in line and "no EMNIST digits files found" in line
@@ -249,14 +280,26 @@ def test_bad_synthetic_size(tmp_path, capsys):
         (["shirt"] * 10, "10 lines (0 blank, 9 repeated)"),
         ([f"c{i}" for i in range(9)], "9 lines (0 blank, 0 repeated)"),
         ([f"c{i}" for i in range(5)] + [""] + [f"c{i}" for i in range(6, 10)], "10 lines (1 blank, 0 repeated)"),
+        # names a trained model's folder would be refused with (predict, evaluate): refused before training
+        ([f"c{i}" for i in range(4)] + ["Coat\x07"] + [f"c{i}" for i in range(5, 10)],
+         "name 4 is 'Coat\\x07', not visible printable text"),
+        ([f"c{i}" for i in range(9)] + ["Bag\u200b"], "name 9 is 'Bag\\u200b', not visible printable text"),
     ],
-    ids=["repeated", "nine", "blank"],
+    ids=["repeated", "nine", "blank", "control character", "zero-width space"],
 )
 def test_mnist_format_bad_classes_txt(tmp_path, capsys, lines, found):
     folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0, classes=lines)
     line = cli_error(capsys, tmp_path / "cache", folder, split="mnist")
     assert str(folder / "classes.txt") in line and found in line
     assert "expected 10 distinct class names, one a line in label order" in line
+
+
+def test_mnist_format_classes_txt_with_a_byte_order_mark(tmp_path):
+    """Windows editors save UTF-8 with a byte-order mark (and CRLF line ends): the names are the text's."""
+    folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0)
+    (folder / "classes.txt").write_bytes(codecs.BOM_UTF8 + "".join(f"{n}\r\n" for n in FASHION_CLASSES).encode())
+    cache = prepare("mnist", str(folder), tmp_path / "cache", progress=False)
+    assert dataset_class_names(cache) == FASHION_CLASSES
 
 
 def test_mnist_format_for_another_split(tmp_path, capsys):

@@ -123,3 +123,71 @@ def test_data_mirrors_config_key(tmp_path, archive_server, monkeypatch):
                         "--data.mirrors", f"[{good}]"])
     assert cfg.data.mirrors == [good]
     assert_matches(prepare_data(cfg.data, progress=False), archive_server.raws["digits"])
+
+
+def test_a_body_without_length_that_never_ends_is_stopped_past_the_expected_size(tmp_path, archive_server,
+                                                                                 bad_mirror, monkeypatch, capsys):
+    size = len(archive_server.payload)
+    monkeypatch.setenv("EMNIST_DIST_NIST_SIZE", str(size))
+    endless = bad_mirror("endless")
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", endless.url)
+    good = f"http://127.0.0.1:{archive_server.server_port}/gzip.zip"
+    cache_root = tmp_path / "cache"
+    code, captured = run_prepare(["prepare", "--split", "digits", "--source", "nist", "--cache-dir", str(cache_root),
+                                  "--mirror", good], capsys)
+    assert code == 0, captured.err
+    (tried,) = [line for line in captured.err.splitlines() if line.endswith("; trying the next server")]
+    assert tried.startswith(f"{endless.url}: sent more than the {size} bytes expected without announcing a length "
+                            "(stopped at ")
+    assert endless.sent < size + 16 * 2**20  # what the client read (1 MiB past the size at most) + socket buffers
+    assert archive_server.ranges == [None]  # the stopped server's bytes were not resumed from
+    assert (cache_root / "downloads" / "gzip.zip").read_bytes() == archive_server.payload
+
+
+@pytest.mark.parametrize("where", ["url", "mirror", "mirrors_env", "config"])
+def test_a_malformed_server_url_is_named_and_the_next_server_is_tried(tmp_path, archive_server, monkeypatch, where):
+    good = f"http://127.0.0.1:{archive_server.server_port}/gzip.zip"
+    bad = {"url": "http://[::1", "mirror": "not-a-url", "mirrors_env": "www.example.org/gzip.zip",
+           "config": "http//typo/gzip.zip"}[where]
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", bad if where == "url" else _down_url())
+    monkeypatch.setenv("EMNIST_DIST_NIST_MIRRORS", f"{bad} {good}" if where == "mirrors_env" else "")
+    mirrors = {"url": [good], "mirror": [bad, good], "mirrors_env": [], "config": [bad, good]}[where]
+    cache_root = tmp_path / "cache"
+    if where == "config":
+        cfg = parse_config(["--data.split", "digits", "--data.source", "nist", "--data.cache_dir", str(cache_root),
+                            "--data.mirrors", f"[{', '.join(mirrors)}]"])
+        cache = prepare_data(cfg.data, progress=False)
+    else:
+        cache = prepare("digits", "nist", cache_root, progress=False, mirrors=mirrors)
+    assert_matches(cache, archive_server.raws["digits"])
+
+
+def test_malformed_server_urls_alone_are_one_line_naming_each(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", "http://[::1")
+    monkeypatch.setenv("EMNIST_DIST_NIST_MIRRORS", "")
+    code, captured = run_prepare(["prepare", "--split", "digits", "--source", "nist", "--cache-dir",
+                                  str(tmp_path / "cache"), "--mirror", "not-a-url"], capsys)
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in captured.err
+    assert errors[0].startswith("error: 2 servers tried, none delivered gzip.zip: http://[::1: not a valid URL (")
+    assert "; not-a-url: not a valid URL: expected http(s)://HOST/PATH; run again to retry" in errors[0]
+
+
+def test_a_redirect_loop_is_one_line(tmp_path, archive_server, bad_mirror, monkeypatch, capsys):
+    loop = bad_mirror("redirect_loop")
+    monkeypatch.setenv("EMNIST_DIST_NIST_URL", loop.url)
+    code, captured = run_prepare(["prepare", "--split", "digits", "--source", "nist", "--cache-dir",
+                                  str(tmp_path / "cache")], capsys)
+    errors = [line for line in captured.err.splitlines() if not line.startswith("preparing ")]
+    assert code == 2 and len(errors) == 1, captured.err
+    assert errors[0].startswith(f"error: {loop.url}: download failed (HTTP 302 The HTTP server returned a "
+                                   "redirect error that would lead to an infinite loop. The last 30x error message "
+                                   "was: Found); run again to retry")
+
+
+def test_a_malformed_archive_size_in_the_environment_is_one_line(tmp_path, archive_server, monkeypatch, capsys):
+    monkeypatch.setenv("EMNIST_DIST_NIST_SIZE", "562MB")
+    code, captured = run_prepare(["prepare", "--split", "digits", "--source", "nist", "--cache-dir",
+                                  str(tmp_path / "cache")], capsys)
+    assert code == 2 and captured.err.strip().splitlines()[-1] == (
+        "error: EMNIST_DIST_NIST_SIZE='562MB': expected the archive's size in bytes, a positive integer")

@@ -1,5 +1,6 @@
 """Parquet / saved-datasets sources (as Hub repos hold them) and ``hf:`` failing offline."""
 
+import io
 import socket
 import struct
 import zlib
@@ -160,3 +161,39 @@ def test_a_huge_png_in_a_parquet_source_is_one_line_naming_its_row(tmp_path, cap
     pq.write_table(table.set_column(table.schema.get_field_index("image"), "image", small), path)
     with pytest.raises(UserError, match=r"row 7: the image is 300x200: expected 28x28$"):
         prepare("digits", str(repo), cache, progress=False)
+
+
+def write_16_bit_png_source(repo, raw, scale: int) -> None:
+    """Parquet files of ``raw`` whose images are 16-bit greyscale PNGs of the glyphs' values times ``scale``."""
+    for part in ("train", "test"):
+        images = getattr(raw, f"{part}_images")
+        blobs = []
+        for glyph in images:
+            buffer = io.BytesIO()
+            PILImage.fromarray(glyph.astype(np.uint16) * scale).save(buffer, format="PNG")
+            blobs.append(buffer.getvalue())
+        assert PILImage.open(io.BytesIO(blobs[0])).mode.startswith("I")  # really stored at 16 bits
+        image = pa.StructArray.from_arrays([pa.array(blobs, pa.binary()), pa.nulls(len(blobs), pa.string())],
+                                           names=["bytes", "path"])
+        labels = pa.array(getattr(raw, f"{part}_labels").astype(np.int64))
+        (repo / "data").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"image": image, "label": labels}), repo / "data" / f"{part}-00000-of-00001.parquet")
+
+
+def test_16_bit_pngs_in_a_parquet_source_are_scaled_from_their_range(tmp_path):
+    """A 16-bit greyscale PNG holds 0..65535: v * 257 is the 8-bit value v at 16 bits (65535 = 255 * 257)."""
+    raw = random_split("digits", 30, 10, seed=26)
+    write_16_bit_png_source(tmp_path / "repo", raw, scale=257)
+    cache = prepare("digits", str(tmp_path / "repo"), tmp_path / "cache", progress=False)
+    assert_matches(cache, raw)
+    assert len(np.unique(load_split(cache, "train")[0].numpy())) > 200  # grey levels kept, not binarised
+
+
+def test_16_bit_pngs_holding_8_bit_values_are_refused_naming_the_row(tmp_path):
+    raw = random_split("digits", 30, 10, seed=27)
+    write_16_bit_png_source(tmp_path / "repo", raw, scale=1)
+    path = tmp_path / "repo" / "data" / "train-00000-of-00001.parquet"
+    with pytest.raises(UserError) as err:
+        prepare("digits", str(tmp_path / "repo"), tmp_path / "cache", progress=False)
+    assert str(err.value) == (f"{path}: row 0: a 16-bit image whose values stay within 0..{raw.train_images[0].max()}: "
+                              "expected values over the 16-bit range 0..65535, or an 8-bit image")

@@ -2,8 +2,13 @@
 
 import hashlib
 import json
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -16,10 +21,13 @@ from huggingface_hub import DatasetCard, DatasetCardData, constants as hf_consta
 
 from emnist_dist.data import load_split, prepare
 from emnist_dist.data.__main__ import main
+from emnist_dist.data import publish as publish_module
+from emnist_dist.data.dataset_io import dataset_class_names
 from emnist_dist.data.publish import publish
 from emnist_dist.cli import run_cli
 from emnist_dist.errors import UserError
-from tests.helpers.emnist_raw import SPLIT_CHARS, random_split, raw_label_range, write_gzip_zip
+from tests.helpers.emnist_raw import SPLIT_CHARS, random_split, raw_label_range, write_gz_folder, write_gzip_zip
+from tests.helpers.mnist_format import FASHION_CLASSES, random_mnist_format
 
 ALL = list(SPLIT_CHARS)
 SHARD_BYTES = 5_000  # small enough that every part of the test data is cut into several shards
@@ -122,7 +130,7 @@ def test_an_out_folder_holding_other_files_is_refused_and_kept(tmp_path, capsys)
     assert run_main(argv, capsys)[0] == 0
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     code, captured = run_main(argv, capsys)
-    assert code == 0 and "already holds the published digits: kept as it is" in captured.err
+    assert code == 0 and "already holds the published digits from the same source: kept as it is" in captured.err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
@@ -185,4 +193,116 @@ def test_a_published_repo_in_the_hub_cache_is_an_hf_source(published, tmp_path, 
     from_nist = prepare("letters", str(archive), root / "cache", progress=False)
     for part in ("train", "test"):
         for a, b in zip(load_split(from_nist, part), load_split(from_hub, part)):
+            assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_a_file_appearing_in_out_while_publish_runs_is_kept_and_so_is_the_published_folder(tmp_path, monkeypatch):
+    """--out is empty at the start; the user saves a file into it while the shards are written (here: when the
+    card is made, the last step before the folder is moved into place)."""
+    out = tmp_path / "hub"
+    out.mkdir()
+    real_card = publish_module.dataset_card
+
+    def card_while_the_user_writes(*args, **kwargs):
+        (out / "notes.txt").write_text("mine")
+        return real_card(*args, **kwargs)
+
+    monkeypatch.setattr(publish_module, "dataset_card", card_while_the_user_writes)
+    with pytest.raises(UserError) as err:
+        publish(["digits"], "synthetic", out, cache_dir=tmp_path / "cache", synthetic_train_per_class=3,
+                synthetic_test_per_class=2, progress=False)
+    kept = tmp_path / "hub.published-1"
+    assert str(err.value) == (f"--out {out}: files appeared in it while publish ran: kept them untouched; the "
+                              f"published folder is {kept}: expected --out to stay empty until publish ends")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "hub", "hub.published-1"]  # no temporaries
+    loaded = load_dataset(str(kept), "digits", cache_dir=str(tmp_path / "hf"))
+    assert len(loaded["train"]) == 30 and len(loaded["test"]) == 20
+
+
+def test_out_as_a_link_to_an_empty_folder_is_written_through(tmp_path, capsys):
+    target = tmp_path / "disk" / "emnist"
+    target.mkdir(parents=True)
+    link = tmp_path / "hub"
+    link.symlink_to(target)
+    _, argv = small_publish(tmp_path)
+    code, captured = run_main(argv, capsys)
+    assert code == 0, captured.err
+    assert link.is_symlink() and link.resolve() == target
+    assert sorted(p.name for p in target.iterdir()) == ["README.md", "digits"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "disk", "hub"]  # nothing left beside the link
+    assert [p.name for p in target.parent.iterdir()] == ["emnist"]  # nor beside the folder
+    code, captured = run_main(argv, capsys)  # publishing again through the link: kept as it is
+    assert code == 0 and "already holds the published digits from the same source" in captured.err
+
+
+def test_sigterm_during_publish_leaves_nothing_behind(tmp_path):
+    raw = random_split("digits", 40_000, 20, seed=5)  # noise glyphs: several seconds of PNG encoding
+    archive = write_gzip_zip(tmp_path / "gzip.zip", raw)
+    prepare("digits", str(archive), tmp_path / "cache", progress=False)
+    out = tmp_path / "hub"
+    process = subprocess.Popen([sys.executable, "-m", "emnist_dist.data", "publish", "--split", "digits", "--source",
+                                str(archive), "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".hub.tmp-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(tmp_path.glob(".hub.tmp-*")), "publish ended before it started writing"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "gzip.zip"]  # no .hub.tmp-PID, no hub
+
+
+def test_out_inside_the_source_folder_is_not_listed_as_a_source_file(tmp_path, capsys):
+    raw = random_split("digits", 40, 20, seed=6)
+    source = write_gz_folder(tmp_path / "emnist", raw)
+    members = sorted(p.name for p in source.iterdir())
+    out = source / "hub"
+    code, captured = run_main(["publish", "--split", "digits", "--source", str(source), "--cache-dir",
+                               str(tmp_path / "cache"), "--out", str(out)], capsys)
+    assert code == 0, captured.err
+    listed = re.findall(r"^- `([^`]+)`: md5 `([0-9a-f]{32})`", (out / "README.md").read_text(), re.MULTILINE)
+    assert listed == [(name, hashlib.md5((source / name).read_bytes()).hexdigest()) for name in members]
+    # the source folder now holds the published one: publishing again compares only the source's own files
+    code, captured = run_main(["publish", "--split", "digits", "--source", str(source), "--cache-dir",
+                               str(tmp_path / "cache"), "--out", str(out)], capsys)
+    assert code == 0 and "from the same source: kept as it is" in captured.err
+
+
+def test_publishing_into_a_published_folder_from_another_source_is_refused_naming_both(tmp_path, capsys):
+    out, argv = small_publish(tmp_path)
+    assert run_main(argv, capsys)[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code, captured = run_main([*argv, "--seed", "7"], capsys)
+    assert code == 2 and captured.err.strip().splitlines() == [
+        f"error: --out {out}: holds digits published from another source (its card: emnist_dist's synthetic "
+        "stand-in (no archive): train per class 3, test per class 2, seed 0.; this source: emnist_dist's synthetic "
+        "stand-in (no archive): train per class 3, test per class 2, seed 7.): expected the same source, or a new "
+        "or empty folder"]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+    archive = write_gzip_zip(tmp_path / "gzip.zip", random_split("digits", 40, 20, seed=8))
+    code, captured = run_main([*argv[:4], str(archive), *argv[5:]], capsys)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    assert code == 2 and f"; this source: Local files (md5 of each):): " not in captured.err
+    assert f"; this source: `gzip.zip`: md5 `{md5}`): expected the same source" in captured.err
+
+
+def test_an_mnist_format_folder_is_published_with_its_class_names_and_as_what_it_is(tmp_path):
+    source = random_mnist_format(tmp_path / "fashion-mnist", 40, 20, seed=9, classes=FASHION_CLASSES)
+    out = publish(["mnist"], str(source), tmp_path / "hub", cache_dir=tmp_path / "cache", progress=False)
+    loaded = load_dataset(str(out), "mnist", cache_dir=str(tmp_path / "hf"))
+    assert loaded["train"].features["label"].names == FASHION_CLASSES
+
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.pretty_name == "fashion-mnist (MNIST format, not EMNIST)" and card.data.license == "unknown"
+    assert "EMNIST (Cohen" not in card.text and "NIST" not in card.text.replace("MNIST", "")
+    assert "| 0 | `T-shirt/top` | 4 | 2 |" in card.text and "class id -> name" in card.text
+
+    from_source = prepare("mnist", str(source), tmp_path / "cache", progress=False)
+    from_hub = prepare("mnist", str(out), tmp_path / "cache-from-hub", progress=False)
+    assert dataset_class_names(from_hub) == dataset_class_names(from_source) == FASHION_CLASSES
+    for part in ("train", "test"):
+        for a, b in zip(load_split(from_source, part), load_split(from_hub, part)):
             assert np.array_equal(a.numpy(), b.numpy())

@@ -13,10 +13,11 @@ import os
 import re
 import signal
 import socket
+import threading
 
 import pytest
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from emnist_dist.config import parse_config
 from emnist_dist.cli import log_to_console
@@ -96,6 +97,42 @@ def test_a_refused_resume_raises_and_leaves_the_folder_untouched(tmp_path, cache
     lock = FileLock(out / ".lock", timeout=0)  # the refused run let go of the run folder
     lock.acquire()
     lock.release()
+
+
+@pytest.mark.slow
+def test_a_second_fit_on_a_folder_this_process_is_training_in_is_refused_naming_the_lock(tmp_path, cache):
+    """Two threads of one process fitting into one output_dir: the second is refused (the first keeps the folder,
+    its lock and its files), not run beside it."""
+    out = tmp_path / "run"
+    first = Trainer(config(cache, out))
+    refusals = []
+
+    def second_fit() -> None:
+        try:
+            Trainer(config(cache, out, "--model.drop_rate", "0.5")).fit()
+        except UserError as err:
+            refusals.append(str(err))
+
+    def during_first(n: int) -> bool | None:
+        if n == 1:
+            thread = threading.Thread(target=second_fit)
+            thread.start()
+            thread.join()
+        if n == 2:  # the refused run has not let go of the first run's lock
+            try:
+                FileLock(out / ".lock", timeout=0).acquire()
+            except Timeout:
+                return True
+            return False
+        return None
+
+    held = on_training_forward(first, during_first)
+    final = first.fit()
+    assert refusals == [f"output_dir={out}: in use by another training run (it holds {out / '.lock'}): "
+                        "wait for it to finish, or use another output_dir"]
+    assert held[1] is True
+    assert parse_config(["--config", str(out / "config.yaml")]).model.drop_rate == 0.3  # the first run's config
+    assert final == json.loads((out / "final.json").read_text())
 
 
 @pytest.mark.slow

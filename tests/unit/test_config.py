@@ -1,12 +1,14 @@
 """The typed config: precedence, types, one-line errors, and the saved file round-trip."""
 
+import os
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
 
-from emnist_dist.config import Config, parse_config, save_config
+from emnist_dist.config import Config, check_config, parse_config, save_config
 from emnist_dist.errors import UserError
 
 
@@ -81,3 +83,87 @@ def test_cli_bad_flag_exits_2_with_one_line(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "train.epochs" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_parsing_from_threads_leaves_the_working_directory_alone(tmp_path, monkeypatch):
+    """jsonargparse moves into a config file's folder while it reads it; from several threads at once, relative
+    paths then resolve against each other's folders (configs/configs/x.yaml) and every thread sees the move."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "run.yaml").write_text("train:\n  epochs: 3\n")
+    (tmp_path / "configs" / "train.yaml").write_text("lr: 0.5\n")
+    monkeypatch.chdir(tmp_path)
+    seen, errors, done = set(), [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.add(os.getcwd())
+
+    def parse():
+        for _ in range(10):
+            try:
+                cfg = parse_config(["--config", "configs/run.yaml", "--train", "configs/train.yaml"])
+                assert (cfg.train.epochs, cfg.train.lr) == (3, 0.5)
+            except Exception as err:  # noqa: BLE001 - every failure is collected and shown
+                errors.append(f"{type(err).__name__}: {err}")
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    workers = [threading.Thread(target=parse) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    done.set()
+    watcher.join()
+    assert errors == []
+    assert seen == {str(tmp_path)}
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("", "holds nothing: expected a YAML mapping"),
+    ("- 1\n- 2\n", "holds list: expected a YAML mapping"),
+    ("train: {lr: [\n", "cannot be read"),
+])
+def test_a_config_file_that_is_not_a_mapping_is_named_in_one_line(tmp_path, content, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(UserError) as err:
+        parse_config(["--config", str(path)])
+    assert str(err.value).startswith(f"--config {path}: ") and expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def _built_in_code(**changes) -> Config:
+    """A Config as a notebook builds one: ``section__key=value`` set on the dataclasses, no parsing."""
+    cfg = Config()
+    for name, value in changes.items():
+        section, _, key = name.rpartition("__")
+        setattr(getattr(cfg, section) if section else cfg, key, value)
+    return cfg
+
+
+@pytest.mark.parametrize("changes, culprit", [
+    ({"train__epochs": 0}, "train.epochs=0"),
+    ({"train__lr": -1}, "train.lr=-1"),
+    ({"train__lr": "fast"}, "train.lr"),
+    ({"train__betas": [0.9]}, "train.betas"),
+    ({"data__image_size": -5}, "data.image_size=-5"),
+    ({"data__split": "kanji"}, "data.split"),
+    ({"train__batch_size": 255}, "train.batch_size=255"),
+    ({"seed": None}, "seed=None"),
+    ({"data": None}, "config.data is a NoneType: expected a DataConfig"),
+])
+def test_a_config_built_in_code_is_checked_by_the_trainer_before_anything_is_written(tmp_path, changes, culprit):
+    from emnist_dist.train import Trainer
+
+    cfg = _built_in_code(output_dir=str(tmp_path / "run"), **changes)
+    with pytest.raises(UserError) as err:
+        Trainer(cfg)
+    assert culprit in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_built_in_code_gets_the_command_lines_conversions():
+    cfg = check_config(_built_in_code(train__epochs="3", train__lr="1e-3", train__betas=[0.8, 0.9]))
+    assert cfg == parse_config(["--train.epochs", "3", "--train.lr", "1e-3", "--train.betas", "[0.8, 0.9]"])
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.betas) == (3, 1e-3, (0.8, 0.9))

@@ -43,11 +43,17 @@ def is_synthetic(source: str) -> bool:
     return source == "synthetic"
 
 
+def is_mnist_format(source: str) -> bool:
+    """True for a local folder of MNIST-format files: a dataset of its own (MNIST, Fashion-MNIST ...), not EMNIST."""
+    return (not is_synthetic(source) and source != "nist" and not source.startswith("hf:")
+            and bool(mnist_format_members(_existing_path(source))))
+
+
 def describe(split: str, source: str) -> str:
     """One human line naming what the data is; the synthetic stand-in says so plainly."""
     if is_synthetic(source):
         return f"SYNTHETIC stand-in for {split} (not EMNIST), fonts sha256:{synthetic_fonts(split)[:16]}"
-    if source != "nist" and not source.startswith("hf:") and mnist_format_members(_existing_path(source)):
+    if is_mnist_format(source):
         return f"MNIST-format {split} ({source})"
     return f"EMNIST {split} ({source})"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...errors import UserError, one_line
 from ..dataset_io import SplitArrays
-from ..splits import SplitInfo
+from ..splits import MNIST_FORMAT_SPLIT, SplitInfo, class_names_problem
 from .nist_files import find_member, read_found_members
 
 # The classic MNIST-format names (MNIST, Fashion-MNIST, KMNIST); their glyphs are stored upright.
@@ -20,7 +20,6 @@ MNIST_FORMAT_NAMES = {
     ("test", "images"): "t10k-images-idx3-ubyte",
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
-MNIST_FORMAT_SPLIT = "mnist"
 CLASSES_FILE = "classes.txt"
 
 
@@ -53,20 +52,23 @@ def read_mnist_format(path: Path, info: SplitInfo) -> SplitArrays:
 
 
 def _read_class_names(folder: Path, info: SplitInfo) -> list[str]:
-    """Class names from ``folder/classes.txt`` (one a line, in label order), else the split's own."""
+    """Class names from ``folder/classes.txt`` (one a line, in label order; a UTF-8 byte-order mark is dropped),
+    else the split's own. They must pass the model folder's rule (:func:`~..splits.class_names_problem`): a
+    name a trained model could not be loaded with is refused here, before any training."""
     file = folder / CLASSES_FILE
     if not file.is_file():
         return list(info.class_names)
     try:
-        names = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
+        names = [line.strip() for line in file.read_text(encoding="utf-8-sig").splitlines()]
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{file}: unreadable ({one_line(err)}): expected UTF-8 text, one class name a line") from None
     while names and not names[-1]:  # a trailing blank line is not a class
         names.pop()
     blank, repeated = sum(not name for name in names), len(names) - len(set(names))
+    expected = f"expected {info.num_classes} distinct class names, one a line in label order"
     if len(names) != info.num_classes or blank or repeated:
-        raise UserError(
-            f"{file}: {len(names)} lines ({blank} blank, {repeated} repeated): expected {info.num_classes} "
-            "distinct class names, one a line in label order"
-        )
+        raise UserError(f"{file}: {len(names)} lines ({blank} blank, {repeated} repeated): {expected}")
+    problem = class_names_problem(names)
+    if problem is not None:
+        raise UserError(f"{file}: {problem}: {expected}, each visible printable text")
     return names

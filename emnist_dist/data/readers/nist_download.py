@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from ...errors import UserError
 from ..download import download
 
 NIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
@@ -19,9 +20,19 @@ MIRRORS_ENV = "EMNIST_DIST_NIST_MIRRORS"
 def download_nist(cache_dir: Path, progress: bool, mirrors: Sequence[str] = ()) -> Path:
     """The NIST archive in ``cache_dir/downloads/``, downloaded unless already there and intact."""
     md5 = nist_md5()
-    size = int(os.environ.get("EMNIST_DIST_NIST_SIZE", 0)) or (NIST_SIZE if md5 == NIST_MD5 else None)
+    size = _size_from_env() or (NIST_SIZE if md5 == NIST_MD5 else None)
     return download(nist_urls(mirrors), cache_dir / "downloads" / "gzip.zip", md5, progress,
                     size=size, signature=ZIP_SIGNATURE)
+
+
+def _size_from_env() -> int | None:
+    """``$EMNIST_DIST_NIST_SIZE``: the byte size of another copy of the archive (with ``$EMNIST_DIST_NIST_MD5``)."""
+    value = os.environ.get("EMNIST_DIST_NIST_SIZE", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) == 0:
+        raise UserError(f"EMNIST_DIST_NIST_SIZE={value!r}: expected the archive's size in bytes, a positive integer")
+    return int(value)
 
 
 def nist_md5() -> str:

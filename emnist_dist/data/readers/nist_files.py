@@ -8,13 +8,15 @@ stored transposed; raw labels are checked against the split's classes and shifte
 
 from __future__ import annotations
 
+import gzip
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import UserError, one_line
 from ..dataset_io import PARTS, SplitArrays
 from ..idx import read_idx
 from ..splits import SplitInfo
@@ -78,13 +80,48 @@ def read_found_members(
 
 
 def find_member(folder: Path, base: str) -> Path | None:
-    """``base`` or ``base.gz`` in one of the member folders under ``folder``, else None."""
-    for sub in _MEMBER_DIRS:
-        for name in (base + ".gz", base):
-            candidate = folder / sub / name
-            if candidate.is_file():
-                return candidate
-    return None
+    """``base`` or ``base.gz`` in one of the member folders under ``folder``, else None; several copies must agree."""
+    found = [folder / sub / name for sub in _MEMBER_DIRS for name in (base + ".gz", base)
+             if (folder / sub / name).is_file()]
+    _check_copies_agree([(str(path), _opener(path)) for path in found])
+    return found[0] if found else None
+
+
+def _opener(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: gzip.open(path) if path.suffix == ".gz" else open(path, "rb")
+
+
+def _zip_opener(archive: zipfile.ZipFile, name: str) -> Callable[[], BinaryIO]:
+    return lambda: gzip.GzipFile(fileobj=archive.open(name)) if name.endswith(".gz") else archive.open(name)
+
+
+def _check_copies_agree(copies: list[tuple[str, Callable[[], BinaryIO]]]) -> None:
+    """Several copies of one member (``x.gz`` beside its extracted ``x``, a flat one and one under ``gzip/``)
+    must hold the same bytes once decompressed: otherwise which one is read would decide the data, silently.
+    ``copies``: each copy's name and an opener of its decompressed bytes.
+
+    Raises:
+        UserError: naming two copies that differ, or one that cannot be read.
+    """
+    if len(copies) < 2:
+        return
+    first, open_first = copies[0]
+    for name, open_other in copies[1:]:
+        with open_first() as a, open_other() as b:
+            while True:
+                chunk_a, chunk_b = _read_chunk(a, first), _read_chunk(b, name)
+                if chunk_a != chunk_b:
+                    raise UserError(f"{first} and {name}: two copies of one file with different content: expected "
+                                    "one copy (remove the wrong one)")
+                if not chunk_a:
+                    break
+
+
+def _read_chunk(stream: BinaryIO, name: str) -> bytes:
+    try:
+        return stream.read(1 << 20)
+    except (OSError, EOFError, zlib.error) as err:
+        raise UserError(f"{name}: unreadable ({one_line(err)}): expected an intact IDX file (gzipped or not)") from None
 
 
 def read_zip(path: Path, info: SplitInfo) -> SplitArrays:
@@ -100,6 +137,8 @@ def read_zip(path: Path, info: SplitInfo) -> SplitArrays:
 
         def open_member(part: str, kind: str) -> tuple[BinaryIO, str, bool]:
             base = member_name(info.name, part, kind)
+            copies = [name for name in archive.namelist() if Path(name).name in (base + ".gz", base)]
+            _check_copies_agree([(f"{path}:{name}", _zip_opener(archive, name)) for name in copies])
             for name, gzipped in ((base + ".gz", True), (base, False)):
                 if name in by_name:
                     try:

@@ -181,7 +181,7 @@ def _decode_png(blob: bytes | None, name: str, row: int) -> np.ndarray:
         with Image.open(io.BytesIO(blob)) as image:
             if image.size != (IMAGE_SIDE, IMAGE_SIDE):
                 raise UserError(f"{where}: the image is {image.size[0]}x{image.size[1]}: expected 28x28")
-            pixels = np.asarray(image.convert("L") if image.mode != "L" else image)
+            pixels = _greyscale_bytes(image, where)
     except Image.DecompressionBombError as err:
         raise UserError(f"{where}: image too large to decode ({one_line(err)}): expected 28x28") from None
     except (UnidentifiedImageError, OSError) as err:
@@ -189,3 +189,26 @@ def _decode_png(blob: bytes | None, name: str, row: int) -> np.ndarray:
             f"{where}: undecodable image ({one_line(err)}): expected PNG (or another PIL format) bytes"
         ) from None
     return pixels
+
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # "I": how some Pillow versions open 16-bit PNGs
+
+
+def _greyscale_bytes(image: Image.Image, where: str) -> np.ndarray:
+    """A decoded image's pixels as 0..255 uint8. A 16-bit image is scaled from its format's 0..65535
+    (Pillow's ``convert("L")`` clips it at 255 instead, which turns a 16-bit glyph black and white); one whose
+    values all stay within 0..255 (8-bit values written into a 16-bit file) would come out black: refused."""
+    if image.mode == "L":
+        return np.asarray(image)
+    if image.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise UserError(f"{where}: pixel values span {values.min()}..{values.max()}: expected an 8- or 16-bit "
+                            "image (0..255 or 0..65535)")
+        if 0 < values.max() <= 255:
+            raise UserError(f"{where}: a 16-bit image whose values stay within 0..{values.max()}: expected values "
+                            "over the 16-bit range 0..65535, or an 8-bit image")
+        return ((values * 255 + 32767) // 65535).astype(np.uint8)
+    if image.mode == "F":
+        raise UserError(f"{where}: a 32-bit floating-point image: expected an 8- or 16-bit image")
+    return np.asarray(image.convert("L"))

@@ -1,4 +1,5 @@
-"""A Hub dataset folder written by ``publish`` (recognised by its card): upright glyphs, class ids."""
+"""A Hub dataset folder written by ``publish`` (recognised by its card): upright glyphs, class ids, the card's class
+names."""
 
 from __future__ import annotations
 
@@ -16,5 +17,8 @@ def is_published_folder(folder: Path, info: SplitInfo) -> bool:
 
 
 def read_published_folder(path: Path, info: SplitInfo) -> SplitArrays:
-    """The split's Parquet shards, taken as they are (upright, class ids)."""
-    return arrays_from_tables(info, published_parquet(path, info), published=True)
+    """The split's Parquet shards, taken as they are (upright, class ids), named as the card names them."""
+    files, names = published_parquet(path, info)
+    arrays = arrays_from_tables(info, files, published=True)
+    arrays.class_names = names
+    return arrays
