@@ -157,6 +157,32 @@ def test_per_class_table_and_pairs_against_a_hand_count():
     assert pairs[0]["rate"] == pytest.approx(0.5) and pairs[0]["case_only"] and not pairs[2]["case_only"]
 
 
+def test_confusion_figure_draws_each_true_class_as_a_row_normalised_to_one():
+    import matplotlib
+
+    names = ["c", "C", "0"]
+    cm = torch.tensor([[2, 2, 0], [1, 1, 0], [1, 0, 3]])
+    # By hand: row t holds cm[t] / sum(cm[t]); a column-normalised or transposed picture differs in 5 of 9 cells.
+    rates = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.25, 0.0, 0.75]])
+    figure = confusion_matrix_figure(cm, names)
+    pixels = figure_to_array(figure)
+    ax = figure.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+    assert [t.get_text() for t in ax.get_yticklabels()] == names == [t.get_text() for t in ax.get_xticklabels()][:3]
+    # Every cell's colour, read from the rendered pixels beside the cell's corner (clear of its percentage):
+    # matplotlib's own viridis at the square-root colour scale of the hand-computed rate.
+    viridis = matplotlib.colormaps["viridis"]
+    height = pixels.shape[0]
+    for true in range(3):
+        for pred in range(3):
+            x, y = ax.transData.transform((pred - 0.35, true - 0.35))
+            drawn = pixels[int(height - y), int(x)].astype(int)
+            expected = np.round(np.array(viridis(np.sqrt(rates[true, pred]))[:3]) * 255).astype(int)
+            assert np.abs(drawn - expected).max() <= 3, (true, pred, drawn, expected)
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert texts == {(0, 0): "50", (0, 1): "50", (1, 0): "50", (1, 1): "50", (2, 0): "25", (2, 2): "75"}
+
+
 def test_confusion_figure_at_62_classes_is_large_enough_to_read():
     names = [chr(c) for c in range(48, 58)] + [chr(c) for c in range(65, 91)] + [chr(c) for c in range(97, 123)]
     cm = torch.eye(62, dtype=torch.long) * 50
