@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
@@ -16,7 +18,8 @@ from emnist_dist.data import class_names
 from emnist_dist.data.fonts import font_fingerprint
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.data.resize import to_model_input
-from tests.helpers.train_runs import REPO, TINY, env_for_tests, final, metrics_lines, run_train, train_cmd, weights
+from tests.helpers.train_runs import (REPO, TINY, env_for_tests, final, free_port, metrics_lines, run_train, train_cmd,
+                                      weights)
 
 pytestmark = pytest.mark.slow
 
@@ -173,3 +176,42 @@ def test_a_batch_that_does_not_split_into_even_shards_is_refused(tmp_path, cache
     assert result.returncode != 0
     assert "train.batch_size" in result.stdout + result.stderr
     assert not out.exists()
+
+
+# Two real gloo ranks compare the weights of a small network (with BatchNorm buffers) that rank 1 changes in
+# three ways a DDP desync could: one weight off by 1e-3, two weights swapped (the same sum), a buffer moved.
+IN_SYNC_PROBE = r"""
+import json, torch
+from accelerate import Accelerator
+from emnist_dist.train.trainer import ranks_in_sync
+
+accelerator = Accelerator(cpu=True)
+def network():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+changes = {"none": lambda n: None,
+           "one_weight": lambda n: n[0].weight.data[0, 0, 0, 0].add_(1e-3),
+           "two_swapped": lambda n: n[0].weight.data[0, 0, 0, :2].copy_(n[0].weight.data[0, 0, 0, :2].flip(0)),
+           "buffer": lambda n: n[1].running_mean.add_(0.5)}
+seen = {}
+for name, change in changes.items():
+    net = network()
+    net(torch.zeros(1, 1, 5, 5))
+    if accelerator.process_index == 1:
+        with torch.no_grad():
+            change(net)
+    seen[name] = ranks_in_sync(accelerator, net)
+if accelerator.is_main_process:
+    print(json.dumps({"world_size": accelerator.num_processes, **seen}))
+"""
+
+
+def test_ranks_in_sync_tells_identical_weights_from_each_kind_of_difference(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(IN_SYNC_PROBE)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                             str(free_port()), str(script)], cwd=REPO, env=env_for_tests(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"world_size": 2, "none": True, "one_weight": False, "two_swapped": False, "buffer": False}
