@@ -148,11 +148,17 @@ def test_a_dying_rank_ends_the_job_nonzero_within_a_minute(tmp_path, cache):
 
 def test_nonfinite_loss_stops_naming_the_step(tmp_path, cache):
     out = tmp_path / "nan"
+    # A checkpoint is due at step 5, the first sync point: by then the weights are long non-finite.
     result = run_train([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), "--train.optimizer", "sgd",
-                        "--train.lr", "1e30", "--train.warmup_epochs", "0", "--train.clip_grad_norm", "null"], tmp_path)
+                        "--train.lr", "1e30", "--train.warmup_epochs", "0", "--train.clip_grad_norm", "null",
+                        "--checkpoint.every_steps", "5"], tmp_path)
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "train.loss is" in result.stdout and "at step" in result.stdout
-    assert not (out / "final.json").exists()
+    # Step 1's loss comes from the initial weights (finite); its update by 1e30 x the gradient overflows float32,
+    # so step 2 is the first non-finite one, in epoch 0.
+    assert "train.loss is not finite at step 2 (epoch 0)" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "final.json").exists() and not (out / "model").exists()
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
 
 
 @pytest.mark.parametrize("extra, culprit", [
@@ -173,8 +179,11 @@ def test_a_batch_that_does_not_split_into_even_shards_is_refused(tmp_path, cache
     out = tmp_path / "bad"
     result = run_train([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), "--train.batch_size", "34"],
                        tmp_path, processes=2)
-    assert result.returncode != 0
-    assert "train.batch_size" in result.stdout + result.stderr
+    # Both ranks refuse with one line and exit 2 (the launcher then reports the failed ranks in its own words).
+    error = "error: train.batch_size=34 with 2 processes: each process needs an even, equal share; expected a multiple of 4"
+    assert result.returncode != 0 and error in result.stderr.splitlines(), result.stderr[-3000:]
+    assert "exitcode  : 2" in result.stderr.split("Root Cause")[-1]
+    assert "emnist_dist/" not in result.stderr  # no traceback through our code
     assert not out.exists()
 
 
