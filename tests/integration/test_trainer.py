@@ -13,6 +13,7 @@ import psutil
 import pytest
 import torch
 import yaml
+from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from emnist_dist.data import class_names
 from emnist_dist.data.fonts import font_fingerprint
@@ -62,7 +63,18 @@ def test_single_process_run_writes_the_contract(tmp_path, cache):
     assert info.class_names == data.class_names and info.mean == pytest.approx(data.mean)
     with torch.no_grad():
         preds = model(to_model_input(data.test_images, info.image_size, info.mean, info.std)).argmax(1)
+        val_preds = model(to_model_input(data.val_images, info.image_size, info.mean, info.std)).argmax(1)
     assert float((preds == data.test_labels).float().mean()) == pytest.approx(result_final["test/acc"], abs=1e-6)
+    assert result_final["test/balanced_acc"] == pytest.approx(balanced_accuracy_score(data.test_labels, preds))
+    assert result_final["test/macro_f1"] == pytest.approx(f1_score(data.test_labels, preds, average="macro"))
+    # The exported weights are the best by validation: their accuracy on the validation part (re-derived) is the
+    # one metrics.jsonl recorded for them at their epoch, and scikit-learn's F1 / balanced accuracy agree with it.
+    best = next(r for r in records if r["epoch"] == result_final["best_epoch"])
+    prefix = "val" if result_final["best_weights"] == "raw" else "val_ema"
+    assert best[f"{prefix}/acc"] == pytest.approx(float((val_preds == data.val_labels).float().mean()), abs=1e-6)
+    assert best[f"{prefix}/acc"] == pytest.approx(result_final["best_val_acc"])
+    assert best[f"{prefix}/balanced_acc"] == pytest.approx(balanced_accuracy_score(data.val_labels, val_preds))
+    assert best[f"{prefix}/macro_f1"] == pytest.approx(f1_score(data.val_labels, val_preds, average="macro"))
 
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert "best_model.safetensors" in checkpoints
