@@ -228,15 +228,30 @@ def test_python_dash_m_entry_point(tmp_path, trained_model_dir):
 def test_test_glyphs_framed_unlike_the_training_glyphs_are_converted_first(tmp_path, trained_model_dir, capsys):
     # The model learnt the synthetic glyphs' framing; these digits are framed as MNIST frames them.
     source = write_parquet_source(tmp_path / "mnist_framed", "mnist", DIGITS, 1, 30)
-    results = {}
-    for reframe in ("auto", "never"):
-        out = tmp_path / reframe
+    results, printed_by = {}, {}
+    for name, flags in (("auto", []), ("always", []), ("tta", ["--tta"]), ("never", [])):
+        reframe = "never" if name == "tta" else name
+        out = tmp_path / name
         code, stdout, stderr = run(["--model", str(trained_model_dir), "--data.source", str(source), "--data.cache_dir",
-                                    str(tmp_path / "cache"), "--out", str(out), "--reframe", reframe, "--cpu"], capsys)
+                                    str(tmp_path / "cache"), "--out", str(out), "--reframe", reframe, "--cpu", *flags],
+                                   capsys)
         assert code == 0, stderr
-        results[reframe] = json.loads((out / "metrics.json").read_text())
-        assert results[reframe]["data_framing"]["centre"] == "mass"
+        results[name], printed_by[name] = json.loads((out / "metrics.json").read_text()), stdout
+        assert results[name]["data_framing"]["centre"] == "mass"
     assert results["auto"]["reframed"] is True and results["never"]["reframed"] is False
+    # --reframe always converts these glyphs as auto decided to; --tta averages the five one-pixel shifts' logits,
+    # re-done here with the model on the cached test glyphs.
+    assert results["always"]["reframed"] is True and results["always"]["test/acc"] == results["auto"]["test/acc"]
+    model, info = load_model(trained_model_dir)
+    images, labels = load_split(prepare("digits", str(source), tmp_path / "cache", progress=False), "test")
+    with torch.inference_mode():
+        views = [model(to_model_input(shift(images, dy, dx), info.image_size, info.mean, info.std))
+                 for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))]
+    tta_acc = float((torch.stack(views).mean(0).argmax(1) == labels).float().mean())
+    plain_acc = float((views[0].argmax(1) == labels).float().mean())
+    assert results["tta"]["tta"] is True and results["tta"]["test/acc"] == pytest.approx(tta_acc, abs=1e-6)
+    assert results["never"]["tta"] is False and results["never"]["test/acc"] == pytest.approx(plain_acc, abs=1e-6)
+    assert tta_acc != plain_acc  # the two differ on these glyphs: the flag is seen
     # Unconverted, the model confuses digits: the pairs file and the printed list agree with a hand count from the
     # per-class table (each class's missed samples are its pairs' counts).
     pairs = _read_csv(tmp_path / "never" / "confused_pairs.csv")
@@ -245,7 +260,7 @@ def test_test_glyphs_framed_unlike_the_training_glyphs_are_converted_first(tmp_p
     assert pairs and sum(int(p["count"]) for p in pairs) == sum(missed.values())
     assert all(sum(int(p["count"]) for p in pairs if p["true"] == c) == n for c, n in missed.items())
     assert sum(missed.values()) == round(30 * 10 * (1 - results["never"]["test/acc"]))
-    lines = stdout.splitlines()  # the last run's output: reframe never
+    lines = printed_by["never"].splitlines()
     start = lines.index("most confused (true -> predicted):") + 1
     printed = [line.split(":")[0].strip() for line in lines[start : start + min(10, len(pairs))]]
     assert printed == [f"{p['true']} -> {p['pred']}" for p in pairs[:10]]

@@ -69,6 +69,9 @@ def test_single_process_run_writes_the_contract(tmp_path, cache):
     assert result_final["test/macro_f1"] == pytest.approx(f1_score(data.test_labels, preds, average="macro"))
     # The exported weights are the best by validation: their accuracy on the validation part (re-derived) is the
     # one metrics.jsonl recorded for them at their epoch, and scikit-learn's F1 / balanced accuracy agree with it.
+    # best_epoch: the first epoch of the highest validation accuracy of either weights (by hand from metrics.jsonl)
+    scores = [max(r["val/acc"], r["val_ema/acc"]) for r in records]
+    assert result_final["best_epoch"] == records[scores.index(max(scores))]["epoch"]
     best = next(r for r in records if r["epoch"] == result_final["best_epoch"])
     prefix = "val" if result_final["best_weights"] == "raw" else "val_ema"
     assert best[f"{prefix}/acc"] == pytest.approx(float((val_preds == data.val_labels).float().mean()), abs=1e-6)

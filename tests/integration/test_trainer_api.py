@@ -24,6 +24,7 @@ from emnist_dist.data.resize import to_model_input
 from emnist_dist.errors import UserError
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.train import Preempted, Trainer
+from emnist_dist.train.trainer import debug_config
 from emnist_dist.train.checkpoint import checkpoint_step, published_checkpoints, verify_checkpoint
 from tests.helpers.train_runs import TINY, metrics_lines
 
@@ -155,3 +156,11 @@ def test_sync_point_before_fit_logs_instead_of_failing(tmp_path, cache, capsys):
     trainer.train_step()
     trainer.sync_point()  # the clock starts at construction; fit() restarts it
     assert re.search(r"^step 1/4 epoch 1 loss \S+ ", capsys.readouterr().out, re.M)
+
+
+def test_debug_mode_defaults_to_a_2048_sample_subset_and_20_steps():
+    # The README's promise: --debug true trains a 2,048-sample stratified subset for 20 steps, a log line per step.
+    cfg = debug_config(parse_config(["--debug", "true"]))
+    assert (cfg.data.subset, cfg.train.max_steps, cfg.log.log_every) == (2048, 20, 1)
+    own = debug_config(parse_config(["--debug", "true", "--data.subset", "400", "--train.max_steps", "4"]))
+    assert (own.data.subset, own.train.max_steps) == (400, 4)
