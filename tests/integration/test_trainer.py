@@ -207,7 +207,7 @@ def test_a_batch_that_does_not_split_into_even_shards_is_refused(tmp_path, cache
 IN_SYNC_PROBE = r"""
 import json, torch
 from accelerate import Accelerator
-from emnist_dist.train.trainer import ranks_in_sync
+from emnist_dist.train.distributed import ranks_in_sync
 
 accelerator = Accelerator(cpu=True)
 def network():
