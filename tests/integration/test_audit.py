@@ -25,6 +25,7 @@ from emnist_dist.audit.pipeline import main as audit_main
 from emnist_dist.audit.ranking import COLUMNS, RANKING_COLUMNS
 from emnist_dist.errors import UserError
 from tests.helpers.audit_folds import TINY_AUDIT, assert_scores_are_the_fold_models
+from tests.conftest import missing_system_dependency
 from tests.helpers.defects import FASHION_MNIST, found, ranking_found, read_issues, write_defective_fashion
 from tests.helpers.mnist_format import FASHION_CLASSES
 from tests.helpers.train_runs import REPO, env_for_tests, final, run_train, train_cmd
@@ -44,7 +45,7 @@ def audit(args: list[str], tmp_path: Path, processes: int = 1) -> subprocess.Com
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
     if not FASHION_MNIST.is_dir():
-        pytest.skip("needs Debian's dataset-fashion-mnist (real images)")
+        missing_system_dependency("needs Debian's real Fashion-MNIST images (apt-get install dataset-fashion-mnist)")
     tmp = tmp_path_factory.mktemp("audit")
     source = tmp / "fashion"
     defects = write_defective_fashion(source, GLYPHS, TEST_GLYPHS, flip_fraction=0.05, turn_fraction=0.05)

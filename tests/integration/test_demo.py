@@ -19,20 +19,19 @@ import time
 import urllib.request
 from pathlib import Path
 
+import gradio_client
 import matplotlib
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from selenium import webdriver
 
 from emnist_dist.cli import run_cli
+from emnist_dist.demo_app.app import look_alike_hint
 from emnist_dist.predict import main as predict_main
 from emnist_dist.read import main as read_main
+from tests.conftest import missing_system_dependency
 from tests.helpers.line_photos import GOAL_STYLE, huge_png, line_photo, synthetic_glyphs, words_photo
-
-gradio_client = pytest.importorskip("gradio_client", reason="the demo extra (gradio) is not installed")
-pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
-
-from emnist_dist.demo_app.app import look_alike_hint  # noqa: E402  (needs gradio)
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 STARTUP_TIMEOUT_S = 300
@@ -210,8 +209,8 @@ def test_look_alike_hint_names_case_twins_and_look_alikes_only():
 def browser():
     """Headless Debian Chromium through its chromedriver (nothing downloaded)."""
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("the browser test needs Debian's chromium and chromium-driver (.ci/run installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the dev extra)")
+        missing_system_dependency("the browser test needs Debian's chromium and chromium-driver "
+                                  "(apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,900"):

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image
@@ -58,7 +59,15 @@ def test_one_run_redraws_its_curves_and_several_are_compared(tmp_path, capsys, m
     assert done.returncode == 0 and done.stdout == "wrote curves_compared.png\n", done.stderr
     with Image.open(tmp_path / "curves_compared.png") as png:
         assert png.format == "PNG" and png.size == (1500, 450)
-        assert not np.array_equal(np.asarray(png), np.asarray(Image.open(tmp_path / "a" / "curves.png")))
+        compared = np.asarray(png.convert("RGB")).astype(int)
+    with Image.open(tmp_path / "a" / "curves.png") as png:
+        single = np.asarray(png.convert("RGB")).astype(int)
+    # matplotlib's colour cycle draws the first run in C0 (blue) and the second in C1 (orange): the comparison
+    # shows both runs' lines, the single run's picture only the first run's.
+    def pixels_of(picture, colour):
+        return int((np.abs(picture - np.array(matplotlib.colors.to_rgb(colour)) * 255).max(axis=2) < 40).sum())
+    assert pixels_of(compared, "C0") > 500 and pixels_of(compared, "C1") > 500
+    assert pixels_of(single, "C0") > 500 and pixels_of(single, "C1") == 0
 
 
 @pytest.mark.parametrize("setup, message", [

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from emnist_dist.cli import run_cli
@@ -131,6 +133,50 @@ def test_charset_renormalises_over_the_allowed_labels(tmp_path, trained_model_di
                               ("01x", "--charset '01x': the model has no class x")):
         code, out, err = run(["--model", str(trained_model_dir), str(words), "--charset", charset], capsys)
         assert code == 2 and out == "" and err.startswith(f"error: {expected}") and err.count("\n") == 1
+
+
+BYCLASS_NAMES = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+BALANCED_NAMES = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")
+
+
+def test_named_charsets_pick_exactly_their_classes_of_a_byclass_or_balanced_model():
+    # Indices by hand: ByClass orders 0-9 (0..9), A-Z (10..35), a-z (36..61); Balanced keeps 11 lower-case letters.
+    assert allowed_classes("digits", BYCLASS_NAMES) == list(range(10))
+    assert allowed_classes("upper", BYCLASS_NAMES) == list(range(10, 36))
+    assert allowed_classes("lower", BYCLASS_NAMES) == list(range(36, 62))
+    assert allowed_classes("letters", BYCLASS_NAMES) == list(range(10, 62))
+    assert allowed_classes("lower", BALANCED_NAMES) == list(range(36, 47))
+    assert allowed_classes("0Oo", BYCLASS_NAMES) == [0, 24, 50]
+    assert allowed_classes(None, BALANCED_NAMES) == list(range(47))
+
+
+class DigitsAndLetterO(torch.nn.Module):
+    """The digits model with an 11th class, "O", whose logit is always one above that of "0": unrestricted,
+    every 0 reads as O (as a ByClass model can read a digits field)."""
+
+    def __init__(self, digits: torch.nn.Module):
+        super().__init__()
+        self.digits = digits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.digits(x)
+        return torch.cat([logits, logits[:, :1] + 1.0], dim=1)
+
+
+def test_a_digits_field_never_reads_the_letter_o_for_zero(trained_model_dir, glyphs):
+    model, info = load_model(trained_model_dir)
+    with_o, info_o = DigitsAndLetterO(model).eval(), dataclasses.replace(info, class_names=[*info.class_names, "O"])
+    rng = np.random.default_rng(7)
+    photos = [p.image for p in (line_photo(*glyphs, rng, GOAL_STYLE) for _ in range(30)) if "0" in p.text][:4]
+    for photo in photos:
+        digits_model = read_photo(model, info, photo).to_json()
+        assert "0" in digits_model["text"]
+        unrestricted = read_photo(with_o, info_o, photo).to_json()
+        assert "0" not in unrestricted["text"] and "O" in unrestricted["text"]
+        # Restricted to the digits, the 11-class model's probabilities renormalise over the ten digits: exactly the
+        # digits model's own reading, box for box, probability for probability.
+        assert read_photo(with_o, info_o, photo, allowed_classes("digits", info_o.class_names)).to_json() == digits_model
+    assert len(photos) == 4
 
 
 def test_bad_photos_get_one_line_each_and_the_others_are_read(tmp_path, trained_model_dir):

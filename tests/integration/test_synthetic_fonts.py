@@ -23,6 +23,7 @@ from emnist_dist.data import class_names
 from emnist_dist.data.fonts import font_files, font_fingerprint, font_folder
 from emnist_dist.data.readers import cache_name
 from emnist_dist.data.synthetic import render_glyphs
+from tests.conftest import missing_system_dependency
 from tests.helpers.train_runs import REPO, env_for_tests
 
 SPLIT = "digits"
@@ -66,19 +67,20 @@ def render_elsewhere(tmp_path: Path, system_fonts: Path) -> dict:
         new_font_family(user_folder)
     env = {**env_for_tests(tmp_path), "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share"),
            "MPLCONFIGDIR": str(tmp_path / "mplconfig")}
+    if not shutil.which("unshare"):
+        missing_system_dependency("needs unshare to give a process its own /usr/share/fonts (apt-get install util-linux)")
     inner = f"mount --bind {system_fonts} /usr/share/fonts && exec {sys.executable} -c \"$0\""
     done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", inner, _RENDER], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0 and "mount" in done.stderr and "Traceback" not in done.stderr:
-        pytest.skip(f"no private mount namespace here (unshare: {done.stderr.strip()})")
+        missing_system_dependency(f"no private mount namespace here (unshare: {done.stderr.strip()}); "
+                                  "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def here() -> dict:
-    if not shutil.which("unshare"):
-        pytest.skip("needs unshare (util-linux) to give a process its own /usr/share/fonts")
     return stand_in_here()
 
 

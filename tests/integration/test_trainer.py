@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import psutil
 import pytest
 import torch
 import yaml
+from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from emnist_dist.data import class_names
 from emnist_dist.data.fonts import font_fingerprint
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.data.resize import to_model_input
-from tests.helpers.train_runs import REPO, TINY, env_for_tests, final, metrics_lines, run_train, train_cmd, weights
+from tests.helpers.train_runs import (REPO, TINY, env_for_tests, final, free_port, metrics_lines, run_train, train_cmd,
+                                      weights)
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +75,21 @@ def test_single_process_run_writes_the_contract(reference, cache):
     assert info.class_names == data.class_names and info.mean == pytest.approx(data.mean)
     with torch.no_grad():
         preds = model(to_model_input(data.test_images, info.image_size, info.mean, info.std)).argmax(1)
+        val_preds = model(to_model_input(data.val_images, info.image_size, info.mean, info.std)).argmax(1)
     assert float((preds == data.test_labels).float().mean()) == pytest.approx(result_final["test/acc"], abs=1e-6)
+    assert result_final["test/balanced_acc"] == pytest.approx(balanced_accuracy_score(data.test_labels, preds))
+    assert result_final["test/macro_f1"] == pytest.approx(f1_score(data.test_labels, preds, average="macro"))
+    # The exported weights are the best by validation: their accuracy on the validation part (re-derived) is the
+    # one metrics.jsonl recorded for them at their epoch, and scikit-learn's F1 / balanced accuracy agree with it.
+    # best_epoch: the first epoch of the highest validation accuracy of either weights (by hand from metrics.jsonl)
+    scores = [max(r["val/acc"], r["val_ema/acc"]) for r in records]
+    assert result_final["best_epoch"] == records[scores.index(max(scores))]["epoch"]
+    best = next(r for r in records if r["epoch"] == result_final["best_epoch"])
+    prefix = "val" if result_final["best_weights"] == "raw" else "val_ema"
+    assert best[f"{prefix}/acc"] == pytest.approx(float((val_preds == data.val_labels).float().mean()), abs=1e-6)
+    assert best[f"{prefix}/acc"] == pytest.approx(result_final["best_val_acc"])
+    assert best[f"{prefix}/balanced_acc"] == pytest.approx(balanced_accuracy_score(data.val_labels, val_preds))
+    assert best[f"{prefix}/macro_f1"] == pytest.approx(f1_score(data.val_labels, val_preds, average="macro"))
 
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert "best_model.safetensors" in checkpoints
@@ -155,11 +173,17 @@ def test_a_dying_rank_ends_the_job_nonzero_within_a_minute(tmp_path, cache):
 
 def test_nonfinite_loss_stops_naming_the_step(tmp_path, cache):
     out = tmp_path / "nan"
+    # A checkpoint is due at step 5, the first sync point: by then the weights are long non-finite.
     result = run_train([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), "--train.optimizer", "sgd",
-                        "--train.lr", "1e30", "--train.warmup_epochs", "0", "--train.clip_grad_norm", "null"], tmp_path)
+                        "--train.lr", "1e30", "--train.warmup_epochs", "0", "--train.clip_grad_norm", "null",
+                        "--checkpoint.every_steps", "5"], tmp_path)
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "train.loss is" in result.stdout and "at step" in result.stdout
-    assert not (out / "final.json").exists()
+    # Step 1's loss comes from the initial weights (finite); its update by 1e30 x the gradient overflows float32,
+    # so step 2 is the first non-finite one, in epoch 0.
+    assert "train.loss is not finite at step 2 (epoch 0)" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / "final.json").exists() and not (out / "model").exists()
+    assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
 
 
 @pytest.mark.parametrize("extra, culprit", [
@@ -180,6 +204,48 @@ def test_a_batch_that_does_not_split_into_even_shards_is_refused(tmp_path, cache
     out = tmp_path / "bad"
     result = run_train([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), "--train.batch_size", "34"],
                        tmp_path, processes=2)
-    assert result.returncode != 0
-    assert "train.batch_size" in result.stdout + result.stderr
+    # Both ranks refuse with one line and exit 2 (the launcher then reports the failed ranks in its own words).
+    error = "error: train.batch_size=34 with 2 processes: each process needs an even, equal share; expected a multiple of 4"
+    assert result.returncode != 0 and error in result.stderr.splitlines(), result.stderr[-3000:]
+    assert "exitcode  : 2" in result.stderr.split("Root Cause")[-1]
+    assert "emnist_dist/" not in result.stderr  # no traceback through our code
     assert not out.exists()
+
+
+# Two real gloo ranks compare the weights of a small network (with BatchNorm buffers) that rank 1 changes in
+# three ways a DDP desync could: one weight off by 1e-3, two weights swapped (the same sum), a buffer moved.
+IN_SYNC_PROBE = r"""
+import json, torch
+from accelerate import Accelerator
+from emnist_dist.train.distributed import ranks_in_sync
+
+accelerator = Accelerator(cpu=True)
+def network():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+changes = {"none": lambda n: None,
+           "one_weight": lambda n: n[0].weight.data[0, 0, 0, 0].add_(1e-3),
+           "two_swapped": lambda n: n[0].weight.data[0, 0, 0, :2].copy_(n[0].weight.data[0, 0, 0, :2].flip(0)),
+           "buffer": lambda n: n[1].running_mean.add_(0.5)}
+seen = {}
+for name, change in changes.items():
+    net = network()
+    net(torch.zeros(1, 1, 5, 5))
+    if accelerator.process_index == 1:
+        with torch.no_grad():
+            change(net)
+    seen[name] = ranks_in_sync(accelerator, net)
+if accelerator.is_main_process:
+    print(json.dumps({"world_size": accelerator.num_processes, **seen}))
+"""
+
+
+def test_ranks_in_sync_tells_identical_weights_from_each_kind_of_difference(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(IN_SYNC_PROBE)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                             str(free_port()), str(script)], cwd=REPO, env=env_for_tests(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"world_size": 2, "none": True, "one_weight": False, "two_swapped": False, "buffer": False}

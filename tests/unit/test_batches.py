@@ -144,3 +144,15 @@ def test_eval_shards_cover_every_sample_exactly_once(n, world_size):
     sizes = [len(s) for s in shards]
     assert max(sizes) - min(sizes) <= 1  # balanced, nothing padded
     assert torch.equal(torch.cat(shards), torch.arange(n))  # contiguous, in order, each sample once
+
+
+def test_eval_batches_by_default_cover_every_sample_once_as_int64_labels():
+    images, labels = torch.zeros(10, 28, 28, dtype=torch.uint8), torch.arange(10, dtype=torch.int32)
+    # By hand: one process takes all 10 samples in batches of 3; rank 1 of 2 takes samples 5..9, in 2 batches.
+    alone = list(eval_batches(images, labels, 3))
+    assert [b.tolist() for _, b in alone] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert all(b.dtype == torch.int64 for _, b in alone) and all(x.shape[1:] == (1, 28, 28) for x, _ in alone)
+    assert [b.tolist() for _, b in eval_batches(images, labels, 3, rank=1, world_size=2)] == [[5, 6, 7], [8, 9]]
+    with pytest.raises(UserError) as err:
+        list(eval_batches(images, labels, 0))
+    assert str(err.value) == "train.eval_batch_size=0: expected a positive integer"

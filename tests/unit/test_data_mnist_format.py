@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.conftest import missing_system_dependency
 from tests.helpers.mnist_format import FASHION_CLASSES, random_mnist_format, write_mnist_format
 from torchvision.datasets import FashionMNIST
 
@@ -16,8 +17,9 @@ from emnist_dist.data.dataset_io import dataset_class_names, read_meta
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_debian_fashion_mnist_reads_as_torchvision_reads_it(tmp_path):
+    if not DEBIAN_FASHION.is_dir():
+        missing_system_dependency("needs Debian's Fashion-MNIST files (apt-get install dataset-fashion-mnist)")
     # As the README tells a user to name the classes of a read-only folder: links to its files + classes.txt.
     named = tmp_path / "fashion"
     named.mkdir()

@@ -106,4 +106,6 @@ def test_a_tiny_cnn_learns_it(one_thread):
             optimizer.step()
     with torch.no_grad():
         accuracy = (model(test_x).argmax(1) == test_y).float().mean().item()
-    assert accuracy > 0.4  # chance is 1/62 = 0.016 (case pairs like o/O/0 stay ambiguous, as in EMNIST)
+    # Measured 0.639 (396 of the 620 test glyphs; seeded, one thread); chance is 1/62 = 0.016. Case pairs drawn
+    # alike (o/O/0, s/S, x/X ...) stay ambiguous, as in EMNIST, so it stays far from 1.
+    assert accuracy > 0.58, accuracy

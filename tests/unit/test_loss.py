@@ -31,20 +31,24 @@ def test_equal_counts_give_ones():
 
 
 def test_absent_class_gets_the_rarest_present_weight():
-    counts = torch.tensor([10, 0, 30, 60])
-    for scheme in ("inverse", "minmax", "effective_number"):
-        w = class_weights(counts, scheme, beta=0.9)
-        assert torch.isfinite(w).all()
-        assert w[1] == w[0] == w.max()
+    for counts in (torch.tensor([10, 0, 30, 60]), torch.tensor([1, 0, 30, 60])):  # the rarest may have 1 sample
+        for scheme in ("inverse", "minmax", "effective_number"):
+            w = class_weights(counts, scheme, beta=0.9)
+            assert torch.isfinite(w).all()
+            assert w[1] == w[0] == w.max()
 
 
 def test_bad_scheme_or_counts_are_user_errors():
-    with pytest.raises(UserError, match="train.class_weighting='balanced'"):
+    with pytest.raises(UserError) as err:
         class_weights(torch.tensor([1, 2]), "balanced")
-    with pytest.raises(UserError, match="train.effective_number_beta=1.0"):
-        class_weights(torch.tensor([1, 2]), "effective_number", beta=1.0)
-    with pytest.raises(UserError, match="at least one sample"):
-        class_weights(torch.tensor([0, 0]), "inverse")
+    assert str(err.value) == ("train.class_weighting='balanced': expected one of none, inverse, minmax, "
+                              "effective_number")
+    for beta in (1.0, 0.0):  # the open interval (0, 1)
+        with pytest.raises(UserError, match=f"train.effective_number_beta={beta}"):
+            class_weights(torch.tensor([1, 2]), "effective_number", beta=beta)
+    for counts in (torch.tensor([0, 0]), torch.tensor([-1, 5])):
+        with pytest.raises(UserError, match="at least one sample"):
+            class_weights(counts, "inverse")
 
 
 def test_hand_computed_small_case():

@@ -124,3 +124,25 @@ def test_odd_batch_is_rejected():
     x, labels = batch(n=7)
     with pytest.raises(ValueError, match="even"):
         MixUpCutMix(C)(x, labels)
+
+
+def test_mixing_stops_at_augment_mixup_off_epoch():
+    from emnist_dist.config import parse_config
+    from emnist_dist.train.components import Augmentation
+
+    cfg = parse_config(["--augment.mix_prob", "1", "--augment.mixup_off_epoch", "2", "--augment.label_smoothing", "0.1",
+                        "--augment.degrees", "0", "--augment.translate", "0", "--augment.scale", "0",
+                        "--augment.shear", "0", "--data.image_size", "12"])
+    augmentation = Augmentation(cfg, num_classes=4, mean=0.0, std=1.0, seed=0)
+    images = (torch.rand(8, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    # By hand, label smoothing 0.1 over 4 classes: 0.1 / 4 = 0.025 off the label, 1 - 0.1 + 0.025 on it.
+    plain = torch.full((8, 4), 0.025)
+    plain[torch.arange(8), labels] = 0.925
+    for epoch in range(4):
+        x, targets = augmentation(images, labels, epoch)
+        if epoch < 2:  # mixed: every row blends two labels, so no row is the plain smoothed one-hot
+            assert not torch.isclose(targets, plain).all(dim=1).any(), epoch
+        else:  # from epoch 2 on: the glyphs as they are, with label-smoothed one-hot targets
+            torch.testing.assert_close(targets, plain)
+            torch.testing.assert_close(x, images.float() / 255)

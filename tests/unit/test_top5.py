@@ -1,9 +1,11 @@
-"""Top-5 accuracy beside top-1 (emnist_dist.metrics), against a hand count."""
+"""The evaluation metrics (emnist_dist.metrics): top-1, top-5, balanced and case-insensitive accuracy, F1, loss,
+against hand counts and scikit-learn."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from emnist_dist.metrics import EvalMetrics, compute_metrics
 
@@ -27,3 +29,23 @@ def test_top5_accumulates_over_batches_like_one_batch():
         metrics.update(logits[start : start + 7], targets[start : start + 7])
     expected = float((logits.topk(5, dim=1).indices == targets[:, None]).any(dim=1).float().mean())
     assert metrics.compute()["top5_acc"] == pytest.approx(expected)
+
+
+def test_every_metric_against_a_hand_count_and_scikit_learn():
+    names = ["0", "C", "O", "c", "o"]  # a ByClass-like set: C/c and O/o differ only by case
+    targets = torch.tensor([0, 1, 2, 3, 4, 1, 3, 2])
+    preds = torch.tensor([2, 3, 2, 1, 4, 1, 0, 4])
+    logits = torch.nn.functional.one_hot(preds, 5).float()
+    metrics = EvalMetrics(names)
+    metrics.update(logits[:5], targets[:5], loss=torch.tensor(2.0))  # two batches: 5 samples at loss 2, 3 at loss 6
+    metrics.update(logits[5:], targets[5:], loss=torch.tensor(6.0))
+    values = metrics.compute()
+    # By hand: right at samples 2, 4, 5; ignoring case also at 1 (C read as c), 3 (c as C) and 7 (O as o).
+    assert values["acc"] == pytest.approx(3 / 8) and values["case_insensitive_acc"] == pytest.approx(6 / 8)
+    # Recall per class: 0: 0/1, C: 1/2, O: 1/2, c: 0/2, o: 1/1.
+    assert values["balanced_acc"] == pytest.approx((0 + 1 / 2 + 1 / 2 + 0 + 1) / 5)
+    assert values["balanced_acc"] == pytest.approx(balanced_accuracy_score(targets, preds))
+    assert values["macro_f1"] == pytest.approx(f1_score(targets, preds, average="macro"))
+    assert values["weighted_f1"] == pytest.approx(f1_score(targets, preds, average="weighted"))
+    assert values["loss"] == pytest.approx((5 * 2 + 3 * 6) / 8) and values["num_samples"] == 8
+    assert "case_insensitive_acc" not in compute_metrics(logits, targets, ["0", "1", "2", "3", "4"])
