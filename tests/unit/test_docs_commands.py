@@ -31,7 +31,7 @@ SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 OUR_MODULES = ("emnist_dist", "benchmarks", "pytest", "sphinx")
 PYTHONS = ("python", "python3", ".venv/bin/python")
 OTHER_PROGRAMS = {"mkdir", "ln", "printf", "export", "source", "cd", "pip", ".venv/bin/pip", "wandb", "hf",
-                  "scontrol", "squeue", "sacct", "scancel", "tail", "srun", "module", "conda", "git"}
+                  "scontrol", "squeue", "sacct", "scancel", "tail", "srun", "module", "conda", "git", "mutmut"}
 OTHER_MODULES = {"venv", "pip"}  # python -m venv / pip: the installer's own commands
 # Commands that hand --section.key overrides on to training's configuration, which their own --help leaves out.
 PASSES_CONFIG_TO = {"emnist_dist.sweep": "emnist_dist.train"}
