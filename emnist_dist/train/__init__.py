@@ -6,7 +6,7 @@
     final = Trainer(parse_config(["--config", "configs/quickstart.yaml"])).fit()
 
 :mod:`.trainer` is the run, top to bottom (:class:`Trainer`; it raises :class:`Diverged` and
-:class:`Preempted`); :mod:`.components` builds its parts from the config and holds the transform
+:class:`Preempted`, from :mod:`.outcomes`); :mod:`.components` builds its parts from the config and holds the transform
 order; each component sits in its own module: :mod:`.batches` (device-resident, rank-sharded
 batches), :mod:`.augment` (random affine), :mod:`.mixup` (MixUp/CutMix), :mod:`.loss`
 (class-weighted KL), :mod:`.optim` (optimizer and schedule), :mod:`.network` (the timm model),
@@ -21,7 +21,7 @@ stopping it: :class:`TrainerCallback`), :mod:`.tracking`, :mod:`.distributed`
 
 from importlib import import_module
 
-_HOMES = {"Diverged": "trainer", "Preempted": "trainer", "Trainer": "trainer", "RunFolder": "run_folder",
+_HOMES = {"Diverged": "outcomes", "Preempted": "outcomes", "Trainer": "trainer", "RunFolder": "run_folder",
           "RunStopped": "callbacks", "TrainerCallback": "callbacks", "ValidationEvent": "callbacks"}
 __all__ = sorted(_HOMES)
 

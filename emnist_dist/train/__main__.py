@@ -15,7 +15,8 @@ from accelerate import PartialState
 
 from ..cli import run_cli
 from ..config import parse_config
-from .trainer import Diverged, Preempted, Trainer
+from .outcomes import Diverged, Preempted
+from .trainer import Trainer
 
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto

@@ -61,30 +61,13 @@ from .callbacks import RunStopped, TrainerCallback, ValidationEvent, stop_reques
 from .checkpoint import CheckpointParts, CheckpointSaver
 from .components import build_components, build_network
 from .distributed import broadcast_buffers, build_accelerator, ranks_in_sync
+from .outcomes import Diverged, Preempted
 from .run_folder import RunFolder, run_identity
 from .stop_signal import StopSignal
 from .throughput import ThroughputWindow, format_duration
 from .tracking import log_image, start_tracking
 
 logger = get_logger(__name__)
-
-
-class Diverged(RuntimeError):
-    """The training loss became NaN/inf; nothing non-finite was checkpointed or exported. ``step``: the first
-    non-finite optimizer step."""
-
-    def __init__(self, message: str, step: int):
-        super().__init__(message)
-        self.step = step
-
-
-class Preempted(Exception):
-    """SIGTERM/SIGUSR1 stopped the run after it saved a checkpoint at ``step``: fit again (``resume=auto``)
-    to continue."""
-
-    def __init__(self, message: str, step: int):
-        super().__init__(message)
-        self.step = step
 
 
 @dataclass
