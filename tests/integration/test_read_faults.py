@@ -83,7 +83,7 @@ def test_twelve_bit_images_are_scaled_by_their_own_range(tmp_path, trained_model
 def test_long_strips_are_read_at_their_own_resolution(tmp_path, trained_model_dir, capsys):
     rng = np.random.default_rng(5)
     digits = "".join(map(str, rng.integers(0, 10, 32)))
-    grey, _ = typed_digits(digits, height=150, gap=0.9)  # about 12,000 x 300 pixels
+    grey, _ = typed_digits(digits, height=150, gap=2.0)  # about 12,600 x 360 pixels
     wide = tmp_path / "wide.png"
     Image.fromarray(grey).save(wide)
     strip_digits = "".join(map(str, rng.integers(0, 10, 150)))
