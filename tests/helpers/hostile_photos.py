@@ -84,24 +84,33 @@ def transparent_ink_png(path: Path, text: str, white_ink: bool) -> Path:
 
 
 def form_field(text: str, frame: str, height: int = 80) -> np.ndarray:
-    """``text`` typed as on a form: ``boxes`` (each character in its own drawn box), ``comb`` (a base line with
-    ticks between the characters), ``rule`` (underlined, the rule touching the characters' feet) or ``plain``."""
+    """``text`` typed as on a form (:func:`draw_form`'s ``frame``), grey uint8."""
     grey, boxes = typed_digits(text, height, gap=0.5)
     image = Image.fromarray(grey)
+    draw_form(image, boxes, frame, height)
+    return np.asarray(image)
+
+
+def draw_form(image: Image.Image, boxes: list, frame: str, height: float) -> Image.Image:
+    """Draw a form's printed lines around one line of characters (their ``boxes``, ``height`` pixels high) in dark
+    ink, in place: ``boxes`` (each character in its own box), ``comb`` (a base line with ticks between the
+    characters), ``rule`` (underlined, the rule touching the characters' feet) or ``plain`` (nothing)."""
     draw = ImageDraw.Draw(image)
-    line = max(2, height // 25)
+    ink = INK if image.mode in ("L", "I", "F") else (INK,) * len(image.getbands())
+    line = max(2, round(height / 25))
     pad = round(0.2 * height)
     top, bottom = min(b[1] for b in boxes) - pad, max(b[3] for b in boxes)
     edges = [boxes[0][0] - pad] + [(a[2] + b[0]) // 2 for a, b in zip(boxes[:-1], boxes[1:])] + [boxes[-1][2] + pad]
     if frame == "boxes":
         for left, right in zip(edges[:-1], edges[1:]):
-            draw.rectangle((left + line, top, right - line, bottom + pad), outline=INK, width=line)
+            draw.rectangle((left + line, top, right - line, bottom + pad), outline=ink, width=line)
     elif frame == "comb":
-        draw.rectangle((edges[0], bottom + pad // 2, edges[-1], bottom + pad // 2 + line - 1), fill=INK)
+        draw.rectangle((edges[0], bottom + pad // 2, edges[-1], bottom + pad // 2 + line - 1), fill=ink)
         for x in edges:
-            draw.rectangle((x - line // 2, bottom + pad // 2 - height // 2, x + line // 2, bottom + pad // 2), fill=INK)
+            draw.rectangle((x - line // 2, bottom + pad // 2 - round(height / 2), x + line // 2, bottom + pad // 2),
+                           fill=ink)
     elif frame == "rule":
-        draw.rectangle((edges[0] - height, bottom - line // 2, edges[-1] + height, bottom + line), fill=INK)
+        draw.rectangle((edges[0] - height, bottom - line // 2, edges[-1] + height, bottom + line), fill=ink)
     elif frame != "plain":
         raise ValueError(f"unknown frame {frame!r}")
-    return np.asarray(image)
+    return image

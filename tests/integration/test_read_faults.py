@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emnist_dist.errors import run_cli
+from emnist_dist.cli import run_cli
 from emnist_dist.predict import main as predict_main
 from emnist_dist.read import main
 from tests.helpers.hostile_photos import (dash_photo, deep_grey_png, dotted_png, form_field, speckled,
