@@ -13,10 +13,11 @@ trainer (``python -m emnist_dist.train``, configs/quickstart.yaml: test_resnet a
 and ``real`` (scikit-learn's 1,797 REAL handwritten 8x8 digits; model on rows i % 3 != 0, upsampled
 and converted as predict converts a photo, for 30 epochs; lines composed from the held-out third,
 upsampled to 32x32). The model's
-single-glyph test accuracy (its final.json) is printed beside. Each photo is read twice with
-``--charset digits``: by the plain connected-components reader (each component one character, dots
-and fragments dropped) and by the shipped reader (dots, fragments and stacked pieces attached, the
-classifier choosing among merges and cuts). Exact: the share of photos whose whole text (lines joined
+single-glyph test accuracy (its final.json) is printed beside. Each photo is read three ways with
+``--charset digits``: each true character box cut out and classified alone (``boxes``: the model's
+ceiling with a perfect segmentation), by the plain connected-components reader (each component one
+character, dots and fragments dropped) and by the shipped reader (dots, fragments and stacked pieces
+attached, the classifier choosing among merges and cuts). Exact: the share of photos whose whole text (lines joined
 by a newline) equals the truth. CER: summed Levenshtein distance over summed truth length.
 """
 
@@ -37,7 +38,8 @@ import torch
 
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.model_folder.framing import NIST_FRAMING
-from emnist_dist.model_folder.preprocess import to_model_framing
+from emnist_dist.model_folder.predictor import predict_logits
+from emnist_dist.model_folder.preprocess import pil_to_grayscale, to_model_framing
 from emnist_dist.reading.line_reader import allowed_classes, annotate, read_photo
 from tests.helpers.line_photos import (GOAL_STYLE, HARD_STYLE, LineStyle, character_error_rate, line_photo,
                                        real_digit_glyphs, synthetic_glyphs)
@@ -78,14 +80,30 @@ def write_real_digits(folder: Path) -> tuple[np.ndarray, list[str]]:
     return glyphs[held_out], [n for n, h in zip(names, held_out) if h]
 
 
+def read_true_boxes(model, info, sample, allowed: list[int]) -> str:
+    """The text when each true character box (one pixel of margin) is cut from the photo and classified alone,
+    as predict classifies a photo of one character: the model's ceiling with a perfect segmentation."""
+    gray = pil_to_grayscale(sample.image)
+    texts = []
+    for row in sample.boxes:
+        glyphs = [to_model_framing(np.pad(gray[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1], 8, mode="edge"),
+                                   info.framing) for x0, y0, x1, y1 in row]
+        logits = predict_logits(model, info, np.stack(glyphs))[:, allowed]
+        texts.append("".join(info.class_names[allowed[i]] for i in logits.argmax(dim=1).tolist()))
+    return "\n".join(texts)
+
+
 def measure(model, info, glyphs, labels, style: LineStyle, photos: int, seed: int, examples: Path | None,
             tag: str) -> dict:
+    """Read ``photos`` photos three ways (true boxes, plain components, the shipped reader): exact share, CER and
+    ``count_errors`` (misread photos with a character too many or too few) of each."""
     rng = np.random.default_rng(seed)
     allowed = allowed_classes("digits", info.class_names)
-    truth, plain, chosen, seconds = [], [], [], 0.0
+    truth, boxes, plain, chosen, seconds = [], [], [], [], 0.0
     for i in range(photos):
         sample = line_photo(glyphs, labels, rng, style)
         truth.append(sample.text)
+        boxes.append(read_true_boxes(model, info, sample, allowed))
         plain.append(read_photo(model, info, sample.image, allowed, choose=False).to_json()["text"])
         start = time.process_time()
         reading = read_photo(model, info, sample.image, allowed)
@@ -96,11 +114,12 @@ def measure(model, info, glyphs, labels, style: LineStyle, photos: int, seed: in
 
     def figures(read: list[str]) -> dict:
         return {"exact": round(float(np.mean([r == t for r, t in zip(read, truth)])), 4),
-                "cer": round(character_error_rate(read, truth), 4)}
+                "cer": round(character_error_rate(read, truth), 4),
+                "count_errors": sum(len(r) != len(t) for r, t in zip(read, truth))}
 
-    wrong = [(t, c) for t, c in zip(truth, chosen) if t != c][:8]
+    wrong = [(t, c) for t, c in zip(truth, chosen) if t != c][:10]
     return {"glyphs": tag, "photos": photos, "characters": sum(len(t.replace("\n", "")) for t in truth),
-            "plain": figures(plain), "chosen": figures(chosen),
+            "boxes": figures(boxes), "plain": figures(plain), "chosen": figures(chosen),
             "cpu_s_per_photo": round(seconds / photos, 3), "misread_examples": wrong}
 
 

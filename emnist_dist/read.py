@@ -18,7 +18,7 @@ from PIL import Image
 
 from .cli import CliParser, PerFileErrors, run_cli
 from .errors import UserError
-from .files import atomic_path
+from .files import write_error
 from .model_folder.artifact import load_model
 from .reading.line_reader import Reading, allowed_classes, annotate, read_photo
 from .model_folder.predictor import choose_device, collect_images
@@ -29,18 +29,38 @@ ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 def annotation_paths(out: str, photos: list[Path]) -> list[Path]:
     """Where ``--annotate OUT`` writes each photo's drawing: OUT itself for one photo when it ends in an
-    image suffix, else ``OUT/NNNNN_<stem>.png`` (the folder is created)."""
+    image suffix, else ``OUT/NNNNN_<stem>.png`` (the folder is created). A file already there (the photo
+    being read included) is refused: nothing is overwritten."""
     target = Path(out)
-    if len(photos) == 1 and target.suffix.lower() in ANNOTATION_SUFFIXES and not target.is_dir():
-        return [target]
-    if target.exists() and not target.is_dir():
+    one_file = len(photos) == 1 and target.suffix.lower() in ANNOTATION_SUFFIXES and not target.is_dir()
+    if not one_file and target.exists() and not target.is_dir():
         raise UserError(f"--annotate {out}: is a file; expected a folder for {len(photos)} photos "
                         f"(or a new {'/'.join(ANNOTATION_SUFFIXES)} file for one photo)")
+    paths = [target] if one_file else [target / f"{i:05d}_{p.stem}.png" for i, p in enumerate(photos)]
+    taken = [p for p in paths if p.exists() or p.is_symlink()]
+    if taken:
+        raise UserError(f"--annotate {out}: {taken[0]} already exists; expected a new file (nothing is overwritten)")
+    if not one_file:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--annotate {out}: cannot create the folder ({err.strerror or err})") from None
+    return paths
+
+
+def save_annotation(drawing: Image.Image, out: Path) -> None:
+    """Write a new file ``out`` (created exclusively: a file that appeared meanwhile is refused, never replaced)."""
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        with out.open("xb") as f:
+            try:
+                drawing.save(f, format="JPEG" if out.suffix.lower() in (".jpg", ".jpeg") else out.suffix[1:].upper())
+            except BaseException:
+                out.unlink()
+                raise
+    except FileExistsError:
+        raise UserError(f"--annotate: {out} already exists; expected a new file (nothing is overwritten)") from None
     except OSError as err:
-        raise UserError(f"--annotate {out}: cannot create the folder ({err.strerror or err})") from None
-    return [target / f"{i:05d}_{p.stem}.png" for i, p in enumerate(photos)]
+        raise write_error(out, err) from None
 
 
 def format_reading(reading: Reading) -> str:
@@ -77,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                        device)):
         print(json.dumps(reading.to_json()) if args.json else format_reading(reading), flush=True)
         if outs:
-            with Image.open(path) as photo, atomic_path(outs[i]) as tmp:
-                annotate(photo, reading).save(tmp, format="JPEG" if outs[i].suffix.lower() in (".jpg", ".jpeg")
-                                              else outs[i].suffix.lstrip(".").upper() or "PNG")
+            with Image.open(path) as photo:
+                save_annotation(annotate(photo, reading), outs[i])
     return errors.exit_code
 
 

@@ -13,7 +13,7 @@ image file; every line read, from the page or from ``/read``, goes through what
 Uploaded photos reach that code undecoded (``preprocess=False``: Gradio's own decoding fails on a
 decompression bomb with a bare "the app raised an exception"), so a file over ``MAX_PIXELS``
 megapixels or not an image is refused before decoding, in one line naming the file (never a server
-path), and deleted; Gradio refuses uploads over ``MAX_UPLOAD`` while they arrive. :func:`export_space` writes a Hugging Face Space folder running this app.
+path); Gradio refuses uploads over ``MAX_UPLOAD`` while they arrive. :func:`export_space` writes a Hugging Face Space folder running this app.
 """
 
 from __future__ import annotations
@@ -77,9 +77,11 @@ def uploaded_file(payload: dict | None) -> str | None:
 
 
 def refuse(err: UserError, path: str) -> gr.Error:
-    """A reading error for the page or API client: one line naming the file, not its server path. The upload is
-    deleted (nothing of it was usable)."""
-    Path(path).unlink(missing_ok=True)
+    """A reading error for the page or API client: one line naming the file, not its server path.
+
+    The upload is left to Gradio's cache clean-up (``CACHE_CLEANUP``) like every other: identical uploads
+    share one cached file, so deleting it here would answer the others "no such file" instead of the reason.
+    """
     return gr.Error(public_error(err, path))
 
 

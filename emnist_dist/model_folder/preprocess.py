@@ -6,7 +6,8 @@ measured at export (:mod:`emnist_dist.model_folder.framing`: the ink's size in t
 width, centring by bounding box or by centre of mass). :func:`to_model_framing` does, in order:
 
 1. grey levels in [0, 1] from a file, a numpy array or a Pillow image (transparency on white
-   paper, EXIF orientation applied, 16-bit and float images scaled from their value range);
+   paper (or on black, when that shows the drawing better), EXIF orientation applied, 16-bit and float
+   images scaled from their value range);
 2. even out the lighting (a smooth surface fitted to the image border, taken as paper), then
    binarise with Otsu's threshold; polarity: the border is paper, so dark ink on light paper
    becomes bright ink on black;
@@ -53,8 +54,9 @@ FIT_ROUNDS = 3
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-def read_grayscale(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as float32 ``(H, W)`` grey levels in [0, 1], at most ``MAX_SIDE`` on its longer side.
+def read_grayscale(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as float32 ``(H, W)`` grey levels in [0, 1], at most ``MAX_SIDE`` on its longer side
+    (or, given ``max_pixels``, at most that many pixels, whatever its shape: a long strip keeps its height).
 
     Transparent images are composited on white paper, the EXIF orientation of photos is
     applied, 16-bit and float images are scaled from their value range. Raises UserError naming
@@ -79,7 +81,7 @@ def read_grayscale(path: str | os.PathLike) -> np.ndarray:
                         f"{path}: {width}x{height} pixels is more than the {MAX_PIXELS // 1_000_000} megapixels "
                         "accepted; expected a photo or scan of one character"
                     )
-                im.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode in grey at a reduced scale
+                im.draft("L", _shrunk_size(width, height, max_pixels)[::-1])  # JPEG: decode in grey, reduced
                 im = ImageOps.exif_transpose(im)
                 gray = pil_to_grayscale(im, str(path))
     except UserError:
@@ -87,23 +89,33 @@ def read_grayscale(path: str | os.PathLike) -> np.ndarray:
     except Exception as err:  # noqa: BLE001 - see the comment above
         detail = str(err).splitlines()[0] if str(err) else err.__class__.__name__
         raise UserError(f"{path}: cannot read as an image ({detail})") from None
-    return _shrink(gray)
+    return _shrink(gray, max_pixels)
 
 
 def pil_to_grayscale(im: Image.Image, name: str = "image") -> np.ndarray:
-    """Any Pillow mode -> float32 grey levels in [0, 1]; transparency becomes white paper."""
+    """Any Pillow mode -> float32 grey levels in [0, 1]; transparency becomes paper (:func:`on_paper`)."""
     if im.mode in _SIXTEEN_BIT or im.mode in ("I", "F"):  # 16/32-bit integers (16-bit PNGs often open as "I"), floats
         return unit_range(np.asarray(im, dtype=np.float64), name)
     if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
-        im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+        rgba = im.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        return on_paper(np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0, alpha)
     return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
 
 
-def array_to_grayscale(image: np.ndarray, name: str = "image") -> np.ndarray:
+def on_paper(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Grey levels with an alpha channel composited on paper: white paper, unless black paper shows the drawing
+    with more contrast (white ink on a transparent sheet, or ink cut out of an opaque one as transparent pixels)."""
+    on_white = gray * alpha + (1.0 - alpha)
+    on_black = gray * alpha
+    return (on_black if float(on_black.std()) > float(on_white.std()) else on_white).astype(np.float32)
+
+
+def array_to_grayscale(image: np.ndarray, name: str = "image", max_pixels: int | None = None) -> np.ndarray:
     """A numpy image -> float32 grey levels in [0, 1], at most ``MAX_SIDE`` on its longer side.
 
     Accepts ``(H, W)``, ``(H, W, 1)``, grey + alpha ``(H, W, 2)``, RGB ``(H, W, 3)`` and RGBA ``(H, W, 4)``
-    of bool, integer or float values; alpha is composited on white paper, colour becomes luma
+    of bool, integer or float values; alpha is composited on paper (:func:`on_paper`), colour becomes luma
     (ITU-R 601 weights, as Pillow's ``convert("L")``), values are scaled from their range
     (:func:`unit_range`). Raises UserError naming ``name`` for other shapes or non-finite pixels.
     """
@@ -123,16 +135,17 @@ def array_to_grayscale(image: np.ndarray, name: str = "image") -> np.ndarray:
     color, alpha = (a[..., :-1], a[..., -1:]) if channels in (2, 4) else (a, None)
     gray = color[..., 0] if color.shape[2] == 1 else color @ np.array([0.299, 0.587, 0.114])
     if alpha is not None:
-        gray = gray * alpha[..., 0] + (1.0 - alpha[..., 0])
-    return _shrink(gray.astype(np.float32))
+        gray = on_paper(gray, alpha[..., 0])
+    return _shrink(gray.astype(np.float32), max_pixels)
 
 
 def unit_range(values: np.ndarray, name: str = "image") -> np.ndarray:
     """Grey levels of any numeric range -> float32 in [0, 1], keeping their meaning where it is plain.
 
-    Values within [0, 1] stay (float images); within [0, 255] are divided by 255, within
-    [0, 65535] by 65535; any other range (negative values, 32-bit) is stretched from its minimum
-    to its maximum. Raises UserError naming ``name`` when a pixel is NaN or infinite.
+    Values within [0, 1] stay (float images); within [0, 255] are divided by 255; larger ones up to
+    65535 by the largest value of their bit depth (2**12 - 1 for a 12-bit scan stored in 16 bits,
+    2**16 - 1 for a full 16-bit one); any other range (negative values, 32-bit) is stretched from its
+    minimum to its maximum. Raises UserError naming ``name`` when a pixel is NaN or infinite.
     """
     bad = ~np.isfinite(values)
     if bad.any():
@@ -140,17 +153,26 @@ def unit_range(values: np.ndarray, name: str = "image") -> np.ndarray:
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
     if low < 0 or high > 65535:
         return ((values - low) / max(high - low, 1e-12)).astype(np.float32)
-    top = 1.0 if high <= 1 else 255.0 if high <= 255 else 65535.0
+    top = 1.0 if high <= 1 else 255.0 if high <= 255 else float(2 ** math.ceil(math.log2(high + 1)) - 1)
     return (values / top).astype(np.float32)
 
 
-def _shrink(gray: np.ndarray) -> np.ndarray:
-    """Area-downscale so the longer side is at most ``MAX_SIDE`` (bounded work for large photos)."""
-    height, width = gray.shape
-    scale = MAX_SIDE / max(height, width, 1)
+def _shrunk_size(width: int, height: int, max_pixels: int | None = None) -> tuple[int, int]:
+    """(height, width) after shrinking to at most ``MAX_SIDE`` on the longer side, or to ``max_pixels`` pixels."""
+    if max_pixels is None:
+        scale = MAX_SIDE / max(height, width, 1)
+    else:
+        scale = math.sqrt(max_pixels / max(height * width, 1))
     if scale >= 1:
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _shrink(gray: np.ndarray, max_pixels: int | None = None) -> np.ndarray:
+    """Area-downscale to ``_shrunk_size`` (bounded work for large photos)."""
+    size = _shrunk_size(gray.shape[1], gray.shape[0], max_pixels)
+    if size == gray.shape:
         return gray
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
     x = torch.from_numpy(np.ascontiguousarray(gray))[None, None]
     return F.interpolate(x, size=size, mode="area")[0, 0].numpy()
 
@@ -240,16 +262,16 @@ def ink_mask(gray: np.ndarray, name: str = "image") -> np.ndarray:
     return mask
 
 
-def load_grayscale(image: np.ndarray | Image.Image | str | os.PathLike,
-                   name: str | None = None) -> tuple[np.ndarray, str]:
-    """A file's path, a Pillow image or a numpy array -> (grey levels in [0, 1] at most ``MAX_SIDE`` a side,
-    the name errors use: ``name``, else the path, else "image")."""
+def load_grayscale(image: np.ndarray | Image.Image | str | os.PathLike, name: str | None = None,
+                   max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+    """A file's path, a Pillow image or a numpy array -> (grey levels in [0, 1] at most ``MAX_SIDE`` a side
+    or ``max_pixels`` pixels, the name errors use: ``name``, else the path, else "image")."""
     if isinstance(image, (str, os.PathLike)):
-        return read_grayscale(image), name or str(image)
+        return read_grayscale(image, max_pixels), name or str(image)
     name = name or "image"
     if isinstance(image, Image.Image):
-        return _shrink(pil_to_grayscale(ImageOps.exif_transpose(image), name)), name
-    return array_to_grayscale(image, name), name
+        return _shrink(pil_to_grayscale(ImageOps.exif_transpose(image), name), max_pixels), name
+    return array_to_grayscale(image, name, max_pixels), name
 
 
 def to_model_framing(image: np.ndarray | Image.Image | str | os.PathLike, framing: Framing,

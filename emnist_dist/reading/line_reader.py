@@ -24,13 +24,17 @@ from ..errors import UserError
 from . import segmentation as seg
 from ..model_folder.artifact import ModelInfo
 from ..model_folder.predictor import predict_logits, top_k
-from ..model_folder.preprocess import MIN_SIDE, ink_mask, load_grayscale, to_model_framing
+from ..model_folder.preprocess import MAX_SIDE, MIN_SIDE, ink_mask, load_grayscale, to_model_framing
+from .form_lines import remove_form_lines
 
 CHARSETS = {"digits": string.digits, "upper": string.ascii_uppercase, "lower": string.ascii_lowercase,
             "letters": string.ascii_letters}
 """Named ``--charset`` values; any other value is the string of allowed labels itself."""
 TOP_K = 5
 ANNOTATION_SIDE = 2048
+READ_PIXELS = MAX_SIDE**2
+"""Photos are read at most this many pixels large (a square one at ``MAX_SIDE`` a side, as predict reads a
+character; a long strip keeps enough of its height to show the writing)."""
 """Annotated photos are drawn at most this large on their longer side."""
 
 
@@ -111,13 +115,29 @@ def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Imag
 
     Raises UserError naming the photo when it cannot be read or shows no handwriting.
     """
-    gray, name = load_grayscale(image, name)
+    gray, name = load_grayscale(image, name, READ_PIXELS)
     width, height = photo_size(image)
+    if min(gray.shape) < MIN_SIDE:
+        shrunk = f" (read at {gray.shape[1]}x{gray.shape[0]}: at most {READ_PIXELS:,} pixels)" if gray.shape != (
+            height, width) else ""
+        raise UserError(f"{name}: {width}x{height} pixels{shrunk} is too thin to hold a line of writing; "
+                        f"expected at least {MIN_SIDE} pixels a side")
     scale = (width / gray.shape[1], height / gray.shape[0])
-    labels, boxes, areas, stroke = seg.label_ink(ink_mask(gray, name))
-    lines = [seg.line_pieces(members, boxes, attach=choose) for members in seg.group_lines(boxes, areas, stroke)]
+    mask = ink_mask(gray, name)
+    labels, boxes, areas, stroke = seg.label_ink(mask)
+    without_lines = remove_form_lines(mask, stroke)
+    if without_lines is not mask:
+        labels, boxes, areas, stroke = seg.label_ink(without_lines)
+    marks = int(np.count_nonzero(areas))
+    if marks > seg.MAX_MARKS:
+        raise UserError(f"{name}: {marks:,} separate marks of ink; at most {seg.MAX_MARKS:,} are read "
+                        "(expected lines of handwriting, not a page of dots or a texture)")
+    grouped = seg.group_lines(boxes, areas, stroke)
+    stray = np.delete(areas, np.concatenate(grouped)) if grouped else areas
+    lines = [seg.line_pieces(members, boxes, choose, areas, stray[stray > 0]) for members in grouped]
     if not lines:
-        raise UserError(f"{name}: no handwriting found (only specks of ink); expected lines of separate characters")
+        raise UserError(f"{name}: no handwriting found (only specks, or strokes lower than {seg.MIN_LINE_HEIGHT} "
+                        "pixels); expected lines of separate characters")
     lattices = [seg.candidates(labels, line) if choose else
                 seg.Lattice(len(line.pieces), [(i, i + 1, [p]) for i, p in enumerate(line.pieces)], line.height)
                 for line in lines]

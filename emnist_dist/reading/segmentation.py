@@ -45,6 +45,15 @@ MINOR_GROUP = 0.5
 """A group of components lower than this share of the nearest taller group's height is part of that group ..."""
 ATTACH_DISTANCE = 1.0
 """... when within this many of that group's heights; farther, it is its own line unless a speck (4 strokes high)."""
+MIN_LINE_HEIGHT = 8
+"""A line lower than this many pixels (the smallest character predict accepts) is not read: a dash, a scratch."""
+LINK_BLOCK = 512
+"""Components compared with all others this many at a time while grouping lines."""
+MAX_MARKS = 2000
+"""Photos with more separate marks of ink than this (specks excluded) are refused: a page of dots, a texture."""
+DUST_COUNT = 10
+"""With at least this many minor marks far from the writing, minor marks no larger than the largest of them are
+dust, not dots or fragments of a character."""
 MINOR_HEIGHT = 0.45
 """Pieces lower than this share of the line's character height are never characters by themselves."""
 DOT_DISTANCE = 0.5
@@ -121,32 +130,46 @@ def label_ink(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, flo
 
 
 def group_lines(boxes: np.ndarray, areas: np.ndarray, stroke: float) -> list[np.ndarray]:
-    """Component indices (rows of ``boxes``) per line, lines top to bottom; specks (area 0) are left out."""
+    """Component indices (rows of ``boxes``) per line, lines top to bottom; specks (area 0) are left out, and so
+    are groups lower than ``MIN_LINE_HEIGHT`` pixels (a thin dash alone on a photo is no writing)."""
     live = np.flatnonzero(areas > 0)
     if not len(live):
         return []
     b = boxes[live].astype(np.float64)
     heights = b[:, 3] - b[:, 1]
-    overlap_y = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
-    gap_x = np.maximum(b[:, None, 0], b[None, :, 0]) - np.minimum(b[:, None, 2], b[None, :, 2])
-    linked = ((overlap_y >= LINE_OVERLAP * np.minimum(heights[:, None], heights[None, :]))
-              & (gap_x <= LINE_GAP * np.maximum(heights[:, None], heights[None, :])))
-    n_groups, group_of = connected_components(coo_matrix(linked), directed=False)
+    rows, cols = [], []
+    for start in range(0, len(live), LINK_BLOCK):  # a block of rows against all: memory linear in the components
+        a = b[start : start + LINK_BLOCK, None]
+        overlap_y = np.minimum(a[..., 3], b[None, :, 3]) - np.maximum(a[..., 1], b[None, :, 1])
+        gap_x = np.maximum(a[..., 0], b[None, :, 0]) - np.minimum(a[..., 2], b[None, :, 2])
+        h = heights[start : start + LINK_BLOCK, None]
+        i, j = np.nonzero((overlap_y >= LINE_OVERLAP * np.minimum(h, heights[None, :]))
+                          & (gap_x <= LINE_GAP * np.maximum(h, heights[None, :])))
+        rows.append(i + start)
+        cols.append(j)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    linked = coo_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(live), len(live)))
+    n_groups, group_of = connected_components(linked, directed=False)
     groups = [live[group_of == g] for g in range(n_groups)]
     # Small groups (dots, flags above a line, specks) join their nearest larger group, smallest first.
-    heights = {g: _group_height(boxes[members]) for g, members in enumerate(groups)}
-    for g in sorted(heights, key=heights.get):
-        box = _box(boxes[groups[g]])
-        larger = [o for o in range(n_groups) if len(groups[o]) and heights[g] < MINOR_GROUP * heights[o]]
-        if not larger:
+    group_boxes = np.array([_box(boxes[members]) for members in groups], dtype=np.float64)
+    group_heights = np.array([_group_height(boxes[members]) for members in groups])
+    alive = np.ones(n_groups, dtype=bool)
+    for g in np.argsort(group_heights, kind="stable"):
+        larger = alive & (group_heights[g] < MINOR_GROUP * group_heights)
+        if not larger.any():
+            if group_heights[g] < MIN_LINE_HEIGHT:
+                alive[g] = False
             continue
-        nearest = min(larger, key=lambda o: _distance(box, _box(boxes[groups[o]])))
-        if _distance(box, _box(boxes[groups[nearest]])) <= ATTACH_DISTANCE * heights[nearest]:
+        distances = _distances(group_boxes[g], group_boxes)
+        nearest = int(np.argmin(np.where(larger, distances, np.inf)))
+        if distances[nearest] <= ATTACH_DISTANCE * group_heights[nearest]:
             groups[nearest] = np.concatenate([groups[nearest], groups[g]])
-            groups[g] = groups[g][:0]
-        elif heights[g] < 4 * stroke:  # a lone speck far from the writing
-            groups[g] = groups[g][:0]
-    groups = [members for members in groups if len(members)]
+            group_boxes[nearest] = _box(np.stack([group_boxes[nearest], group_boxes[g]]))
+            alive[g] = False
+        elif group_heights[g] < max(4 * stroke, MIN_LINE_HEIGHT):  # a lone speck far from the writing
+            alive[g] = False
+    groups = [members for g, members in enumerate(groups) if alive[g]]
     return sorted(groups, key=lambda members: float(np.mean((boxes[members, 1] + boxes[members, 3]) / 2)))
 
 
@@ -155,17 +178,23 @@ def _group_height(boxes: np.ndarray) -> float:
     return float((boxes[:, 3] - boxes[:, 1]).max())
 
 
-def _distance(a: tuple, b: tuple) -> float:
-    """Euclidean distance between two boxes (0 when they overlap)."""
-    dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
-    dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))
-    return float(np.hypot(dx, dy))
+def _distances(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Euclidean distances from one box to each of ``boxes`` ``(n, 4)`` (0 where they overlap)."""
+    dx = np.maximum(0, np.maximum(box[0], boxes[:, 0]) - np.minimum(box[2], boxes[:, 2]))
+    dy = np.maximum(0, np.maximum(box[1], boxes[:, 1]) - np.minimum(box[3], boxes[:, 3]))
+    return np.hypot(dx, dy)
 
 
-def line_pieces(members: np.ndarray, boxes: np.ndarray, attach: bool = True) -> Line:
+def line_pieces(members: np.ndarray, boxes: np.ndarray, attach: bool = True, areas: np.ndarray | None = None,
+                stray: np.ndarray | None = None) -> Line:
     """The pieces of one line: its major components, each with the minor ones (dots, flags) that belong to it
     and with the components stacked above or below it (``attach=False``: each major component alone, the
-    minor ones dropped, as a plain connected-components reader does)."""
+    minor ones dropped, as a plain connected-components reader does).
+
+    Dust: when at least ``DUST_COUNT`` minor components lie far from every character (with ``stray``, the
+    areas of the marks left out of every line), the minor ones no larger than the largest of them (``areas``
+    per component) are dropped even near a character: an i's dot is rare, dust is everywhere.
+    """
     heights = boxes[members, 3] - boxes[members, 1]
     tall = heights >= 0.5 * heights.max()
     height = float(np.median(heights[tall]))
@@ -175,18 +204,24 @@ def line_pieces(members: np.ndarray, boxes: np.ndarray, attach: bool = True) -> 
     if not attach:
         pieces = sorted((Character((m + 1,), _box(boxes[[m]])) for m in owned), key=lambda p: p.box[0] + p.box[2])
         return Line(pieces, height, [int(m) for m in minor])
-    dropped = []
+    owner = {}
     for m in minor:
         bm = boxes[m]
         overlap = np.minimum(bm[2], boxes[major, 2]) - np.maximum(bm[0], boxes[major, 0])
-        distances = np.array([_distance(tuple(bm), tuple(boxes[j])) for j in major])
+        distances = _distances(bm, boxes[major])
         # Above or below a character and close (an i's dot), or beside one and nearly touching (a fragment).
         near = np.where(overlap > 0, distances <= DOT_DISTANCE * height, distances <= MERGE_GAP * height)
         if near.any():
-            best = int(np.argmax(np.where(near, overlap, -np.inf)))
-            owned[int(major[best])].append(int(m))
-        else:
-            dropped.append(int(m))
+            owner[int(m)] = int(major[int(np.argmax(np.where(near, overlap, -np.inf)))])
+    dropped = [int(m) for m in minor if int(m) not in owner]
+    if areas is not None:
+        far = np.concatenate([areas[dropped], [] if stray is None else stray])
+        if len(far) >= DUST_COUNT:
+            dust = float(far.max())
+            dropped += [m for m in owner if areas[m] <= dust]
+            owner = {m: o for m, o in owner.items() if areas[m] > dust}
+    for m, o in owner.items():
+        owned[o].append(m)
     # Pieces stacked above one another are parts of one character (neighbours sit side by side).
     parts = sorted(owned.values(), key=lambda p: boxes[p[0], 0])
     stacked = [parts[0]] if parts else []
@@ -225,7 +260,7 @@ def cut_options(ink: np.ndarray, parts: int) -> list[list[int]]:
     least = []
     for k in range(1, parts):
         lo, hi = round((k - 1 / 3) * step), round((k + 1 / 3) * step)
-        least.append(lo + int(np.argmin(profile[lo:hi])))
+        least.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else round(k * step))
     options.append(least)
     unique = []
     for columns in options:
