@@ -322,6 +322,7 @@ def check_config(config: Config) -> Config:
         section = getattr(config, f.name)
         if dataclasses.is_dataclass(f.default_factory) and not isinstance(section, f.default_factory):
             raise UserError(f"config.{f.name} is a {type(section).__name__}: expected a {f.default_factory.__name__}")
+    _refuse_unknown(config)
     _refuse_nulls(config)
     parser = build_parser()
     try:
@@ -329,6 +330,17 @@ def check_config(config: Config) -> Config:
     except Exception as err:  # jsonargparse raises ArgumentError (bad type, unknown key)
         raise UserError(_first_informative_line(str(err))) from None
     return _checked(parser, namespace)
+
+
+def _refuse_unknown(settings, prefix: str = "") -> None:
+    """An attribute set in code that is no setting (``cfg.train.epoch = 5`` for ``epochs``): the command line
+    refuses such a key, so does this."""
+    fields = {f.name: f for f in dataclasses.fields(settings)}
+    for name, value in vars(settings).items():
+        if name not in fields:
+            raise UserError(f"config.{prefix}{name}: not a setting: expected one of {', '.join(fields)}")
+        if dataclasses.is_dataclass(value):
+            _refuse_unknown(value, f"{prefix}{name}.")
 
 
 def _refuse_nulls(settings, prefix: str = "") -> None:

@@ -3,6 +3,7 @@ installed trackers): :func:`validate`, run on every parsed or code-built config 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ def validate(config: Config) -> None:
         raise UserError(
             f"train.batch_size={t.batch_size}: expected an even number >= 2 (MixUp/CutMix pairs each batch with its reverse)"
         )
-    if t.lr <= 0:
+    if not (t.lr > 0 and math.isfinite(t.lr)):
         raise UserError(f"train.lr={t.lr}: expected a positive learning rate")
     positive = {
         "train.grad_accum_steps": t.grad_accum_steps,

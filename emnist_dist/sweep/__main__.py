@@ -18,7 +18,7 @@ import optuna
 import torch
 
 from ..cli import CliParser, run_cli
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..train.__main__ import EXIT_PREEMPTED
 from .results import summary_lines, write_pictures, write_results
 from .space import check_values, read_space
@@ -47,7 +47,15 @@ def build_parser() -> CliParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the sweep (or its summary); returns the exit code."""
+    """Parse the command line and run the sweep (or its summary); returns the exit code. An OS error on the study
+    folder (read-only, a trial folder replaced by a file) is one line naming it."""
+    try:
+        return run_sweep(argv)
+    except OSError as err:
+        raise UserError(f"{one_line(err)}: expected a readable and writable --study folder as the sweep wrote it") from None
+
+
+def run_sweep(argv: list[str] | None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep logs each trial's outcome itself
     args, overrides = build_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     folder = StudyFolder(args.study)
@@ -96,7 +104,11 @@ def run_local_workers(sweep: Sweep, child_args: list[str], count: int) -> int:
             if process.poll() is None:
                 process.send_signal(signum)
 
+    def stop_gracefully(signum, frame) -> None:  # Ctrl-C: the workers checkpoint as on SIGTERM, never orphaned
+        forward(signal.SIGTERM, frame)
+
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, stop_gracefully)
     try:
         codes = [process.wait() for process in workers]
     finally:

@@ -142,8 +142,8 @@ def read_space(path: str | Path) -> SearchSpace:
     """Read and check a W&B sweep file (keys only; :func:`check_values` checks them against the config)."""
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text())
-    except OSError as err:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"--space {path}: cannot be read ({one_line(err)}): expected a W&B sweep YAML file") from None
     except yaml.YAMLError as err:
         raise UserError(f"--space {path}: not valid YAML ({one_line(err)})") from None

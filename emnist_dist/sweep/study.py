@@ -35,9 +35,9 @@ from typing import Iterator
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..files import write_text_atomic
 from ..train.checkpoint import checkpoint_step, published_checkpoints
 from .space import SearchSpace
@@ -82,7 +82,13 @@ class StudyFolder:
     def storage(self) -> JournalStorage:
         """The journal storage (the folder must exist)."""
         path = str(self.journal)
-        return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+        try:  # replay the whole journal now: a damaged line surfaces as whatever its parser raises
+            storage = JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+            storage.get_all_studies()
+            return storage
+        except (ValueError, KeyError, TypeError, AssertionError) as err:  # UnicodeDecodeError, JSONDecodeError too
+            raise UserError(f"{self.journal}: damaged ({one_line(err) or type(err).__name__}): expected the journal "
+                            "Optuna wrote (restore it from a copy, or start a new --study DIR)") from None
 
     @contextmanager
     def claims(self) -> Iterator[None]:
@@ -96,7 +102,14 @@ class StudyFolder:
 
 
 def create_folder(folder: StudyFolder) -> None:
-    """Create ``--study DIR`` and its sub-folders (nothing when they exist)."""
+    """Create ``--study DIR`` and its sub-folders (nothing when they exist). A folder holding no study yet must
+    hold nothing but what its workers create first: a user's files there are never overwritten."""
+    if folder.root.is_dir() and not folder.journal.exists():
+        early = {folder.trials.name, folder.leases.name, f"{STUDY_FILE}.lock", "claims.lock"}
+        foreign = sorted(p.name for p in folder.root.iterdir() if p.name not in early)
+        if foreign:
+            raise UserError(f"--study {folder.root}: holds no study but other files ({', '.join(foreign[:3])}): "
+                            "expected a new or empty folder, or the DIR of a study")
     try:
         for path in (folder.root, folder.trials, folder.leases):
             path.mkdir(parents=True, exist_ok=True)

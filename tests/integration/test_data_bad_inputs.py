@@ -351,3 +351,13 @@ def test_a_header_claiming_a_billion_images_over_a_few_bytes_is_one_line(tmp_pat
     line = cli_error(capsys, tmp_path / "cache", folder)
     assert str(path) in line and "1000000000x28x28 = 784000000000" in line
     assert ("compressed bytes" if compressed else "payload has 100 bytes") in line
+
+
+@pytest.mark.parametrize("kind", ["folder", "dangling link"])
+def test_a_classes_txt_that_is_no_regular_file_is_refused(tmp_path, capsys, kind):
+    """Found by the hostile pass: a classes.txt folder or dangling link was skipped and the names became 0-9."""
+    folder = random_mnist_format(tmp_path / "src", 20, 10, seed=0)
+    classes = folder / "classes.txt"
+    classes.mkdir() if kind == "folder" else classes.symlink_to(tmp_path / "nowhere")
+    line = cli_error(capsys, tmp_path / "cache", folder, split="mnist")
+    assert str(classes) in line and "not a regular file" in line

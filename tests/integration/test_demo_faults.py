@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import gradio_client
 from PIL import Image
 
 from tests.helpers.hostile_photos import dotted_png
 from tests.helpers.line_photos import GOAL_STYLE, line_photo, synthetic_glyphs, words_photo
 from tests.integration.test_demo import demo_env, free_port, serve, stop
 
-gradio_client = pytest.importorskip("gradio_client", reason="the demo extra (gradio) is not installed")
 
 
 @pytest.fixture(scope="module")

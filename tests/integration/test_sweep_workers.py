@@ -15,17 +15,19 @@ import pytest
 
 from tests.helpers.defects import FASHION_MNIST
 from tests.helpers.slurm_cluster import slurm_cluster, slurm_missing_reason
+from tests.conftest import missing_system_dependency
 from tests.helpers.train_runs import env_for_tests, train_cmd
 from tests.helpers.sweep_study import read_trial_record, read_trials, write_base_config, write_fashion_subset, write_space
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT = 300
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    if not FASHION_MNIST.is_dir():
+        missing_system_dependency("needs Debian's real Fashion-MNIST images (apt-get install dataset-fashion-mnist)")
     root = tmp_path_factory.mktemp("sweep")
     source = write_fashion_subset(root / "fashion", train_size=640, test_size=100)
     space = write_space(root / "space.yaml", {"train.lr": {"distribution": "log_uniform_values", "min": 5e-4,
@@ -42,7 +44,7 @@ def job_log(cluster, job: str) -> str:
 def test_job_array_workers_share_the_study_and_a_preempted_trial_resumes(data, tmp_path):
     reason = slurm_missing_reason()
     if reason:
-        pytest.skip(reason)
+        missing_system_dependency(reason)
     root, base, space = data
     study = root / "array_study"
     (tmp_path / "logs").mkdir()

@@ -168,6 +168,11 @@ def _built_in_code(**changes) -> Config:
     ({"train__batch_size": 255}, "train.batch_size=255"),
     ({"seed": None}, "seed=None"),
     ({"data": None}, "config.data is a NoneType: expected a DataConfig"),
+    # found by the hostile pass: the command line refuses these, a config built in code passed them
+    ({"train__lr": float("nan")}, "train.lr=nan"),
+    ({"train__lr": float("inf")}, "train.lr=inf"),
+    ({"train__epoch": 5}, "config.train.epoch: not a setting"),
+    ({"epochs": 5}, "config.epochs: not a setting"),
 ])
 def test_a_config_built_in_code_is_checked_by_the_trainer_before_anything_is_written(tmp_path, changes, culprit):
     from emnist_dist.train import Trainer

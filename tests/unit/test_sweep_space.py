@@ -19,6 +19,7 @@ from optuna.trial import TrialState, create_trial
 from emnist_dist.errors import UserError
 from emnist_dist.sweep.results import trials_csv
 from emnist_dist.sweep.space import parse_space, read_space
+from emnist_dist.sweep.study import StudyFolder, create_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,3 +125,34 @@ def test_trials_csv_columns_and_rows_read_back():
         ["1", "COMPLETE", "0.875", "0.001", "0.0", "12.3"],
         ["2", "PRUNED", "0.25", "0.009", "0.1", "4.0"],
     ]
+
+
+def test_a_binary_space_file_is_one_line_naming_it(tmp_path):
+    space = tmp_path / "bin.yaml"
+    space.write_bytes(bytes(range(128, 256)) * 8)  # not UTF-8
+    with pytest.raises(UserError, match=r"--space .*bin.yaml: cannot be read .*expected a W&B sweep YAML file"):
+        read_space(space)
+
+
+def test_a_folder_of_the_users_files_is_never_made_a_study(tmp_path):
+    """Files of the names a study writes (trials.csv, best.yaml) in a folder holding no study yet are the user's."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "trials.csv").write_text("my csv")
+    with pytest.raises(UserError, match=r"holds no study but other files \(trials.csv\)"):
+        create_folder(StudyFolder(folder))
+    assert sorted(p.name for p in folder.iterdir()) == ["trials.csv"] and (folder / "trials.csv").read_text() == "my csv"
+    create_folder(StudyFolder(tmp_path / "new"))  # a new folder, and the same again (as a second worker does)
+    create_folder(StudyFolder(tmp_path / "new"))
+
+
+@pytest.mark.parametrize("damage", [b"\x81\x82 not text\n", b"not json at all\n", b'{"op_code": 99, "worker_id": "x"}\n'])
+def test_a_damaged_journal_is_one_line_naming_it(tmp_path, damage):
+    folder = StudyFolder(tmp_path / "study")
+    create_folder(folder)
+    optuna.create_study(study_name="study", storage=folder.storage())
+    first = folder.journal.read_bytes().splitlines(keepends=True)[0]
+    with open(folder.journal, "ab") as journal:  # damage inside (Optuna takes a bad last line for a torn write)
+        journal.write(damage + first)
+    with pytest.raises(UserError, match=r"study.journal: damaged .*expected the journal Optuna wrote"):
+        folder.storage()

@@ -57,6 +57,8 @@ def _read_class_names(folder: Path, info: SplitInfo) -> list[str]:
     name a trained model could not be loaded with is refused here, before any training."""
     file = folder / CLASSES_FILE
     if not file.is_file():
+        if file.exists() or file.is_symlink():  # a folder, a FIFO, a dangling link: not the names it promises
+            raise UserError(f"{file}: not a regular file: expected UTF-8 text, one class name a line (or no {CLASSES_FILE})")
         return list(info.class_names)
     try:
         names = [line.strip() for line in file.read_text(encoding="utf-8-sig").splitlines()]
