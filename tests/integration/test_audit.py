@@ -39,7 +39,8 @@ SHRUNK = ["--config", str(REPO / "configs" / "audit_byclass.yaml"), "--data.spli
 
 
 def audit(args: list[str], tmp_path: Path, processes: int = 1) -> subprocess.CompletedProcess:
-    return run_train(args, tmp_path, processes, module="emnist_dist.audit")
+    # Three fold models and a scoring pass on 2 cores: about 2 minutes alone, past 300 s when the machine is shared.
+    return run_train(args, tmp_path, processes, timeout=900, module="emnist_dist.audit")
 
 
 @pytest.fixture(scope="module")
