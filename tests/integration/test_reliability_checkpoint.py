@@ -547,9 +547,11 @@ def test_a_folder_held_by_another_run_is_refused(accelerator, tmp_path):
         message = one_line_error(lambda: RunFolder(out).claim(accelerator))
     assert message == (f"output_dir={out}: in use by another training run (it holds {out}/.lock): "
                        "wait for it to finish, or use another output_dir")
-    RunFolder(out).claim(accelerator)  # free again: taken
+    held = RunFolder(out)  # free again: taken, for as long as the folder object that claimed it lives
+    held.claim(accelerator)
     with pytest.raises(TimeoutError):
         FileLock(out / ".lock", timeout=0).acquire()
+    del held
 
 
 def test_an_output_dir_under_a_file_is_one_line(accelerator, tmp_path):
