@@ -63,3 +63,15 @@ def read_trial_record(study: Path, number: int) -> dict:
 def val_records(run: Path) -> list[dict]:
     """A run folder's metrics.jsonl records."""
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def fashion_sweep_data(tmp_path_factory) -> tuple[Path, Path]:
+    """A fresh folder and the 640 + 100 real Fashion-MNIST images the sweep tests train on (fails under CI=true,
+    skips elsewhere, where Debian's dataset-fashion-mnist is missing)."""
+    from tests.conftest import missing_system_dependency
+    from tests.helpers.defects import FASHION_MNIST
+
+    if not FASHION_MNIST.is_dir():
+        missing_system_dependency("needs Debian's real Fashion-MNIST images (apt-get install dataset-fashion-mnist)")
+    root = tmp_path_factory.mktemp("sweep")
+    return root, write_fashion_subset(root / "fashion", train_size=640, test_size=100)

@@ -17,20 +17,15 @@ from emnist_dist.sweep.__main__ import main
 from emnist_dist.sweep.space import check_values, read_space
 from emnist_dist.sweep.study import StudyFolder, claim_trial, open_study
 from emnist_dist.train import Trainer
-from tests.helpers.defects import FASHION_MNIST
-from tests.conftest import missing_system_dependency
-from tests.helpers.sweep_study import (read_trial_record, read_trials, val_records, write_base_config,
-                                       write_fashion_subset, write_space)
+from tests.helpers.sweep_study import (fashion_sweep_data, read_trial_record, read_trials, val_records, write_base_config,
+                                       write_space)
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    if not FASHION_MNIST.is_dir():
-        missing_system_dependency("needs Debian's real Fashion-MNIST images (apt-get install dataset-fashion-mnist)")
-    root = tmp_path_factory.mktemp("sweep")
-    source = write_fashion_subset(root / "fashion", train_size=640, test_size=100)
+    root, source = fashion_sweep_data(tmp_path_factory)
     return root, write_base_config(root / "base.yaml", source, root / "cache")
 
 

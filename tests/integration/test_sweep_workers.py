@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.defects import FASHION_MNIST
 from tests.helpers.slurm_cluster import slurm_cluster, slurm_missing_reason
 from tests.conftest import missing_system_dependency
 from tests.helpers.train_runs import env_for_tests, train_cmd
-from tests.helpers.sweep_study import read_trial_record, read_trials, write_base_config, write_fashion_subset, write_space
+from tests.helpers.sweep_study import fashion_sweep_data, read_trial_record, read_trials, write_base_config, write_space
 
 REPO = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT = 300
@@ -26,10 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    if not FASHION_MNIST.is_dir():
-        missing_system_dependency("needs Debian's real Fashion-MNIST images (apt-get install dataset-fashion-mnist)")
-    root = tmp_path_factory.mktemp("sweep")
-    source = write_fashion_subset(root / "fashion", train_size=640, test_size=100)
+    root, source = fashion_sweep_data(tmp_path_factory)
     space = write_space(root / "space.yaml", {"train.lr": {"distribution": "log_uniform_values", "min": 5e-4,
                                                             "max": 3e-3},
                                               "augment.translate": {"values": [0.0, 0.1]}})
