@@ -99,8 +99,11 @@ def test_ddp_trial_gets_the_same_parameters_on_both_ranks(data):
 def test_local_workers_stop_on_sigterm_and_the_same_command_resumes_their_trials(data):
     root, base, space = data
     study = root / "local_study"
+    # 12 epochs (192 steps) per trial: the second worker starts its trial (imports, data) long before the first can
+    # finish, so the signal finds both mid-trial (with the base config's 32 steps, a slow start lost that race in CI)
+    epochs, steps = 12, 12 * 16
     command = [sys.executable, "-m", "emnist_dist.sweep", "--config", str(base), "--space", str(space),
-               "--study", str(study), "--trials", "2", "--workers", "2"]
+               "--study", str(study), "--trials", "2", "--workers", "2", "--train.epochs", str(epochs)]
     env = {**env_for_tests(root), "PYTHONPATH": str(REPO)}
     sweep = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -118,4 +121,4 @@ def test_local_workers_stop_on_sigterm_and_the_same_command_resumes_their_trials
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert [(r["number"], r["state"]) for r in read_trials(study)] == [("0", "COMPLETE"), ("1", "COMPLETE")]
     resumed = {read_trial_record(study, n)["attempts"][1] for n in (0, 1)}
-    assert resumed == stopped and all(0 < step < 32 for step in stopped)  # from the checkpoints the signal made
+    assert resumed == stopped and all(0 < step < steps for step in stopped)  # from the checkpoints the signal made

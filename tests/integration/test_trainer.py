@@ -179,8 +179,8 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, cache):
                         "--checkpoint.every_steps", "5"], tmp_path)
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
     # Step 1's loss comes from the initial weights (finite); its update by 1e30 x the gradient overflows float32,
-    # so step 2 is the first non-finite one, in epoch 0.
-    assert "train.loss is not finite at step 2 (epoch 0)" in result.stdout + result.stderr
+    # so step 2 is the first non-finite one, in epoch 1 (epochs count from 1, as in every log line).
+    assert "train.loss is not finite at step 2 (epoch 1)" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert not (out / "final.json").exists() and not (out / "model").exists()
     assert not (out / "checkpoints").exists() or not any((out / "checkpoints").iterdir())
