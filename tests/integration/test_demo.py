@@ -219,6 +219,7 @@ def browser():
     driver.quit()
 
 
+@pytest.mark.slow  # a headless browser or a second demo server: about a minute or more
 def test_browser_draws_digits_on_the_canvas_and_reads_the_prediction(demo_url, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -267,6 +268,7 @@ LINE_BOX_PX = 150
 """Each digit of the written line is drawn in a box this high, centres 200 CSS pixels apart."""
 
 
+@pytest.mark.slow  # a headless browser or a second demo server: about a minute or more
 def test_browser_writes_a_line_and_reads_a_photo_of_one(demo_url, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -309,6 +311,7 @@ def test_browser_writes_a_line_and_reads_a_photo_of_one(demo_url, browser, tmp_p
     print(f"written line {LINE!r} read as {written!r}; screenshot {tmp_path / 'read_line.png'}")
 
 
+@pytest.mark.slow  # a headless browser or a second demo server: about a minute or more
 def test_export_space_folder_runs_the_same_demo(demo_url, trained_model_dir, tmp_path):
     space = tmp_path / "space"
     env = demo_env(tmp_path)
