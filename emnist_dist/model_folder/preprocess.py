@@ -66,6 +66,7 @@ class Photo:
     size: tuple[int, int]
     """The file's own (width, height), upright: positions on the photo are given in these pixels."""
     name: str
+    """The file's path, as errors name it."""
 
 
 def open_photo(path: str | os.PathLike, max_pixels: int | None = None, colour: bool = False) -> Photo:
