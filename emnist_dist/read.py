@@ -20,7 +20,8 @@ from .cli import CliParser, PerFileErrors, run_cli
 from .errors import UserError
 from .files import write_error
 from .model_folder.artifact import load_model
-from .reading.line_reader import Reading, allowed_classes, annotate, read_photo
+from .model_folder.preprocess import Photo, open_photo
+from .reading.line_reader import READ_PIXELS, Reading, allowed_classes, annotate, read_photo
 from .model_folder.predictor import choose_device, collect_images
 
 ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -93,12 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     paths, problems = collect_images(args.inputs)
     errors = PerFileErrors(problems)
     outs = annotation_paths(args.annotate, paths) if args.annotate and paths else []
-    for (i, path), reading in errors.each_ok(enumerate(paths), lambda item: read_photo(model, info, item[1], allowed,
-                                                                                       device)):
+
+    def read_one(path: Path) -> tuple[Photo, Reading]:
+        photo = open_photo(path, READ_PIXELS, colour=bool(outs))  # the photo's one decode, read and drawn on
+        return photo, read_photo(model, info, photo, allowed, device)
+
+    for (i, _), (photo, reading) in errors.each_ok(enumerate(paths), lambda item: read_one(item[1])):
         print(json.dumps(reading.to_json()) if args.json else format_reading(reading), flush=True)
         if outs:
-            with Image.open(path) as photo:
-                save_annotation(annotate(photo, reading), outs[i])
+            save_annotation(annotate(photo, reading), outs[i])
     return errors.exit_code
 
 

@@ -1,10 +1,10 @@
 """Reading lines of separately written handwriting on a photo with an exported character model
 (what ``python -m emnist_dist.read`` and the demo's "Write a line" run).
 
-A photo becomes an ink mask as a single character does for predict (grey levels, lighting
-evened out, Otsu, polarity from the border: :mod:`emnist_dist.model_folder.preprocess`);
-:mod:`emnist_dist.reading.segmentation` finds its lines and candidate characters; each
-candidate goes through the conversion predict uses (``to_model_framing``) and the model; where
+A photo is decoded once and becomes an ink mask once, as a single character does for predict (grey
+levels, lighting evened out, Otsu, polarity from the border: :mod:`emnist_dist.model_folder.preprocess`);
+:mod:`emnist_dist.reading.segmentation` finds its lines and candidate characters; each candidate's
+ink, cut from that mask, is framed as predict frames a character (``frame_ink``) for the model; where
 the geometry is ambiguous the candidates the model finds most probable win (:func:`read_photo`).
 :func:`allowed_classes` turns a ``--charset`` into class indices; :func:`annotate` draws a reading on the photo.
 """
@@ -24,7 +24,7 @@ from ..errors import UserError
 from . import segmentation as seg
 from ..model_folder.artifact import ModelInfo
 from ..model_folder.predictor import predict_logits, top_k
-from ..model_folder.preprocess import MAX_SIDE, MIN_SIDE, ink_mask, load_grayscale, to_model_framing
+from ..model_folder.preprocess import MAX_SIDE, MIN_SIDE, Photo, frame_ink, ink_mask, load_grayscale, open_photo
 from .form_lines import remove_form_lines
 
 CHARSETS = {"digits": string.digits, "upper": string.ascii_uppercase, "lower": string.ascii_lowercase,
@@ -68,6 +68,8 @@ class Reading:
     """Per line, per character: ``{"box", "label", "prob", "top5"}``, left to right."""
     spaces: list[list[bool]]
     """Per line, per gap between characters: whether a word ends there."""
+    size: tuple[int, int]
+    """The photo's (width, height) upright: the pixels the boxes are given in."""
 
     def line_texts(self) -> list[str]:
         return ["".join(c["label"] + (" " if space else "") for c, space in zip(chars, [*breaks, False]))
@@ -80,34 +82,25 @@ class Reading:
                 "lines": [{"text": text, "chars": chars} for text, chars in zip(texts, self.lines)]}
 
 
-def photo_size(image: np.ndarray | Image.Image | str | os.PathLike) -> tuple[int, int]:
-    """(width, height) of the photo as shown upright (EXIF orientation applied), read from the header only."""
+def photo_size(image: Photo | np.ndarray | Image.Image) -> tuple[int, int]:
+    """(width, height) of a decoded photo as shown upright (EXIF orientation applied)."""
+    if isinstance(image, Photo):
+        return image.size
     if isinstance(image, np.ndarray):
         return image.shape[1], image.shape[0]
-    if isinstance(image, Image.Image):
-        width, height = image.size
-        orientation = image.getexif().get(0x0112, 1)
-    else:
-        with Image.open(image) as im:  # read_grayscale has already opened it: no error is left to catch
-            width, height = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    width, height = image.size
+    return (height, width) if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
 
 
-def _glyph_input(ink: np.ndarray, pad: int) -> np.ndarray:
-    """A candidate's boolean ink -> a grey image, dark ink on white paper with a margin of ``pad`` pixels."""
-    pad = max(pad, math.ceil((MIN_SIDE - min(ink.shape)) / 2))
-    return np.pad(np.where(ink, 0.0, 1.0).astype(np.float32), pad, constant_values=1.0)
-
-
-def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Image.Image | str | os.PathLike,
+def read_photo(model: torch.nn.Module, info: ModelInfo, image: Photo | np.ndarray | Image.Image | str | os.PathLike,
                allowed: list[int] | None = None, device: torch.device | str = "cpu", name: str | None = None,
                choose: bool = True) -> Reading:
     """Read the handwritten lines on one photo.
 
     Args:
         model, info: the exported model (:func:`emnist_dist.model_folder.artifact.load_model`).
-        image: a path, Pillow image or numpy array (as for ``to_model_framing``).
+        image: a path (decoded here, once), a photo decoded by ``open_photo`` (boxes in its ``size``), a Pillow
+            image or a numpy array (as for ``to_model_framing``).
         allowed: class indices the text may use (:func:`allowed_classes`); probabilities are renormalised over them.
         name: how the result and errors name the photo (default: the path, or "image").
         choose: let the classifier choose among candidate segmentations (False: each connected
@@ -115,6 +108,8 @@ def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Imag
 
     Raises UserError naming the photo when it cannot be read or shows no handwriting.
     """
+    if isinstance(image, (str, os.PathLike)):
+        image = open_photo(image, READ_PIXELS)
     gray, name = load_grayscale(image, name, READ_PIXELS)
     width, height = photo_size(image)
     if min(gray.shape) < MIN_SIDE:
@@ -142,9 +137,7 @@ def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Imag
                 seg.Lattice(len(line.pieces), [(i, i + 1, [p]) for i, p in enumerate(line.pieces)], line.height)
                 for line in lines]
     chars = [c for lattice in lattices for _, _, cs in lattice.edges for c in cs]
-    pad = max(2, round(stroke))
-    glyphs = np.stack([to_model_framing(_glyph_input(seg.candidate_ink(labels, c), pad), info.framing, name)
-                       for c in chars])
+    glyphs = np.stack([frame_ink(seg.candidate_ink(labels, c), info.framing) for c in chars])
     allowed = list(range(info.num_classes)) if allowed is None else allowed
     log_probs = predict_logits(model, info, glyphs, device)[:, allowed].log_softmax(dim=1)
     names = [info.class_names[i] for i in allowed]
@@ -156,7 +149,7 @@ def read_photo(model: torch.nn.Module, info: ModelInfo, image: np.ndarray | Imag
         read_lines.append([{"box": _photo_box(c.box, scale), "label": ranked[id(c)][0]["label"],
                             "prob": ranked[id(c)][0]["prob"], "top5": ranked[id(c)]} for c in path])
         spaces.append(seg.word_breaks(path, line.height))
-    return Reading(name, read_lines, spaces)
+    return Reading(name, read_lines, spaces, (width, height))
 
 
 def _photo_box(box: tuple[int, int, int, int], scale: tuple[float, float]) -> list[int]:
@@ -164,13 +157,17 @@ def _photo_box(box: tuple[int, int, int, int], scale: tuple[float, float]) -> li
     return [math.floor(x0 * scale[0]), math.floor(y0 * scale[1]), math.ceil(x1 * scale[0]), math.ceil(y1 * scale[1])]
 
 
-def annotate(image: Image.Image, reading: Reading) -> Image.Image:
+def annotate(image: Photo | Image.Image, reading: Reading) -> Image.Image:
     """The photo (upright, RGB, at most ``ANNOTATION_SIDE`` a side) with each character's box (red) and label
-    (blue, centred above it) drawn on it; the probabilities are in the JSON."""
-    image = ImageOps.exif_transpose(image).convert("RGB")
-    scale = min(1.0, ANNOTATION_SIDE / max(image.size))
-    if scale < 1:
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    (blue, centred above it) drawn on it; the probabilities are in the JSON.
+
+    ``image`` is the photo read, as the reader got it (a Pillow image) or decoded (:func:`open_photo`, perhaps
+    reduced while decoding: the boxes, in the photo's own pixels, are scaled to it)."""
+    image = image.image.convert("RGB") if isinstance(image, Photo) else ImageOps.exif_transpose(image).convert("RGB")
+    fit = min(1.0, ANNOTATION_SIDE / max(image.size))
+    if fit < 1:
+        image = image.resize((round(image.width * fit), round(image.height * fit)), Image.Resampling.LANCZOS)
+    scale = image.width / reading.size[0]
     draw = ImageDraw.Draw(image)
     for chars in reading.lines:
         for c in chars:

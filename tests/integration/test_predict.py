@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from emnist_dist.predict import main
 from emnist_dist.data.resize import to_model_input
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.model_folder.preprocess import to_model_framing
+from tests.helpers.hostile_photos import dotted_png
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
@@ -211,3 +213,23 @@ def test_python_dash_m_entry_point(tmp_path, trained_model_dir):
     expected = reference_top_k(trained_model_dir, image, 3)
     assert [p["label"] for p in record["predictions"]] == [p["label"] for p in expected]
     assert [p["prob"] for p in record["predictions"]] == pytest.approx([p["prob"] for p in expected], abs=2e-6)
+
+
+@pytest.mark.parametrize("dots", [625, 10_000])
+def test_a_page_of_dots_is_answered_in_bounded_time_and_memory(tmp_path, trained_model_dir, dots):
+    """A small PNG of scattered specks asks to thicken strokes a few pixels wide across the whole page by tens of
+    pixels. Measured (one core, under load): 625 dots 37-68 s, 10,000 dots minutes with a square max-pool;
+    about 5 s in all (startup included) with the separable one, whose answer is the same."""
+    page = dotted_png(tmp_path / "dots.png", dots)
+    assert page.stat().st_size < 60_000
+    with (tmp_path / "out.txt").open("w") as stdout, (tmp_path / "err.txt").open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "emnist_dist.predict", "--model", str(trained_model_dir),
+                                 str(page), "--cpu"], stdout=stdout, stderr=stderr,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own CPU time and peak memory (Linux: kilobytes)
+    out, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
+    answered = (status == 0 and out.startswith(f"{page}: ") and out.count("\n") == 1
+                or status != 0 and err.count("\n") == 1 and err.startswith(f"error: {page}: "))
+    assert answered, (out, err)
+    assert usage.ru_utime + usage.ru_stime < 30, (usage.ru_utime, usage.ru_stime)
+    assert usage.ru_maxrss / 1024 < 1500, usage.ru_maxrss

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from emnist_dist.cli import run_cli
+from emnist_dist.model_folder import preprocess
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.reading.line_reader import allowed_classes, read_photo
 from emnist_dist.read import main
@@ -196,3 +197,20 @@ def test_bad_photos_get_one_line_each_and_the_others_are_read(tmp_path, trained_
     assert "notes.png: cannot read as an image" in errors[1]
     assert "blank.png: no ink found" in errors[2]
     assert "huge.png: cannot read as an image (Image size (400000000 pixels) exceeds limit" in errors[3]
+
+
+def test_each_photo_is_decoded_once_and_thresholded_once(tmp_path, trained_model_dir, glyphs, capsys, monkeypatch):
+    """Reading and drawing on a photo open its file once, and its ink is found once: each candidate is framed
+    from that ink, not lit, evened out and thresholded again (the count of Otsu thresholds is the count of photos,
+    however many candidates the lattices hold)."""
+    line_photo(*glyphs, np.random.default_rng(3), GOAL_STYLE, lines=2).image.save(tmp_path / "two.jpg", quality=95)
+    photos = [words_photo(tmp_path / "words.png"), tmp_path / "two.jpg"]
+    opened, thresholded = [], []
+    open_file, threshold = Image.open, preprocess.otsu_threshold
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opened.append(Path(fp)) or open_file(fp, *a, **k))
+    monkeypatch.setattr(preprocess, "otsu_threshold", lambda *a, **k: thresholded.append(1) or threshold(*a, **k))
+    code, out, err = run(["--model", str(trained_model_dir), *map(str, photos), "--annotate", str(tmp_path / "drawn")],
+                         capsys)
+    assert code == 0 and out.startswith(f"{photos[0]}: 12 345\n"), (out, err)
+    assert len(list((tmp_path / "drawn").iterdir())) == 2
+    assert opened == photos and len(thresholded) == 2
