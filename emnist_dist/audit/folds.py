@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
+from accelerate.logging import get_logger
 from accelerate.utils import gather
 
 from ..config import Config
@@ -27,6 +28,8 @@ from ..train import Preempted, RunFolder, Trainer
 from ..train.stop_signal import StopSignal
 from .dihedral import joint_class_names, score_joint, with_symmetry_targets
 from .scores import FOLD_FILE, OOF_FILE, Scores, load_scores, merge_folds, save_scores
+
+logger = get_logger(__name__)
 
 # A fold is reused only when trained as the audit would train it now: the resume rule, plus its length
 # (which a resumed training run may change, but which changes the model that scored the fold).
@@ -58,10 +61,10 @@ def _train_and_score(folds: list[Config], reuse: bool, stop: StopSignal, state: 
     for k, fold in enumerate(folds):
         folder = RunFolder(fold.output_dir)
         if reuse and (folder.root / FOLD_FILE).is_file():
-            state.print(f"audit: fold {k + 1}/{len(folds)} already scored ({folder.root / FOLD_FILE})")
+            logger.info(f"audit: fold {k + 1}/{len(folds)} already scored ({folder.root / FOLD_FILE})")
         else:
             if not (reuse and folder.is_finished()):
-                state.print(f"audit: fold {k + 1}/{len(folds)}: training in {folder.root}")
+                logger.info(f"audit: fold {k + 1}/{len(folds)}: training in {folder.root}")
                 if state.is_main_process:
                     (folder.root / FOLD_FILE).unlink(missing_ok=True)  # stale scores of an earlier model
                 # its own signal handling while it runs; ours is back afterwards
@@ -69,10 +72,10 @@ def _train_and_score(folds: list[Config], reuse: bool, stop: StopSignal, state: 
             scores = score_fold(fold, k, state)
             if state.is_main_process:
                 save_scores(folder.root / FOLD_FILE, scores)
-            state.print(f"audit: fold {k + 1}/{len(folds)}: scored {len(scores.labels)} held-out glyphs")
+            logger.info(f"audit: fold {k + 1}/{len(folds)}: scored {len(scores.labels)} held-out glyphs")
         state.wait_for_everyone()
         if stop.any_rank_received():
-            state.print("audit: stop signal received: run again to continue with the next fold")
+            logger.info("audit: stop signal received: run again to continue with the next fold")
             raise Preempted("stop signal received between folds", step=0)
 
 

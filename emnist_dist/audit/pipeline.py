@@ -47,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                         "(data.folds sets how many)")
     if cfg.resume not in ("auto", "never"):
         raise UserError(f"resume={cfg.resume}: expected auto or never (each fold resumes from its own checkpoints)")
-    return exit_code(lambda: audit(cfg))
+    return exit_code(lambda: print_summary(audit(cfg)))
+
+
+def print_summary(summary: dict) -> None:
+    """The command's result: the summary line (the main process's; the others' summary is empty)."""
+    if summary:
+        print(summary_line(summary), flush=True)
 
 
 def audit(cfg: Config) -> dict:
@@ -67,7 +73,6 @@ def audit(cfg: Config) -> dict:
     summary = {}
     if state.is_main_process:
         summary = write_report(cfg)
-        print(summary_line(summary), flush=True)
         save_config(cfg, config_path)  # the settings of the ranking now on disk
     state.wait_for_everyone()
     return summary

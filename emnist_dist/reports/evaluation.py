@@ -10,6 +10,7 @@ confusion matrix and the raw outputs; :func:`write_report` writes them as ``metr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ from .confusion import (
     write_csv,
 )
 
+logger = logging.getLogger(__name__)  # evaluation runs in one process: no accelerate state needed
 REFRAME_CHOICES = ("auto", "always", "never")
 """Values of :func:`evaluate`'s ``reframe``: convert when framed differently, always, or never."""
 
@@ -78,8 +80,8 @@ def evaluate(model_dir: str | os.PathLike, split: str | None = None, source: str
     difference = framing_difference(data_framing, info.framing)
     reframed = reframe == "always" or (reframe == "auto" and bool(difference))
     if reframed:
-        print(f"test glyphs framed unlike the model's training glyphs ({difference or 'as asked'}): converting "
-              f"{len(images)} to the model's framing (--reframe never keeps them)", file=sys.stderr)
+        logger.info(f"test glyphs framed unlike the model's training glyphs ({difference or 'as asked'}): converting "
+                    f"{len(images)} to the model's framing (--reframe never keeps them)")
         images = reframe_glyphs(images, info.framing)
     logits = predict_logits(model, info, images, device, batch_size, tta=tta)
     confidence, preds = logits.softmax(dim=1).max(dim=1)
