@@ -39,6 +39,8 @@ from .confusion import (
 )
 
 logger = logging.getLogger(__name__)  # evaluation runs in one process: no accelerate state needed
+EVAL_METRICS_FILE = "metrics.json"
+"""The report's metrics file (what the model card reads)."""
 REFRAME_CHOICES = ("auto", "always", "never")
 """Values of :func:`evaluate`'s ``reframe``: convert when framed differently, always, or never."""
 
@@ -124,5 +126,5 @@ def write_report(result: dict, out_dir: str | os.PathLike) -> Path:
     save_figure(worst_misclassified_figure(torch.as_tensor(result["images"]).numpy(), result["targets"].numpy(),
                                            result["preds"].numpy(), result["confidence"].numpy(), names),
                 out / "worst_misclassified.png")
-    write_text_atomic(out / "metrics.json", json.dumps(result["metrics"], indent=2) + "\n")
+    write_text_atomic(out / EVAL_METRICS_FILE, json.dumps(result["metrics"], indent=2) + "\n")
     return out

@@ -48,9 +48,14 @@ CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 WANDB_ID_FILE = "wandb_run_id"
-LABEL_ISSUES_CSV = "label_issues.csv"  # the audit's outputs
+FOLD_DIR = "fold_{k}"  # the audit's: its fold runs, the held-out scores in each, and what it writes
+HELDOUT_SCORES_FILE = "heldout_scores.safetensors"
+OOF_SCORES_FILE = "oof_probs.safetensors"
+SCORES_CSV = "scores.csv"
+LABEL_ISSUES_CSV = "label_issues.csv"
 LABEL_ISSUES_PNG = "label_issues.png"
 EXCLUDE_FILE = "exclude.txt"
+AUDIT_SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 # Settings a resumed run may change; everything else must match the checkpoint. A key ending in
 # "." covers its whole section.
@@ -79,7 +84,9 @@ class RunFolder:
     Paths: ``config`` (config.yaml), ``metrics`` (metrics.jsonl), ``final`` (final.json),
     ``checkpoints/`` (resumable state) with ``best_weights`` (the best-by-validation weights),
     ``model/`` (the exported model folder), ``confusion_matrix`` and ``curves`` (pictures), the trackers'
-    ``tensorboard/`` and ``wandb_id``; an audit's ``label_issues_csv``, ``label_issues_png`` and ``exclude``.
+    ``tensorboard/`` and ``wandb_id``; an audit's fold runs (:meth:`fold`), a fold's ``heldout_scores``, the
+    audit's ``oof_scores``, ``scores_csv``, ``label_issues_csv``, ``label_issues_png``, ``exclude`` and
+    ``audit_summary``.
     """
 
     def __init__(self, output_dir: str | os.PathLike):
@@ -94,11 +101,19 @@ class RunFolder:
         self.curves = self.root / CURVES_FILE
         self.tensorboard = self.root / TENSORBOARD_DIR
         self.wandb_id = self.root / WANDB_ID_FILE
+        self.heldout_scores = self.root / HELDOUT_SCORES_FILE
+        self.oof_scores = self.root / OOF_SCORES_FILE
+        self.scores_csv = self.root / SCORES_CSV
         self.label_issues_csv = self.root / LABEL_ISSUES_CSV
         self.label_issues_png = self.root / LABEL_ISSUES_PNG
         self.exclude = self.root / EXCLUDE_FILE
+        self.audit_summary = self.root / AUDIT_SUMMARY_FILE
         self.lock = self.root / LOCK_FILE
         self._held: FileLock | None = None
+
+    def fold(self, k: int) -> Path:
+        """The run folder of an audit's fold ``k``."""
+        return self.root / FOLD_DIR.format(k=k)
 
     def claim(self, accelerator: Accelerator) -> None:
         """Create the folder and lock it for this run until the process ends or :meth:`release` (main process).
