@@ -14,7 +14,7 @@ from __future__ import annotations
 from .cli import CliParser, run_cli
 from .model_folder.artifact import CARD_FILE, read_model_info
 from .reports.card import push_to_hub, read_eval_metrics, write_model_card
-from .reports.evaluation import default_out_dir
+from .reports.evaluation import EVAL_METRICS_FILE, default_out_dir
 
 
 def build_parser() -> CliParser:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     """Write the card (and push); returns the exit code."""
     args = build_parser().parse_args(argv)
     read_model_info(args.model)  # fail early, before reading anything else
-    found = default_out_dir(args.model) / "metrics.json"
+    found = default_out_dir(args.model) / EVAL_METRICS_FILE
     eval_path = args.eval or (found if found.is_file() else None)
     eval_metrics = read_eval_metrics(eval_path) if eval_path else None
     path = write_model_card(args.model, eval_metrics)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import copy
 import functools
-from pathlib import Path
 
 import torch
 from accelerate import PartialState
+from accelerate.logging import get_logger
 from accelerate.utils import gather
 
 from ..config import Config
@@ -26,7 +26,9 @@ from ..model_folder.artifact import load_model
 from ..train import Preempted, RunFolder, Trainer
 from ..train.stop_signal import StopSignal
 from .dihedral import joint_class_names, score_joint, with_symmetry_targets
-from .scores import FOLD_FILE, OOF_FILE, Scores, load_scores, merge_folds, save_scores
+from .scores import Scores, load_scores, merge_folds, save_scores
+
+logger = get_logger(__name__)
 
 # A fold is reused only when trained as the audit would train it now: the resume rule, plus its length
 # (which a resumed training run may change, but which changes the model that scored the fold).
@@ -48,8 +50,8 @@ def run_folds(cfg: Config, state: PartialState) -> None:
     with StopSignal().listening() as stop:
         _train_and_score(folds, reuse, stop, state)
     if state.is_main_process:
-        merged = merge_folds([load_scores(Path(fold.output_dir) / FOLD_FILE) for fold in folds])
-        save_scores(Path(cfg.output_dir) / OOF_FILE, merged)
+        merged = merge_folds([load_scores(RunFolder(fold.output_dir).heldout_scores) for fold in folds])
+        save_scores(RunFolder(cfg.output_dir).oof_scores, merged)
     state.wait_for_everyone()
 
 
@@ -57,22 +59,22 @@ def _train_and_score(folds: list[Config], reuse: bool, stop: StopSignal, state: 
     """The fold loop (on every rank)."""
     for k, fold in enumerate(folds):
         folder = RunFolder(fold.output_dir)
-        if reuse and (folder.root / FOLD_FILE).is_file():
-            state.print(f"audit: fold {k + 1}/{len(folds)} already scored ({folder.root / FOLD_FILE})")
+        if reuse and folder.heldout_scores.is_file():
+            logger.info(f"audit: fold {k + 1}/{len(folds)} already scored ({folder.heldout_scores})")
         else:
             if not (reuse and folder.is_finished()):
-                state.print(f"audit: fold {k + 1}/{len(folds)}: training in {folder.root}")
+                logger.info(f"audit: fold {k + 1}/{len(folds)}: training in {folder.root}")
                 if state.is_main_process:
-                    (folder.root / FOLD_FILE).unlink(missing_ok=True)  # stale scores of an earlier model
+                    folder.heldout_scores.unlink(missing_ok=True)  # stale scores of an earlier model
                 # its own signal handling while it runs; ours is back afterwards
                 Trainer(fold, functools.partial(with_symmetry_targets, seed=fold.seed)).fit()
             scores = score_fold(fold, k, state)
             if state.is_main_process:
-                save_scores(folder.root / FOLD_FILE, scores)
-            state.print(f"audit: fold {k + 1}/{len(folds)}: scored {len(scores.labels)} held-out glyphs")
+                save_scores(folder.heldout_scores, scores)
+            logger.info(f"audit: fold {k + 1}/{len(folds)}: scored {len(scores.labels)} held-out glyphs")
         state.wait_for_everyone()
         if stop.any_rank_received():
-            state.print("audit: stop signal received: run again to continue with the next fold")
+            logger.info("audit: stop signal received: run again to continue with the next fold")
             raise Preempted("stop signal received between folds", step=0)
 
 
@@ -80,7 +82,7 @@ def fold_config(cfg: Config, k: int) -> Config:
     """The training run of fold ``k``: the audit's config holding out part ``k``, in ``output_dir/fold_k``."""
     fold = copy.deepcopy(cfg)
     fold.data.fold = k
-    fold.output_dir = str(Path(cfg.output_dir) / f"fold_{k}")
+    fold.output_dir = str(RunFolder(cfg.output_dir).fold(k))
     return fold
 
 

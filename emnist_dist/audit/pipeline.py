@@ -24,7 +24,7 @@ from ..train.run_folder import RunFolder
 from ..train.__main__ import exit_code
 from .folds import check_reusable, run_folds
 from .ranking import COLUMNS, RANKING_COLUMNS, rank_glyphs, select_issues, summarize, summary_line
-from .scores import OOF_FILE, load_scores
+from .scores import load_scores
 
 DESCRIPTION = ("Audit an EMNIST split's training part: K-fold out-of-fold probabilities from the project's trainer, "
                "then label issues (confident learning) and pre-augmented (rotated/flipped) glyphs, ranked.")
@@ -47,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                         "(data.folds sets how many)")
     if cfg.resume not in ("auto", "never"):
         raise UserError(f"resume={cfg.resume}: expected auto or never (each fold resumes from its own checkpoints)")
-    return exit_code(lambda: audit(cfg))
+    return exit_code(lambda: print_summary(audit(cfg)))
+
+
+def print_summary(summary: dict) -> None:
+    """The command's result: the summary line (the main process's; the others' summary is empty)."""
+    if summary:
+        print(summary_line(summary), flush=True)
 
 
 def audit(cfg: Config) -> dict:
@@ -67,7 +73,6 @@ def audit(cfg: Config) -> dict:
     summary = {}
     if state.is_main_process:
         summary = write_report(cfg)
-        print(summary_line(summary), flush=True)
         save_config(cfg, config_path)  # the settings of the ranking now on disk
     state.wait_for_everyone()
     return summary
@@ -76,19 +81,18 @@ def audit(cfg: Config) -> dict:
 def write_report(cfg: Config) -> dict:
     """Rank ``oof_probs.safetensors`` and write scores.csv, label_issues.csv/.png, exclude.txt, summary.json; returns
     the summary."""
-    out = Path(cfg.output_dir)
-    folder = RunFolder(out)
-    scores = load_scores(out / OOF_FILE)
+    folder = RunFolder(cfg.output_dir)
+    scores = load_scores(folder.oof_scores)
     if scores.meta["split"] != cfg.data.split:
-        raise UserError(f"{out / OOF_FILE}: scores of split {scores.meta['split']!r}; data.split is "
+        raise UserError(f"{folder.oof_scores}: scores of split {scores.meta['split']!r}; data.split is "
                         f"{cfg.data.split!r}: expected the same")
     images, labels = load_split(prepare_data(cfg.data, progress=False), "train")
     if scores.meta["rows"] != len(labels) or not bool((labels[scores.index] == scores.labels).all()):
-        raise UserError(f"{out / OOF_FILE}: the training part of {cfg.data.source!r} is not the one the audit scored "
+        raise UserError(f"{folder.oof_scores}: the training part of {cfg.data.source!r} is not the one the audit scored "
                         "(sizes or labels differ): run the audit again without audit.rank_only")
     names = scores.meta["class_names"]
     ranking = rank_glyphs(scores, cfg.audit, names)
-    write_csv(ranking, out / "scores.csv", RANKING_COLUMNS)
+    write_csv(ranking, folder.scores_csv, RANKING_COLUMNS)
     issues = select_issues(ranking, cfg.audit.top)
     write_csv([{key: row[key] for key in COLUMNS} for row in issues], folder.label_issues_csv, COLUMNS)
     top = issues[: cfg.audit.sheet_size]
@@ -98,7 +102,7 @@ def write_report(cfg: Config) -> dict:
     save_figure(contact_sheet_figure(top, glyphs, title), folder.label_issues_png)
     write_text_atomic(folder.exclude, "".join(f"{row['index']}\n" for row in issues))
     summary = summarize(issues, len(scores.labels), names)
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")  # last: marks the audit done
+    write_text_atomic(folder.audit_summary, json.dumps(summary, indent=2) + "\n")  # last: marks the audit done
     return summary
 
 

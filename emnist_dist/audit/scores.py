@@ -1,7 +1,8 @@
 """Out-of-fold scores on disk: safetensors (tensors plus string metadata; nothing that unpickles).
 
 One file per fold (``fold_K/heldout_scores.safetensors``) and their union
-(``oof_probs.safetensors``), the input of the ranking, so it can be redone without retraining.
+(``oof_probs.safetensors``), the input of the ranking, so it can be redone without retraining
+(the run folder names both: ``RunFolder.heldout_scores``, ``RunFolder.oof_scores``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from ..errors import UserError
 from ..files import atomic_path
 from .dihedral import TRANSFORMS
 
-FOLD_FILE = "heldout_scores.safetensors"
-OOF_FILE = "oof_probs.safetensors"
 FORMAT = {"transforms": list(TRANSFORMS), "targets": "class x symmetry"}
 """What the scores mean: written into every file, checked on reading."""
 

@@ -21,7 +21,8 @@ from filelock import FileLock, Timeout
 from ..errors import UserError
 from ..files import sweep_temporaries
 from .dataset_io import PARTS, SplitArrays, verify_dataset, write_dataset
-from .readers import cache_name, describe, is_synthetic, read_source, synthetic_fonts
+from .readers import cache_name, describe, is_synthetic, read_source
+from .readers.synthetic_source import synthetic_fonts
 from .splits import get_split
 
 # Plain logging, not accelerate's adapter: the data commands run without an Accelerator (the adapter refuses

@@ -121,7 +121,7 @@ def check_parity(model: torch.nn.Module, info: ModelInfo, onnx_model: str | os.P
         top2 = np.sort(expected, axis=1)[:, -2:]
         clear = (top2[:, 1] - top2[:, 0]) > 2 * (ATOL + RTOL * np.abs(top2[:, 1]))
         if np.any((got.argmax(1) != expected.argmax(1)) & clear):
-            raise ParityError(f"ONNX and PyTorch predict different classes")
+            raise ParityError("ONNX and PyTorch predict different classes")
     return worst
 
 

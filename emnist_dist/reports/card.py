@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..files import write_text_atomic
 from ..model_folder.artifact import CARD_FILE, ONNX_FILE, ModelInfo, read_model_info
 from ..export.onnx_conversion import ATOL, RTOL
+from .evaluation import EVAL_METRICS_FILE
 
 LICENSE = "mit"
 """The project's licence (pyproject.toml, LICENSE), given to the weights it trains."""
@@ -149,7 +150,7 @@ def read_eval_metrics(path: str | os.PathLike) -> dict:
     """An ``evaluate`` report's metrics.json (or the folder holding it)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "metrics.json"
+        path = path / EVAL_METRICS_FILE
     expected = "expected the metrics.json written by python -m emnist_dist.evaluate"
     try:
         metrics = json.loads(path.read_text())

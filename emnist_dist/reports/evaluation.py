@@ -10,6 +10,7 @@ confusion matrix and the raw outputs; :func:`write_report` writes them as ``metr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ from .confusion import (
     write_csv,
 )
 
+logger = logging.getLogger(__name__)  # evaluation runs in one process: no accelerate state needed
+EVAL_METRICS_FILE = "metrics.json"
+"""The report's metrics file (what the model card reads)."""
 REFRAME_CHOICES = ("auto", "always", "never")
 """Values of :func:`evaluate`'s ``reframe``: convert when framed differently, always, or never."""
 
@@ -78,8 +82,8 @@ def evaluate(model_dir: str | os.PathLike, split: str | None = None, source: str
     difference = framing_difference(data_framing, info.framing)
     reframed = reframe == "always" or (reframe == "auto" and bool(difference))
     if reframed:
-        print(f"test glyphs framed unlike the model's training glyphs ({difference or 'as asked'}): converting "
-              f"{len(images)} to the model's framing (--reframe never keeps them)", file=sys.stderr)
+        logger.info(f"test glyphs framed unlike the model's training glyphs ({difference or 'as asked'}): converting "
+                    f"{len(images)} to the model's framing (--reframe never keeps them)")
         images = reframe_glyphs(images, info.framing)
     logits = predict_logits(model, info, images, device, batch_size, tta=tta)
     confidence, preds = logits.softmax(dim=1).max(dim=1)
@@ -122,5 +126,5 @@ def write_report(result: dict, out_dir: str | os.PathLike) -> Path:
     save_figure(worst_misclassified_figure(torch.as_tensor(result["images"]).numpy(), result["targets"].numpy(),
                                            result["preds"].numpy(), result["confidence"].numpy(), names),
                 out / "worst_misclassified.png")
-    write_text_atomic(out / "metrics.json", json.dumps(result["metrics"], indent=2) + "\n")
+    write_text_atomic(out / EVAL_METRICS_FILE, json.dumps(result["metrics"], indent=2) + "\n")
     return out

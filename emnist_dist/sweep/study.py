@@ -40,6 +40,7 @@ from optuna.trial import TrialState
 from ..errors import UserError, one_line
 from ..files import write_text_atomic
 from ..train.checkpoint import checkpoint_step, published_checkpoints
+from ..train.run_folder import RunFolder
 from .space import SearchSpace
 
 logger = logging.getLogger(__name__)  # the main process's alone: no accelerate state needed
@@ -234,7 +235,7 @@ def is_stale(path: Path, stale_after: float) -> bool:
 
 def latest_checkpoint_step(trial_dir: Path) -> int:
     """The step of the newest checkpoint in a trial's run folder, -1 when it has none."""
-    found = published_checkpoints(trial_dir) if trial_dir.is_dir() else []
+    found = published_checkpoints(RunFolder(trial_dir).checkpoints)
     return max((checkpoint_step(path) for path in found), default=-1)
 
 

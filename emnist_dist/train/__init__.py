@@ -10,8 +10,9 @@
 order; each component sits in its own module: :mod:`.batches` (device-resident, rank-sharded
 batches), :mod:`.augment` (random affine), :mod:`.mixup` (MixUp/CutMix), :mod:`.loss`
 (class-weighted KL), :mod:`.optim` (optimizer and schedule), :mod:`.network` (the timm model),
-:mod:`.checkpoint` (safe, verified, atomically published resumable state), :mod:`.run_folder`
-(:class:`RunFolder`: the files of ``output_dir``, one run per folder, bound to its settings),
+:mod:`.checkpoint` (safe, verified, atomically published resumable state), :mod:`.resume` (the checkpoint a
+run continues from), :mod:`.run_folder` (:class:`RunFolder`: the files of ``output_dir``, one run per folder,
+bound to its settings),
 :mod:`.agreement` (one decision, one error line for all processes), :mod:`.callbacks` (observing a run and
 stopping it: :class:`TrainerCallback`), :mod:`.tracking`, :mod:`.distributed`
 (the Accelerator, DDP helpers), :mod:`.stop_signal` (SIGTERM/SIGUSR1, shared with the audit) and

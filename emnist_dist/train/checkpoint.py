@@ -1,4 +1,4 @@
-"""Resumable checkpoints under ``output_dir/checkpoints/``: nothing in them can run code, a crash
+"""Resumable checkpoints in the run folder's checkpoints folder (:attr:`~.run_folder.RunFolder.checkpoints`): nothing in them can run code, a crash
 never leaves one that looks complete, and every file is verified before it is used.
 
 One checkpoint is a folder ``step_XXXXXXXX`` (a second save of the same step, e.g. an epoch-end
@@ -24,12 +24,12 @@ after that, each renamed out of view first. A ``kill -9`` at any point leaves th
 checkpoints intact and at most a hidden folder that the next save sweeps away (the run folder's
 lock guarantees no other writer). Only this package's own checkpoints (:func:`is_own_checkpoint`:
 the name pattern and a manifest naming that step) are ever deleted; anything else in
-``checkpoints/`` is left where it is.
+``checkpoints/`` is left where it is. The functions here take that folder (or a checkpoint in it);
+the :class:`CheckpointSaver` is bound to the run folder it is given.
 
-Resuming (the choice is :meth:`~.run_folder.RunFolder.choose_resume`'s): ``auto`` tries the newest
-checkpoint first; one whose manifest is missing or disagrees with its files is reported in one line
-and the next older one is tried. Files the manifest does not list (a ``.DS_Store``) are never read:
-they do not make a checkpoint damaged (:func:`unlisted_files` names them for a warning). A checkpoint written by
+Resuming (the choice is :func:`~.resume.choose_resume`'s) verifies a checkpoint first (:func:`verify_checkpoint`).
+Files the manifest does not list (a ``.DS_Store``) are never read: they do not make a checkpoint damaged
+(:func:`unlisted_files` names them for a warning). A checkpoint written by
 N processes resumes on M: the model, optimizer, schedule and position (in global batches) are the
 same for every process count; the per-process random streams are restored when N == M and
 reseeded from ``(seed, step, rank)`` otherwise.
@@ -47,7 +47,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,9 +61,7 @@ from ..errors import UserError, one_line
 from ..files import file_sha256, fsync_tree, write_bytes_atomic, write_error
 from ..model_folder.artifact import weights_bytes
 from .agreement import all_succeed, main_decides
-
-if TYPE_CHECKING:  # run_folder imports this module
-    from .run_folder import RunFolder
+from .run_folder import RunFolder
 
 logger = get_logger(__name__)
 FORMAT = 1
@@ -108,7 +106,7 @@ class CheckpointSaver:
     def save(self, step: int) -> Path:
         """A resumable checkpoint of ``step`` from every process (:func:`save_checkpoint`)."""
         best = self.parts.progress.best_step
-        return save_checkpoint(self.accelerator, self.folder.root, step, self.parts, identity=self.identity,
+        return save_checkpoint(self.accelerator, self.folder.checkpoints, step, self.parts, identity=self.identity,
                                keep_last=self.keep_last, protect_step=best if best >= 0 else None)
 
     def load(self, path: str | os.PathLike) -> int:
@@ -122,16 +120,12 @@ class CheckpointSaver:
             write_bytes_atomic(self.folder.best_weights, weights_bytes(net))
 
 
-def checkpoints_dir(output_dir: str | os.PathLike) -> Path:
-    return Path(output_dir) / "checkpoints"
-
-
-def published_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Published checkpoint folders (intact or not), oldest first by (step, generation)."""
-    folder = checkpoints_dir(output_dir)
+def published_checkpoints(folder: Path) -> list[Path]:
+    """The published checkpoint folders (intact or not) in checkpoints folder ``folder``, oldest first by
+    :func:`checkpoint_order`."""
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_dir() and _NAME.match(p.name)), key=_order)
+    return sorted((p for p in folder.iterdir() if p.is_dir() and _NAME.match(p.name)), key=checkpoint_order)
 
 
 def is_own_checkpoint(path: str | os.PathLike) -> bool:
@@ -166,20 +160,22 @@ def sweep_unfinished(folder: Path) -> list[Path]:
 
 def checkpoint_step(path: str | os.PathLike) -> int:
     """The optimizer step a checkpoint folder was saved at."""
-    return _order(Path(path))[0]
+    return checkpoint_order(path)[0]
 
 
-def _order(path: Path) -> tuple[int, int]:
-    match = _NAME.match(path.name)
+def checkpoint_order(path: str | os.PathLike) -> tuple[int, int]:
+    """``(step, generation)`` of a checkpoint folder: a later save sorts after an earlier one."""
+    match = _NAME.match(Path(path).name)
     return int(match.group(1)), int(match.group(2) or 0)
 
 
 # --- saving ------------------------------------------------------------------------------------
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, step: int, parts: CheckpointParts,
+def save_checkpoint(accelerator: Accelerator, folder: Path, step: int, parts: CheckpointParts,
                     *, identity: dict, keep_last: int, protect_step: int | None = None) -> Path:
-    """Write checkpoint ``step`` from every process, publish it atomically, then drop old ones.
+    """Write checkpoint ``step`` from every process into checkpoints folder ``folder``, publish it atomically,
+    then drop old ones.
 
     Args:
         identity: the run's settings (:func:`~.run_folder.run_identity`), checked when resuming.
@@ -190,7 +186,6 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, ste
         UserError: on every process, when any process could not write (full disk, read-only folder);
             the unfinished folder is removed and the previous checkpoints are untouched.
     """
-    folder = checkpoints_dir(output_dir)
     partial = folder / f".step_{step:08d}.partial"
     main_decides(accelerator, lambda: _begin(folder, partial, step))
     written, problem = {}, None
@@ -205,7 +200,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, ste
             shutil.rmtree(partial, ignore_errors=True)
         raise UserError(problems[0])
     files = {name: entry for report, _ in reports for name, entry in report.items()}
-    return Path(main_decides(accelerator, lambda: str(_publish(partial, step, files, keep_last, protect_step))))
+    return Path(main_decides(accelerator, lambda: str(_publish(folder, partial, step, files, keep_last,
+                                                               protect_step))))
 
 
 def _begin(folder: Path, partial: Path, step: int) -> None:
@@ -260,9 +256,8 @@ def _write(path: Path, data: bytes) -> dict:
     return {path.name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
 
 
-def _publish(partial: Path, step: int, files: dict, keep_last: int, protect_step: int | None) -> Path:
-    """Manifest last, flush, rename to a fresh name, then rotate (main process)."""
-    folder = partial.parent
+def _publish(folder: Path, partial: Path, step: int, files: dict, keep_last: int, protect_step: int | None) -> Path:
+    """Manifest last, flush, rename to a fresh name in ``folder``, then rotate (main process)."""
     try:
         manifest = {"format": FORMAT, "step": step, "files": dict(sorted(files.items()))}
         _write(partial / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
@@ -270,7 +265,7 @@ def _publish(partial: Path, step: int, files: dict, keep_last: int, protect_step
         final = _fresh_name(folder, step)
         os.rename(partial, final)
         fsync_tree(folder, recursive=False)
-        _rotate(final, keep_last, protect_step)
+        _rotate(folder, final, keep_last, protect_step)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise _save_error(step, folder, err) from None
@@ -278,20 +273,20 @@ def _publish(partial: Path, step: int, files: dict, keep_last: int, protect_step
 
 
 def _fresh_name(folder: Path, step: int) -> Path:
-    taken = [_order(p)[1] for p in published_checkpoints(folder.parent) if _order(p)[0] == step]
+    taken = [generation for s, generation in map(checkpoint_order, published_checkpoints(folder)) if s == step]
     name = f"step_{step:08d}" if not taken else f"step_{step:08d}_g{max(taken) + 1}"
     return folder / name
 
 
-def _rotate(newest: Path, keep_last: int, protect_step: int | None) -> None:
+def _rotate(folder: Path, newest: Path, keep_last: int, protect_step: int | None) -> None:
     """Keep ``newest``, the newest generation of the last ``keep_last`` steps up to its step and of
-    ``protect_step``; delete the rest of this package's own checkpoints, including folders of later
+    ``protect_step``; delete the rest of this package's own checkpoints in ``folder``, including folders of later
     steps (damaged ones that resuming skipped: a run never resumes from behind an intact one)."""
     step = checkpoint_step(newest)
-    found = [path for path in published_checkpoints(newest.parent.parent) if is_own_checkpoint(path)]
+    found = [path for path in published_checkpoints(folder) if is_own_checkpoint(path)]
     latest = {}
     for path in found:  # oldest first: the newest generation of each step wins
-        latest[_order(path)[0]] = path
+        latest[checkpoint_step(path)] = path
     current = [path for s, path in sorted(latest.items()) if s <= step]
     keep = {newest, *current[-keep_last:]}
     if protect_step is not None and protect_step <= step and protect_step in latest:
@@ -301,7 +296,7 @@ def _rotate(newest: Path, keep_last: int, protect_step: int | None) -> None:
             delete_checkpoint(path)
 
 
-# --- verifying and choosing ---------------------------------------------------------------------
+# --- verifying ---------------------------------------------------------------------
 
 
 def verify_checkpoint(path: str | os.PathLike) -> str | None:
@@ -352,7 +347,7 @@ def unlisted_files(path: str | os.PathLike) -> list[str]:
 
 
 def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike, parts: CheckpointParts, *, seed: int) -> int:
-    """Restore everything :func:`save_checkpoint` wrote (choose it with ``RunFolder.choose_resume``: it verifies).
+    """Restore everything :func:`save_checkpoint` wrote (choose it with :func:`~.resume.choose_resume`: it verifies).
 
     Returns the number of processes that wrote the checkpoint. When it differs from this run's,
     the per-process random streams are reseeded from ``(seed, step, rank)`` instead of restored.

@@ -9,10 +9,8 @@ A run folder holds one run at a time and is never resumed with settings that cha
   names what a resuming configuration changed. Every setting is part of the identity except
   those in :data:`MAY_CHANGE_ON_RESUME` (length, evaluation/logging/checkpoint cadence,
   trackers, performance switches, where things are, the audit's ranking settings).
-- :meth:`RunFolder.choose_resume` is the ``resume`` setting: the checkpoint to continue from, or
-  a fresh start (``never`` discards a previous run's checkpoints and records first). Whatever the
-  setting, it first refuses a folder holding, where a run writes, something this package did not
-  write (:meth:`RunFolder.not_written_here`): nothing a run overwrites or deletes is anyone else's.
+- :meth:`RunFolder.not_written_here` names what sits where a run writes but is not this package's
+  (``resume.py`` refuses such a folder before anything is overwritten or deleted).
 - :meth:`RunFolder.truncate_metrics` rewinds ``metrics.jsonl`` to a resumed step (a line torn by
   a crash is dropped); :meth:`RunFolder.append_metrics` adds one evaluation record.
 """
@@ -37,32 +35,27 @@ from ..errors import UserError
 from ..files import append_line, write_error, write_text_atomic
 from ..model_folder.artifact import CONFIG_FILE, MODEL_FOLDER_FILES
 from .agreement import main_decides
-from .checkpoint import (
-    RUN_STATE,
-    checkpoint_step,
-    checkpoints_dir,
-    delete_checkpoint,
-    is_own_checkpoint,
-    published_checkpoints,
-    sweep_unfinished,
-    unlisted_files,
-    verify_checkpoint,
-)
 
 logger = get_logger(__name__)
 # Every name in a run folder, here only; other modules ask a RunFolder for the path.
 CONFIG_YAML = "config.yaml"
 METRICS_LOG = "metrics.jsonl"
 FINAL_FILE = "final.json"
+CHECKPOINTS_DIR = "checkpoints"
 BEST_WEIGHTS_FILE = "best_model.safetensors"  # inside checkpoints/
 MODEL_DIR = "model"
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 WANDB_ID_FILE = "wandb_run_id"
-LABEL_ISSUES_CSV = "label_issues.csv"  # the audit's outputs
+FOLD_DIR = "fold_{k}"  # the audit's: its fold runs, the held-out scores in each, and what it writes
+HELDOUT_SCORES_FILE = "heldout_scores.safetensors"
+OOF_SCORES_FILE = "oof_probs.safetensors"
+SCORES_CSV = "scores.csv"
+LABEL_ISSUES_CSV = "label_issues.csv"
 LABEL_ISSUES_PNG = "label_issues.png"
 EXCLUDE_FILE = "exclude.txt"
+AUDIT_SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 # Settings a resumed run may change; everything else must match the checkpoint. A key ending in
 # "." covers its whole section.
@@ -91,7 +84,9 @@ class RunFolder:
     Paths: ``config`` (config.yaml), ``metrics`` (metrics.jsonl), ``final`` (final.json),
     ``checkpoints/`` (resumable state) with ``best_weights`` (the best-by-validation weights),
     ``model/`` (the exported model folder), ``confusion_matrix`` and ``curves`` (pictures), the trackers'
-    ``tensorboard/`` and ``wandb_id``; an audit's ``label_issues_csv``, ``label_issues_png`` and ``exclude``.
+    ``tensorboard/`` and ``wandb_id``; an audit's fold runs (:meth:`fold`), a fold's ``heldout_scores``, the
+    audit's ``oof_scores``, ``scores_csv``, ``label_issues_csv``, ``label_issues_png``, ``exclude`` and
+    ``audit_summary``.
     """
 
     def __init__(self, output_dir: str | os.PathLike):
@@ -99,18 +94,26 @@ class RunFolder:
         self.config = self.root / CONFIG_YAML
         self.metrics = self.root / METRICS_LOG
         self.final = self.root / FINAL_FILE
-        self.checkpoints = checkpoints_dir(self.root)
+        self.checkpoints = self.root / CHECKPOINTS_DIR
         self.best_weights = self.checkpoints / BEST_WEIGHTS_FILE
         self.model = self.root / MODEL_DIR
         self.confusion_matrix = self.root / CONFUSION_FILE
         self.curves = self.root / CURVES_FILE
         self.tensorboard = self.root / TENSORBOARD_DIR
         self.wandb_id = self.root / WANDB_ID_FILE
+        self.heldout_scores = self.root / HELDOUT_SCORES_FILE
+        self.oof_scores = self.root / OOF_SCORES_FILE
+        self.scores_csv = self.root / SCORES_CSV
         self.label_issues_csv = self.root / LABEL_ISSUES_CSV
         self.label_issues_png = self.root / LABEL_ISSUES_PNG
         self.exclude = self.root / EXCLUDE_FILE
+        self.audit_summary = self.root / AUDIT_SUMMARY_FILE
         self.lock = self.root / LOCK_FILE
         self._held: FileLock | None = None
+
+    def fold(self, k: int) -> Path:
+        """The run folder of an audit's fold ``k``."""
+        return self.root / FOLD_DIR.format(k=k)
 
     def claim(self, accelerator: Accelerator) -> None:
         """Create the folder and lock it for this run until the process ends or :meth:`release` (main process).
@@ -148,101 +151,6 @@ class RunFolder:
         lock, self._held = self._held, None
         if lock is not None:
             lock.release()
-
-    # -- resuming ---------------------------------------------------------------------------------
-
-    def choose_resume(self, accelerator: Accelerator, resume: str, identity: dict) -> Path | None:
-        """The checkpoint this run continues from (the same on every process), or None to start afresh.
-
-        ``never``: None, after discarding a previous run in the folder. ``auto``: the newest intact
-        checkpoint in the folder (damaged newer ones are reported and skipped), None when there is
-        none. ``PATH``: that checkpoint, which must be intact and not behind an intact one in the
-        folder. Files a chosen checkpoint's manifest does not list are named in a warning (never read).
-
-        Raises:
-            UserError: on every process: the folder holds what this package did not write where a run
-                writes (:meth:`not_written_here`), the chosen checkpoint was saved with other settings
-                (naming them), ``PATH`` is damaged or behind an intact checkpoint of the folder, or
-                ``auto`` finds checkpoints but none intact. Nothing in the folder has changed then.
-        """
-        chosen = main_decides(accelerator, lambda: self._choose(resume, identity))
-        return Path(chosen) if chosen is not None else None
-
-    def _choose(self, resume: str, identity: dict) -> str | None:
-        foreign = self.not_written_here()
-        if foreign:
-            raise UserError(f"output_dir={self.root} holds what emnist_dist did not write, where a run writes its "
-                            f"own files: {'; '.join(foreign)}: move {'it' if len(foreign) == 1 else 'them'} away, "
-                            "or use another output_dir")
-        if resume == "never":
-            self._discard_previous_run()
-            return None
-        if resume != "auto":
-            problem = verify_checkpoint(resume)
-            if problem:
-                raise UserError(f"resume={resume}: {problem}: expected an intact emnist_dist checkpoint folder")
-            _check_identity(Path(resume), identity, f"checkpoint {resume}")
-            self._refuse_abandoning(Path(resume), resume)
-            _warn_unlisted(Path(resume))
-            return resume
-        found = published_checkpoints(self.root)
-        for path in reversed(found):
-            problem = verify_checkpoint(path)
-            if problem is None:
-                _check_identity(path, identity, f"output_dir={self.root} holds a run that")
-                _warn_unlisted(path)
-                return str(path)
-            logger.warning(f"checkpoint {path} is damaged ({problem}); trying the previous one")
-        if found:
-            raise UserError(f"output_dir={self.root}: none of its {len(found)} checkpoints is intact: "
-                            "resume from a copy with --resume PATH, or start over with --resume never")
-        return None
-
-    def _refuse_abandoning(self, chosen: Path, resume: str) -> None:
-        """Refuse to continue from ``chosen`` while this folder holds an intact checkpoint of a later step (or a
-        later save of the same step): the saves of the continued run would rotate it out. A checkpoint from
-        another folder counts as older than every save of its step here."""
-        here = chosen.resolve().parent == self.checkpoints.resolve()
-        start = (checkpoint_step(chosen), _generation(chosen) if here else -1)
-        later = [path for path in published_checkpoints(self.root)
-                 if (checkpoint_step(path), _generation(path)) > start and is_own_checkpoint(path)
-                 and verify_checkpoint(path) is None]
-        if later:
-            raise UserError(f"resume={resume}: output_dir={self.root} holds a later intact checkpoint "
-                            f"({', '.join(path.name for path in later)}) that continuing from step {start[0]} "
-                            f"would delete: resume from it with --resume auto, or move it out of {self.checkpoints}")
-
-    def _discard_previous_run(self) -> None:
-        """``resume=never``: remove what a previous run left that a new run must not mix with its own (after
-        :meth:`not_written_here` found nothing foreign): this package's checkpoint folders and unfinished saves
-        in ``checkpoints/`` (which ``--resume auto`` would otherwise pick up later), ``best_model.safetensors``,
-        ``metrics.jsonl`` and ``final.json``. Anything else in ``checkpoints/`` stays (and is named). ``model/``
-        and tracker logs are replaced as the new run writes them."""
-        removed, kept = [], []
-        try:
-            if self.checkpoints.is_dir():
-                doomed = [path for path in published_checkpoints(self.root) if is_own_checkpoint(path)]
-                for path in doomed:
-                    delete_checkpoint(path)
-                swept = sweep_unfinished(self.checkpoints)
-                if self.best_weights.is_file():
-                    self.best_weights.unlink()
-                    doomed.append(self.best_weights)
-                if doomed or swept:
-                    removed.append(self.checkpoints.name)
-                kept = sorted(path.name for path in self.checkpoints.iterdir())
-                if not kept:
-                    self.checkpoints.rmdir()
-            for path in (self.metrics, self.final):
-                if path.is_file():
-                    path.unlink()
-                    removed.append(path.name)
-        except OSError as err:
-            raise write_error(self.root, err) from None
-        if removed:
-            logger.info(f"resume=never: discarded the previous run's {', '.join(removed)} in {self.root}")
-        if kept:
-            logger.info(f"resume=never: kept what emnist_dist did not write in {self.checkpoints}: {', '.join(kept)}")
 
     def not_written_here(self) -> list[str]:
         """What sits where a run writes but is not this package's, ``"NAME (what was expected)"`` each.
@@ -329,17 +237,6 @@ def _may_change(key: str) -> bool:
     return any(key == allowed or (allowed.endswith(".") and key.startswith(allowed)) for allowed in MAY_CHANGE_ON_RESUME)
 
 
-def _generation(path: Path) -> int:
-    return int(path.name.partition("_g")[2] or 0)
-
-
-def _warn_unlisted(path: Path) -> None:
-    unlisted = unlisted_files(path)
-    if unlisted:
-        logger.warning(f"checkpoint {path} holds {', '.join(unlisted)}, which its manifest does not list: "
-                       "ignored (never read)")
-
-
 def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text())
@@ -392,14 +289,6 @@ def _is_matplotlib_png(path: Path) -> bool:
             return image.format == "PNG" and str(image.info.get("Software", "")).startswith("Matplotlib")
     except Exception:  # PIL raises many kinds (unidentified image, decompression bomb, OSError) for a foreign file
         return False
-
-
-def _check_identity(path: Path, identity: dict, what: str) -> None:
-    saved = json.loads((path / RUN_STATE).read_text())["identity"]
-    changes = identity_changes(saved, identity)
-    if changes:
-        raise UserError(f"{what} was trained with other settings: {', '.join(changes)}; these cannot change "
-                        "on resume: use a new output_dir, or --resume never to start over")
 
 
 def _record(line: str) -> dict | None:

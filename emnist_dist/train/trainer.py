@@ -6,7 +6,7 @@ one node or many). :class:`Trainer` holds the run; read top to bottom it is the 
 1. ``__init__``: the Accelerator (precision, accumulation, trackers), the split as uint8 tensors
    (training part on the device), and the components (``components.py``: model, loss, optimizer,
    schedule, EMA, augmentation).
-2. ``fit``: claim the run folder and resume (``run_folder.py``), then
+2. ``fit``: claim the run folder (``run_folder.py``) and resume (``resume.py``), then
    ``while step < total: train_step(); maybe log / validate / checkpoint / stop``.
 3. ``train_step``: one optimizer step (all its accumulated micro-batches): device batch ->
    resize + affine -> normalise -> MixUp/CutMix -> weighted KL -> backward -> clip -> the optimizer (``train.optimizer``).
@@ -62,6 +62,7 @@ from .checkpoint import CheckpointParts, CheckpointSaver
 from .components import build_components, build_network
 from .distributed import broadcast_buffers, build_accelerator, ranks_in_sync
 from .outcomes import Diverged, Preempted
+from .resume import choose_resume
 from .run_folder import RunFolder, run_identity
 from .stop_signal import StopSignal
 from .throughput import ThroughputWindow, format_duration
@@ -406,7 +407,7 @@ class Trainer:
         the progress bar and the clock."""
         cfg, accelerator = self.cfg, self.accelerator
         self.folder.claim(accelerator)  # only now: a bad config or model has written nothing
-        path = self.folder.choose_resume(accelerator, cfg.resume, run_identity(cfg))
+        path = choose_resume(accelerator, self.folder, cfg.resume, run_identity(cfg))
         if path is not None:
             self.saver.load(path)
             logger.info(f"resumed from {path} at step {self.state.step} (epoch {self.epochs_begun})")

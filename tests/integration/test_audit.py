@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 
 from emnist_dist.audit.pipeline import main as audit_main
 from emnist_dist.audit.ranking import COLUMNS, RANKING_COLUMNS
+from emnist_dist.cli import log_to_console
 from emnist_dist.errors import UserError
 from tests.helpers.audit_folds import TINY_AUDIT, assert_scores_are_the_fold_models
 from tests.conftest import missing_system_dependency
@@ -128,6 +129,7 @@ def test_rank_only_needs_only_the_saved_probabilities(audited, tmp_path, capsys)
 
 
 def test_rerun_resumes_per_fold(audited, capsys):
+    log_to_console()  # the command's console: the fold lines are log records
     args = [*SHRUNK, *audited.data_args, "--output_dir", str(audited.out)]
     trained = {k: (audited.out / f"fold_{k}" / "model" / "model.safetensors").stat().st_mtime_ns for k in range(4)}
     (audited.out / "fold_1" / "heldout_scores.safetensors").unlink()

@@ -38,6 +38,7 @@ from emnist_dist.train.checkpoint import (
     verify_checkpoint,
 )
 from emnist_dist.cli import log_to_console
+from emnist_dist.train.resume import choose_resume
 from emnist_dist.train.run_folder import RunFolder, run_identity
 from tests.helpers.tiny_training import TinyRun
 
@@ -58,7 +59,13 @@ def console(capsys):
 
 
 def save(accelerator, run, out, keep_last=3):
-    return save_checkpoint(accelerator, out, run.progress.step, run.parts, identity=IDENTITY, keep_last=keep_last)
+    return save_checkpoint(accelerator, RunFolder(out).checkpoints, run.progress.step, run.parts, identity=IDENTITY,
+                           keep_last=keep_last)
+
+
+def published(out: Path) -> list[Path]:
+    """The published checkpoints of run folder ``out``, oldest first."""
+    return published_checkpoints(RunFolder(out).checkpoints)
 
 
 def trained(accelerator, steps, seed=1, width=16):
@@ -93,7 +100,7 @@ def test_resume_continues_exactly_like_the_uninterrupted_run(accelerator, tmp_pa
     expected = uninterrupted.snapshot()
 
     resumed = TinyRun(accelerator, seed=2)  # other initial weights and random streams
-    path = RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY)
+    path = choose_resume(accelerator, RunFolder(tmp_path), "auto", IDENTITY)
     assert load_checkpoint(accelerator, path, resumed.parts, seed=0) == 1
     assert resumed.progress.step == 2
     for _ in range(3):
@@ -155,7 +162,7 @@ def test_a_planted_pickle_with_a_matching_manifest_is_refused_without_running(ac
     shutil.copy(payload, path / name)
     restate_manifest(path, name)
     assert verify_checkpoint(path) is None  # the manifest cannot tell: loading must refuse it
-    chosen = RunFolder(tmp_path / "elsewhere").choose_resume(accelerator, str(path), IDENTITY)
+    chosen = choose_resume(accelerator, RunFolder(tmp_path / "elsewhere"), str(path), IDENTITY)
     message = one_line_error(lambda: load_checkpoint(accelerator, chosen, TinyRun(accelerator, 0).parts, seed=0))
     assert message.startswith(f"checkpoint {path}: cannot be loaded (") and "Weights only load failed" in message
     assert not marker.exists()
@@ -165,9 +172,9 @@ def test_a_planted_pickle_is_refused_before_loading(accelerator, tmp_path, capsy
     path = save(accelerator, trained(accelerator, 1), tmp_path / "run")
     payload, marker = planted(tmp_path, "rank_0.pt")
     shutil.copy(payload, path / "rank_0.pt")
-    message = one_line_error(lambda: RunFolder(tmp_path / "elsewhere").choose_resume(accelerator, str(path), IDENTITY))
+    message = one_line_error(lambda: choose_resume(accelerator, RunFolder(tmp_path / "elsewhere"), str(path), IDENTITY))
     assert message.startswith(f"resume={path}: rank_0.pt has 1")
-    message = one_line_error(lambda: RunFolder(tmp_path / "run").choose_resume(accelerator, "auto", IDENTITY))
+    message = one_line_error(lambda: choose_resume(accelerator, RunFolder(tmp_path / "run"), "auto", IDENTITY))
     assert "none of its 1 checkpoints is intact" in message
     assert capsys.readouterr().out.count("damaged") == 1
     assert not marker.exists()
@@ -187,7 +194,7 @@ def test_a_file_the_manifest_does_not_list_is_never_read_and_costs_no_checkpoint
         (newest / name).write_bytes(b"\0\0\0\1Bud1" + bytes(100))
     capsys.readouterr()
 
-    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) == newest
+    assert choose_resume(accelerator, RunFolder(tmp_path), "auto", IDENTITY) == newest
     assert capsys.readouterr().out.splitlines() == [
         f"warning: checkpoint {newest} holds {name}, which its manifest does not list: ignored (never read)"]
     resumed = TinyRun(accelerator, seed=5)
@@ -197,7 +204,7 @@ def test_a_file_the_manifest_does_not_list_is_never_read_and_costs_no_checkpoint
     # The run goes on: the next save rotates by age only, and the newest keeps its stray file.
     resumed.step()
     third = save(accelerator, resumed, tmp_path, keep_last=2)
-    assert published_checkpoints(tmp_path) == [newest, third] and (newest / name).is_file()
+    assert published(tmp_path) == [newest, third] and (newest / name).is_file()
 
 
 def test_resuming_from_behind_an_intact_checkpoint_is_refused_and_deletes_nothing(accelerator, tmp_path):
@@ -208,14 +215,14 @@ def test_resuming_from_behind_an_intact_checkpoint_is_refused_and_deletes_nothin
     elsewhere = tmp_path / "copy" / "step_00000002"
     shutil.copytree(newest, elsewhere)
     for start, step in ((older, 1), (elsewhere, 2)):  # a copy of the same step from elsewhere is behind it too
-        message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, str(start), IDENTITY))
+        message = one_line_error(lambda: choose_resume(accelerator, RunFolder(tmp_path), str(start), IDENTITY))
         assert message == (f"resume={start}: output_dir={tmp_path} holds a later intact checkpoint (step_00000002) "
                            f"that continuing from step {step} would delete: resume from it with --resume auto, "
                            f"or move it out of {tmp_path}/checkpoints")
-    assert published_checkpoints(tmp_path) == [older, newest] and verify_checkpoint(newest) is None
+    assert published(tmp_path) == [older, newest] and verify_checkpoint(newest) is None
 
     truncate(newest / "model.safetensors")  # damaged: nothing worth keeping ahead of step 1 any more
-    assert RunFolder(tmp_path).choose_resume(accelerator, str(older), IDENTITY) == older
+    assert choose_resume(accelerator, RunFolder(tmp_path), str(older), IDENTITY) == older
 
 
 # --- damaged checkpoints -----------------------------------------------------------------------
@@ -262,14 +269,14 @@ def test_a_damaged_newest_checkpoint_is_reported_in_one_line_and_the_older_one_i
     spoil(newest)
     capsys.readouterr()
 
-    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) == older
+    assert choose_resume(accelerator, RunFolder(tmp_path), "auto", IDENTITY) == older
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"warning: checkpoint {newest} is damaged (") and reason in lines[0]
     resumed = TinyRun(accelerator, seed=5)
     load_checkpoint(accelerator, older, resumed.parts, seed=0)
     assert resumed.progress.step == 1
 
-    message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, str(newest), IDENTITY))
+    message = one_line_error(lambda: choose_resume(accelerator, RunFolder(tmp_path), str(newest), IDENTITY))
     assert message.startswith(f"resume={newest}: ") and reason in message
 
 
@@ -279,7 +286,7 @@ def test_an_accelerate_save_state_folder_is_not_taken_for_a_checkpoint(accelerat
     foreign = tmp_path / "checkpoints" / "step_00000009"
     accelerator.save_state(str(foreign))  # model.safetensors + random_states_0.pkl ...: unpickled by load_state
     assert any(p.suffix == ".pkl" for p in foreign.iterdir())
-    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) == ours
+    assert choose_resume(accelerator, RunFolder(tmp_path), "auto", IDENTITY) == ours
     assert "step_00000009 is damaged (no manifest.json" in capsys.readouterr().out
 
 
@@ -308,11 +315,11 @@ def test_every_setting_but_the_documented_ones_is_bound_to_the_checkpoint():
 def test_a_resume_that_changes_bound_settings_is_refused_naming_them(accelerator, tmp_path):
     cfg = Config()
     run = trained(accelerator, 1)
-    save_checkpoint(accelerator, tmp_path, 1, run.parts, identity=run_identity(cfg), keep_last=2)
+    save_checkpoint(accelerator, RunFolder(tmp_path).checkpoints, 1, run.parts, identity=run_identity(cfg), keep_last=2)
 
     changed = Config()
     changed.model.name, changed.train.lr, changed.seed, changed.data.split = "resnet18", 0.5, 3, "digits"
-    message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, "auto", run_identity(changed)))
+    message = one_line_error(lambda: choose_resume(accelerator, RunFolder(tmp_path), "auto", run_identity(changed)))
     for change in ("model.name (efficientnet_b3 -> resnet18)", "train.lr (0.0001 -> 0.5)", "seed (0 -> 3)",
                    "data.split (byclass -> digits)"):
         assert change in message
@@ -322,17 +329,17 @@ def test_a_resume_that_changes_bound_settings_is_refused_naming_them(accelerator
     allowed = Config()
     allowed.train.epochs, allowed.train.max_steps, allowed.log.trackers = 99, 7, ["wandb"]
     allowed.checkpoint.every_steps, allowed.train.eval_every, allowed.output_dir = 5, 3, "moved"
-    assert checkpoint_step(RunFolder(tmp_path).choose_resume(accelerator, "auto", run_identity(allowed))) == 1
+    assert checkpoint_step(choose_resume(accelerator, RunFolder(tmp_path), "auto", run_identity(allowed))) == 1
 
 
 def test_resume_never_discards_the_previous_run(accelerator, tmp_path, capsys):
     save(accelerator, trained(accelerator, 1), tmp_path)
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "step": 1}\n')
     (tmp_path / "final.json").write_text('{"test/acc": 0.5, "step": 1}')
-    assert RunFolder(tmp_path).choose_resume(accelerator, "never", IDENTITY) is None
+    assert choose_resume(accelerator, RunFolder(tmp_path), "never", IDENTITY) is None
     assert "discarded the previous run's checkpoints, metrics.jsonl, final.json" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    assert RunFolder(tmp_path).choose_resume(accelerator, "auto", IDENTITY) is None
+    assert choose_resume(accelerator, RunFolder(tmp_path), "auto", IDENTITY) is None
 
 
 def test_resume_never_discards_only_this_packages_checkpoints(accelerator, tmp_path, capsys):
@@ -343,7 +350,7 @@ def test_resume_never_discards_only_this_packages_checkpoints(accelerator, tmp_p
     for name, data in others.items():
         (tmp_path / "checkpoints" / name).parent.mkdir(exist_ok=True)
         (tmp_path / "checkpoints" / name).write_bytes(data)
-    assert RunFolder(tmp_path).choose_resume(accelerator, "never", IDENTITY) is None
+    assert choose_resume(accelerator, RunFolder(tmp_path), "never", IDENTITY) is None
     assert not ours.exists()
     assert {name: (tmp_path / "checkpoints" / name).read_bytes() for name in others} == others
     assert capsys.readouterr().out.splitlines()[-1] == (
@@ -398,7 +405,7 @@ def test_what_emnist_dist_did_not_write_where_a_run_writes_is_refused_and_kept(a
                 shutil.copy(exported / own, tmp_path / "model" / own)
     before = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
-    message = one_line_error(lambda: RunFolder(tmp_path).choose_resume(accelerator, resume, IDENTITY))
+    message = one_line_error(lambda: choose_resume(accelerator, RunFolder(tmp_path), resume, IDENTITY))
     assert message.startswith(f"output_dir={tmp_path} holds what emnist_dist did not write, where a run writes its "
                               f"own files: {name} (expected ")
     assert message.endswith(": move it away, or use another output_dir")
@@ -413,11 +420,11 @@ def test_saving_a_step_again_publishes_a_new_generation_and_rotation_keeps_the_n
     first = save(accelerator, run, tmp_path, keep_last=2)
     again = save(accelerator, run, tmp_path, keep_last=2)
     assert (first.name, again.name) == ("step_00000001", "step_00000001_g1")
-    assert published_checkpoints(tmp_path) == [again]  # the older generation goes once the new one is in place
+    assert published(tmp_path) == [again]  # the older generation goes once the new one is in place
     for _ in range(3):
         run.step()
         save(accelerator, run, tmp_path, keep_last=2)
-    assert [p.name for p in published_checkpoints(tmp_path)] == ["step_00000003", "step_00000004"]
+    assert [p.name for p in published(tmp_path)] == ["step_00000003", "step_00000004"]
 
     # resumed from step 3 because step 4 is damaged: the next save drops the abandoned step 4
     truncate(tmp_path / "checkpoints" / "step_00000004" / "model.safetensors")
@@ -426,7 +433,7 @@ def test_saving_a_step_again_publishes_a_new_generation_and_rotation_keeps_the_n
     resumed.step()
     resumed.step()
     save(accelerator, resumed, tmp_path, keep_last=1)
-    assert [p.name for p in published_checkpoints(tmp_path)] == ["step_00000005"]
+    assert [p.name for p in published(tmp_path)] == ["step_00000005"]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000005"]
 
 
@@ -443,7 +450,7 @@ def phase(folder: Path, before: set[str]) -> str:
         return f"writing ({len(list(next(folder.glob('.step_*.partial')).iterdir()))} of 8 files)"
     if list(folder.glob(".step_*.deleting")):
         return "deleting the rotated-out folder"
-    now = {p.name for p in published_checkpoints(folder.parent)}
+    now = {p.name for p in published_checkpoints(folder)}
     return "not started" if now == before else "published"
 
 
@@ -460,7 +467,7 @@ def test_kill_9_at_random_points_of_a_save_never_leaves_a_damaged_checkpoint(acc
         weights[k] = {key: value.clone() for key, value in run.model.state_dict().items()}
         if k in saved:
             save(accelerator, run, template, keep_last)
-    before = {p.name for p in published_checkpoints(template)}
+    before = {p.name for p in published(template)}
 
     # Kill times are drawn uniformly over a horizon that adapts to how long a save takes here and
     # now (the machine's load varies): it shrinks after a kill that came when the save had already
@@ -493,9 +500,9 @@ def test_kill_9_at_random_points_of_a_save_never_leaves_a_damaged_checkpoint(acc
             where = phase(out / "checkpoints", before)
             phases[where] = phases.get(where, 0) + 1
 
-        visible = published_checkpoints(out)
+        visible = published(out)
         assert all(verify_checkpoint(p) is None for p in visible), f"trial {trial}: a damaged checkpoint"
-        chosen = RunFolder(out).choose_resume(accelerator, "auto", IDENTITY)
+        chosen = choose_resume(accelerator, RunFolder(out), "auto", IDENTITY)
         if saved:
             assert chosen is not None and checkpoint_step(chosen) in (max(saved), step)
         else:

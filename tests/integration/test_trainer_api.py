@@ -24,7 +24,7 @@ from emnist_dist.cli import log_to_console
 from emnist_dist.data.resize import to_model_input
 from emnist_dist.errors import UserError
 from emnist_dist.model_folder.artifact import load_model
-from emnist_dist.train import Preempted, Trainer
+from emnist_dist.train import Preempted, RunFolder, Trainer
 from emnist_dist.train.trainer import debug_config
 from emnist_dist.train.checkpoint import checkpoint_step, published_checkpoints, verify_checkpoint
 from tests.helpers.train_runs import TINY, metrics_lines
@@ -153,7 +153,7 @@ def test_preemption_raises_after_checkpointing_and_the_next_fit_resumes(tmp_path
     with pytest.raises(Preempted, match="SIGUSR1 received: checkpoint saved at step 3") as stopped:
         trainer.fit()
     assert stopped.value.step == 3
-    (newest,) = published_checkpoints(out)
+    (newest,) = published_checkpoints(RunFolder(out).checkpoints)
     assert checkpoint_step(newest) == 3 and verify_checkpoint(newest) is None
     assert not (out / "final.json").exists()
     assert signal.getsignal(signal.SIGUSR1) is usr1

@@ -1,4 +1,5 @@
-"""Where a split comes from: ``nist``, a local path, ``hf:OWNER/NAME`` or ``synthetic``; one reader module each.
+"""Where a split comes from: ``nist``, a local path, ``hf:OWNER/NAME`` or ``synthetic``; one reader module each,
+one row of :data:`SOURCE_KINDS` each (how the kind is recognised, named in the cache, described and read).
 
 Every reader returns :class:`~emnist_dist.data.dataset_io.SplitArrays` (images as the source stores
 them, labels as class ids); the NIST files, Hub/parquet copies and the synthetic stand-in all store
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ...errors import UserError
 from ..dataset_io import SplitArrays
@@ -24,7 +26,7 @@ from .nist_download import download_nist
 from .nist_files import has_nist_members, has_zip, read_nist_folder, read_zip, read_zip_in_folder
 from .parquet import has_parquet, is_saved_dataset, read_parquet_file, read_parquet_folder, read_saved_dataset
 from .published_folder import is_published_folder, read_published_folder
-from .synthetic_source import read_synthetic, synthetic_fonts
+from .synthetic_source import describe_synthetic, read_synthetic, synthetic_cache_tag
 
 FILE_READERS = {".zip": read_zip, ".parquet": read_parquet_file}
 """Reader of a local file, by its suffix."""
@@ -39,23 +41,78 @@ FOLDER_READERS = (
 """(recognises, read) of a local folder's layouts, in the order they are tried."""
 
 
+@dataclass(frozen=True)
+class SourceRequest:
+    """A split asked of a source, with what any kind of source may need to name, describe or read it."""
+
+    split: str
+    source: str
+    train_per_class: int = 0  # the synthetic stand-in's size and seed
+    test_per_class: int = 0
+    seed: int = 0
+    cache_dir: Path | None = None  # where a download goes (nist)
+    progress: bool = False
+    mirrors: Sequence[str] = ()
+
+
+def _describe_emnist(request: SourceRequest) -> str:
+    return f"EMNIST {request.split} ({request.source})"
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of ``source``: which strings it is, its cache entry's tag, its description and its reader."""
+
+    name: str
+    matches: Callable[[str], bool]
+    cache_tag: Callable[[SourceRequest], str]
+    read: Callable[[SourceRequest, SplitInfo], SplitArrays]
+    describe: Callable[[SourceRequest], str] = _describe_emnist
+
+
+def _local_tag(request: SourceRequest) -> str:
+    path = _existing_path(request.source)
+    return f"local-{_slug(path.name)}-{_fingerprint(path)}"
+
+
+def _describe_local(request: SourceRequest) -> str:
+    if mnist_format_members(_existing_path(request.source)):
+        return f"MNIST-format {request.split} ({request.source})"
+    return _describe_emnist(request)
+
+
+SOURCE_KINDS = (
+    SourceKind("synthetic", lambda source: source == "synthetic",
+               cache_tag=lambda r: synthetic_cache_tag(r.split, r.train_per_class, r.test_per_class, r.seed),
+               read=lambda r, info: read_synthetic(info, r.train_per_class, r.test_per_class, r.seed),
+               describe=lambda r: describe_synthetic(r.split)),
+    SourceKind("nist", lambda source: source == "nist", cache_tag=lambda r: "nist",
+               read=lambda r, info: read_path(download_nist(r.cache_dir, r.progress, r.mirrors), info)),
+    SourceKind("hub", lambda source: source.startswith("hf:"), cache_tag=lambda r: "hf-" + _slug(r.source[3:]),
+               read=lambda r, info: read_path(hub_snapshot(r.source[3:], info), info)),
+    SourceKind("local", lambda source: True, cache_tag=_local_tag,
+               read=lambda r, info: read_path(_existing_path(r.source), info), describe=_describe_local),
+)
+"""The kinds of ``source``, in the order they are tried (a local path: whatever the others are not)."""
+
+
+def source_kind(source: str) -> SourceKind:
+    """The kind of ``source`` (:data:`SOURCE_KINDS`)."""
+    return next(kind for kind in SOURCE_KINDS if kind.matches(source))
+
+
 def is_synthetic(source: str) -> bool:
-    return source == "synthetic"
+    return source_kind(source).name == "synthetic"
 
 
 def is_mnist_format(source: str) -> bool:
     """True for a local folder of MNIST-format files: a dataset of its own (MNIST, Fashion-MNIST ...), not EMNIST."""
-    return (not is_synthetic(source) and source != "nist" and not source.startswith("hf:")
-            and bool(mnist_format_members(_existing_path(source))))
+    return source_kind(source).name == "local" and bool(mnist_format_members(_existing_path(source)))
 
 
 def describe(split: str, source: str) -> str:
     """One human line naming what the data is; the synthetic stand-in says so plainly."""
-    if is_synthetic(source):
-        return f"SYNTHETIC stand-in for {split} (not EMNIST), fonts sha256:{synthetic_fonts(split)[:16]}"
-    if is_mnist_format(source):
-        return f"MNIST-format {split} ({source})"
-    return f"EMNIST {split} ({source})"
+    return source_kind(source).describe(SourceRequest(split, source))
 
 
 def cache_name(split: str, source: str, train_per_class: int, test_per_class: int, seed: int) -> str:
@@ -64,16 +121,8 @@ def cache_name(split: str, source: str, train_per_class: int, test_per_class: in
     A local path is keyed by its absolute location and the names, sizes and modification
     times of its files, so replacing the files makes a new entry instead of reusing a stale one.
     """
-    if is_synthetic(source):
-        tag = f"synthetic-{train_per_class}x{test_per_class}-seed{seed}-fonts{synthetic_fonts(split)[:12]}"
-    elif source == "nist":
-        tag = "nist"
-    elif source.startswith("hf:"):
-        tag = "hf-" + _slug(source[3:])
-    else:
-        path = _existing_path(source)
-        tag = f"local-{_slug(path.name)}-{_fingerprint(path)}"
-    return f"{split}-{tag}"
+    request = SourceRequest(split, source, train_per_class, test_per_class, seed)
+    return f"{split}-{source_kind(source).cache_tag(request)}"
 
 
 def read_source(
@@ -92,13 +141,8 @@ def read_source(
     ``mirrors``: URLs of copies of the NIST archive, tried in order after the official server
     (then those in ``$EMNIST_DIST_NIST_MIRRORS``); every copy must have the official md5.
     """
-    if is_synthetic(source):
-        return read_synthetic(info, train_per_class, test_per_class, seed)
-    if source == "nist":
-        return read_path(download_nist(cache_dir, progress, mirrors), info)
-    if source.startswith("hf:"):
-        return read_path(hub_snapshot(source[3:], info), info)
-    return read_path(_existing_path(source), info)
+    request = SourceRequest(info.name, source, train_per_class, test_per_class, seed, cache_dir, progress, mirrors)
+    return source_kind(source).read(request, info)
 
 
 def read_path(path: Path, info: SplitInfo) -> SplitArrays:

@@ -16,6 +16,16 @@ def synthetic_fonts(split: str) -> str:
     return font_fingerprint("".join(get_split(split).class_names))
 
 
+def synthetic_cache_tag(split: str, train_per_class: int, test_per_class: int, seed: int) -> str:
+    """The cache entry's tag: the sizes, the seed and the fonts decide the glyphs."""
+    return f"synthetic-{train_per_class}x{test_per_class}-seed{seed}-fonts{synthetic_fonts(split)[:12]}"
+
+
+def describe_synthetic(split: str) -> str:
+    """The stand-in says so plainly."""
+    return f"SYNTHETIC stand-in for {split} (not EMNIST), fonts sha256:{synthetic_fonts(split)[:16]}"
+
+
 def read_synthetic(info: SplitInfo, train_per_class: int, test_per_class: int, seed: int) -> SplitArrays:
     """Both parts of ``info``'s split drawn from fonts, stored transposed like the NIST files."""
     for name, value in (("synthetic_train_per_class", train_per_class), ("synthetic_test_per_class", test_per_class)):
