@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -91,6 +92,21 @@ def write_error(path: str | os.PathLike, err: OSError) -> UserError:
     """The one-line error for an ``OSError`` met while writing ``path``."""
     reason = err.strerror or type(err).__name__
     return UserError(f"{path}: could not be written ({reason}): expected a writable folder with free space")
+
+
+def check_writable_folder(what: str, folder: Path) -> None:
+    """Refuse, before any work, an output ``folder`` that cannot be written (``what`` names the option): a probe
+    file is created there and removed at once (permission bits alone miss read-only mounts and root's rights).
+
+    Raises:
+        UserError: the folder is missing, not a folder, read-only or not writable by this user.
+    """
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        reason = err.strerror or err
+        raise UserError(f"{what}: cannot write in {folder} ({reason}): expected a writable folder") from None
 
 
 def fsync_tree(path: str | os.PathLike, recursive: bool = True) -> None:

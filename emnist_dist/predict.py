@@ -20,7 +20,7 @@ from PIL import Image
 
 from .cli import CliParser, PerFileErrors, run_cli
 from .errors import UserError
-from .files import atomic_path
+from .files import atomic_path, check_writable_folder
 from .model_folder.artifact import load_model
 from .model_folder.predictor import choose_device, collect_images, predict_logits, top_k
 from .model_folder.preprocess import to_model_framing
@@ -31,10 +31,14 @@ def glyph_folder(path: str) -> Path:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--save-glyphs {path}: is a file; expected a folder (it is created if missing)")
+    if not folder.exists() and folder.suffix:
+        raise UserError(f"--save-glyphs {path}: would be a new folder named like a file ({folder.suffix}); expected "
+                        "a folder name without a suffix")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"--save-glyphs {path}: cannot create the folder ({err.strerror or err})") from None
+    check_writable_folder(f"--save-glyphs {path}", folder)
     return folder
 
 

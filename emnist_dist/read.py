@@ -18,7 +18,7 @@ from PIL import Image
 
 from .cli import CliParser, PerFileErrors, run_cli
 from .errors import UserError
-from .files import write_error
+from .files import check_writable_folder, write_error
 from .model_folder.artifact import load_model
 from .model_folder.preprocess import Photo, open_photo
 from .reading.line_reader import READ_PIXELS, Reading, allowed_classes, annotate, read_photo
@@ -30,13 +30,17 @@ ANNOTATION_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 def annotation_paths(out: str, photos: list[Path]) -> list[Path]:
     """Where ``--annotate OUT`` writes each photo's drawing: OUT itself for one photo when it ends in an
-    image suffix, else ``OUT/NNNNN_<stem>.png`` (the folder is created). A file already there (the photo
-    being read included) is refused: nothing is overwritten."""
+    image suffix, else ``OUT/NNNNN_<stem>.png`` (the folder is created). Refused before any photo is read:
+    a file already there (the photo being read included: nothing is overwritten), a new folder name with a
+    suffix (``x.txt``, or ``x.png`` for several photos: a file was meant), a place that cannot be written."""
     target = Path(out)
     one_file = len(photos) == 1 and target.suffix.lower() in ANNOTATION_SUFFIXES and not target.is_dir()
     if not one_file and target.exists() and not target.is_dir():
         raise UserError(f"--annotate {out}: is a file; expected a folder for {len(photos)} photos "
                         f"(or a new {'/'.join(ANNOTATION_SUFFIXES)} file for one photo)")
+    if not one_file and not target.exists() and target.suffix:
+        raise UserError(f"--annotate {out}: would be a new folder named like a file ({target.suffix}); expected "
+                        f"a {'/'.join(ANNOTATION_SUFFIXES)} file for one photo, else a folder name without a suffix")
     paths = [target] if one_file else [target / f"{i:05d}_{p.stem}.png" for i, p in enumerate(photos)]
     taken = [p for p in paths if p.exists() or p.is_symlink()]
     if taken:
@@ -46,6 +50,7 @@ def annotation_paths(out: str, photos: list[Path]) -> list[Path]:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"--annotate {out}: cannot create the folder ({err.strerror or err})") from None
+    check_writable_folder(f"--annotate {out}", target if not one_file else target.parent)
     return paths
 
 

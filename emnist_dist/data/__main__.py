@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..cli import CliParser, run_cli
+from ..errors import UserError
 from .cache import prepare
 from .splits import SPLITS
 
@@ -42,7 +45,8 @@ def build_parser() -> CliParser:
     inspect = commands.add_parser(
         "inspect", parents=[common], help="write a PNG grid of samples per class and print class counts"
     )
-    inspect.add_argument("--out", default=None, help="PNG to write (default: emnist-SPLIT-samples.png)")
+    inspect.add_argument("--out", default=None,
+                         help="new PNG to write (default: emnist-SPLIT-samples.png); an existing file is refused")
     inspect.add_argument("--per-class", type=int, default=8, help="samples per class in the grid")
     publish = commands.add_parser(
         "publish", parents=[common], help="write splits as a Hub dataset folder (Parquet + card); --split all for six"
@@ -68,11 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         print(publish(splits, args.source, args.out, cache_dir=args.cache_dir, repo_id=args.repo_id,
                       private=args.private, **options))
         return 0
+    if args.command == "inspect":
+        from .glyph_grid import existing_output_error  # torch and matplotlib: imported for inspect only
+
+        grid = Path(args.out or f"emnist-{args.split}-samples.png")
+        if grid.exists() or grid.is_symlink():  # refused before the split is prepared
+            raise UserError(existing_output_error(grid))
     path = prepare(args.split, args.source, args.cache_dir, **options)
     if args.command == "inspect":
-        from .glyph_grid import count_report, write_grid  # torch and matplotlib: imported for inspect only
+        from .glyph_grid import count_report, write_grid
 
-        out = write_grid(path, args.out or f"emnist-{args.split}-samples.png", args.per_class)
+        out = write_grid(path, grid, args.per_class)
         print(count_report(path))
         print(f"wrote {out}")
     else:

@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 
 from ..errors import UserError
 from ..files import sweep_temporaries
-from .dataset_io import PARTS, SplitArrays, verify_dataset, write_dataset
+from .dataset_io import PARTS, SplitArrays, foreign_entry_files, verify_dataset, write_dataset
 from .readers import cache_name, describe, is_synthetic, read_source
 from .readers.synthetic_source import synthetic_fonts
 from .splits import get_split
@@ -79,6 +79,11 @@ def prepare(
         if target.exists() and problem is None:  # another process built it while we waited
             return target
         if problem is not None:
+            foreign = foreign_entry_files(target) if target.is_dir() else []
+            if foreign:  # rebuilding replaces the folder: never with a user's file in it
+                raise UserError(f"cache {target} is damaged ({problem}) and holds what emnist_dist did not write: "
+                                f"{', '.join(foreign)}: expected only its dataset files (move them out, then run "
+                                "again to rebuild it)")
             say(True, f"cache {target} is damaged ({problem}): rebuilding it from {source}")
         description = describe(split, source)
         start = time.perf_counter()

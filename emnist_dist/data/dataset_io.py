@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -45,6 +46,10 @@ META_FILE = "emnist_dist.json"
 FORMAT_VERSION = 2  # 2: row counts and file checksums in META_FILE
 PARTS = ("train", "test")
 ARROW_FILE = "data-00000-of-00001.arrow"
+STATS_FILE = "image_stats.json"  # the training images' mean and std, added by :mod:`.stats` on first use
+ENTRY_FILES = frozenset({"dataset_dict.json", META_FILE, STATS_FILE, *PARTS, *(
+    f"{part}/{name}" for part in PARTS for name in (ARROW_FILE, "dataset_info.json", "state.json"))})
+"""Every path (relative, POSIX) a cache entry holds: the folder :func:`write_dataset` writes, with its statistics."""
 _BATCH_ROWS = 1000  # rows per Arrow record batch, as datasets writes them
 _IMAGE_TYPE = pa.list_(pa.list_(pa.uint8(), IMAGE_SIDE), IMAGE_SIDE)
 
@@ -101,6 +106,13 @@ def dataset_class_names(path: str | Path) -> list[str]:
     """Class names of the prepared dataset ``path``, in label order (those its source gave, else the split's)."""
     meta = read_meta(path)
     return list(meta.get("class_names") or get_split(meta["split"]).class_names)
+
+
+def foreign_entry_files(path: Path) -> list[str]:
+    """What the cache entry ``path`` holds besides :data:`ENTRY_FILES` (and this package's interrupted temporary
+    files), relative POSIX paths, sorted: a user's files, which rebuilding the entry would delete."""
+    found = (item.relative_to(path).as_posix() for item in path.rglob("*"))
+    return sorted(name for name in found if name not in ENTRY_FILES and not re.fullmatch(r"(.*/)?\..+\.tmp-\d+", name))
 
 
 def verify_dataset(path: str | Path) -> str | None:

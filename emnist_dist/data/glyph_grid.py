@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..files import write_error
 from .dataset_io import dataset_class_names, load_split, read_meta
 from .stats import class_counts
 
@@ -59,10 +60,26 @@ def write_grid(cache_path: str | Path, out: str | Path, per_class: int = 8) -> P
     ax.set_axis_off()
     fig.suptitle(f"{meta['description']}: {per_class} training samples per class", fontsize=16)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("xb") as file:  # created exclusively: an existing file is refused, never replaced
+            try:
+                fig.savefig(file, format="png")
+            except BaseException:
+                out.unlink()
+                raise
+    except FileExistsError:
+        raise UserError(existing_output_error(out)) from None
+    except OSError as err:
+        raise write_error(out, err) from None
+    finally:
+        plt.close(fig)
     return out
+
+
+def existing_output_error(out: Path) -> str:
+    """The refusal of an ``--out`` file that already exists."""
+    return f"--out {out}: already exists; expected a new file (nothing is overwritten)"
 
 
 def count_report(cache_path: str | Path) -> str:

@@ -2,12 +2,14 @@
 
 Layout: a big-endian header (magic 2051 + n, rows, cols for images; magic 2049 + n for
 labels) followed by a uint8 payload. The stored file is read whole (a gzip member is about a
-third of its payload), its header checked against what the file can hold, and the payload
-inflated by one ``zlib.decompress`` call into a buffer of exactly the size the header announces;
-the array is a view of that buffer. Streaming the inflation in chunks copied every byte once more
-and made the allocator hand out fresh memory per chunk (measured: 0.2-0.3 s of CPU per ByClass
-member more than one call), and a call without the size hint grows its output block by block and
-then joins the blocks, another full copy.
+third of its payload) and its header checked first, against what the file can hold and against
+the count its partner file declares. A gzip payload is then inflated piece by piece into one
+buffer of exactly the size the header announces, plus one byte: inflation stops as soon as the
+stream passes that size, so a small file that expands to gigabytes (a decompression bomb) is
+refused after inflating one byte more than the header promised, in bounded memory. The buffer is
+allocated once and each piece copied in once (measured on 150,000 glyphs, 112 MB: 0.6 s of CPU and
+122 MB of peak memory, against 0.6 s and 224 MB for one ``zlib.decompress`` call with the size
+hint, which cannot be told to stop); the array is a view of that buffer.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ IMAGE_SIDE = 28
 _GZIP = 31  # zlib's wbits for a gzip stream: parses the gzip header, checks the CRC-32 and length trailer
 _DEFLATE_MAX_RATIO = 1032  # the most deflate (gzip) can expand its input
 _HEAD_PROBE = 1 << 16  # compressed bytes inflated to read the header
+_INPUT_PIECE = 1 << 20  # compressed bytes handed to zlib per call
 
 
-def read_idx(stream: BinaryIO, name: str, kind: str, gzipped: bool) -> np.ndarray:
+def read_idx(
+    stream: BinaryIO, name: str, kind: str, gzipped: bool, partner: tuple[str, int] | None = None
+) -> np.ndarray:
     """Parse one IDX file into a read-only uint8 array.
 
     Args:
@@ -38,11 +43,13 @@ def read_idx(stream: BinaryIO, name: str, kind: str, gzipped: bool) -> np.ndarra
         name: how the file is named in error messages.
         kind: ``"images"`` -> ``(N, 28, 28)`` or ``"labels"`` -> ``(N,)``.
         gzipped: whether the stream is gzip-compressed (a ``.gz`` member).
+        partner: ``(name, count)`` of the labels file that goes with an images file: its header's N must
+            equal ``count``, checked before the payload is read.
 
     Raises:
         UserError: empty, truncated or non-gzip data, wrong magic, wrong image size, a header
-            claiming more than the file can hold (checked before anything is allocated for it),
-            or a payload that does not match the header.
+            claiming more than the file can hold or another count than its partner's (checked before
+            anything is allocated for it), or a payload that does not match the header.
     """
     magic, ndim = (IMAGES_MAGIC, 3) if kind == "images" else (LABELS_MAGIC, 1)
     header_len = 4 + 4 * ndim
@@ -68,9 +75,12 @@ def read_idx(stream: BinaryIO, name: str, kind: str, gzipped: bool) -> np.ndarra
             f"bytes (at most {len(stored) * _DEFLATE_MAX_RATIO} once decompressed): expected a header that "
             "matches the payload"
         )
-    # One byte of room beyond the expected size: a buffer filled exactly would make zlib grow it
-    # (and join the pieces) just to find the end of the stream.
-    data = _gunzip(stored, name, header_len + claimed + 1) if gzipped else stored
+    if partner is not None and dims[0] != partner[1]:
+        raise UserError(
+            f"{name} holds {dims[0]} {kind} but {partner[0]} holds {partner[1]} labels: expected equal counts"
+        )
+    # One byte of room beyond the expected size: filling it shows the payload is longer than the header says.
+    data = _gunzip(stored, name, header_len + claimed + 1) if gzipped else np.frombuffer(stored, np.uint8)
     del stored
     payload = len(data) - header_len
     if payload < claimed:
@@ -82,7 +92,7 @@ def read_idx(stream: BinaryIO, name: str, kind: str, gzipped: bool) -> np.ndarra
         raise UserError(
             f"{name}: payload longer than the header's {_shape(dims)} ({claimed} bytes): expected exactly that"
         )
-    return np.frombuffer(data, dtype=np.uint8, count=claimed, offset=header_len).reshape(dims)
+    return data[header_len:].reshape(dims)
 
 
 def _gunzip_head(stored: bytes, name: str, header_len: int) -> bytes:
@@ -93,24 +103,38 @@ def _gunzip_head(stored: bytes, name: str, header_len: int) -> bytes:
         raise _gzip_error(name, err) from None
 
 
-def _gunzip(stored: bytes, name: str, size_hint: int) -> bytes:
-    """Inflate the whole gzip file ``stored`` into one buffer of ``size_hint`` bytes (grown if need be).
+def _gunzip(stored: bytes, name: str, limit: int) -> np.ndarray:
+    """The gzip file ``stored`` inflated, stopping once ``limit`` bytes are out (a longer stream is cut there).
 
-    Data after the end of the gzip stream, which ``zlib.decompress`` ignores, is found from the
-    stream's length trailer (the last 4 bytes of a single-member gzip file: the length mod 2^32).
+    The whole stream must be one gzip member, intact to its CRC-32 and length trailer (zlib checks it when the
+    stream ends within ``limit``).
     """
+    buffer = np.empty(limit, np.uint8)  # pages are only claimed as they are written
+    out = memoryview(buffer)
+    inflater = zlib.decompressobj(wbits=_GZIP)
+    source = memoryview(stored)
+    filled = fed = 0
     try:
-        data = zlib.decompress(stored, wbits=_GZIP, bufsize=size_hint)
+        while filled < limit and fed < len(stored) and not inflater.eof:
+            # A small input piece per call: zlib parks the input it could not inflate within the room left in
+            # ``unconsumed_tail``, a copy, and stopping at ``limit`` leaves at most one piece there.
+            given = source[fed:fed + _INPUT_PIECE]
+            piece = inflater.decompress(given, limit - filled)
+            fed += len(given) - len(inflater.unconsumed_tail)
+            out[filled:filled + len(piece)] = piece
+            filled += len(piece)
     except zlib.error as err:
         raise _gzip_error(name, err) from None
-    if stored[-4:] != (len(data) & 0xFFFFFFFF).to_bytes(4, "little"):
+    if filled < limit and not inflater.eof:
+        raise UserError(f"{name}: gzip stream ends early (truncated file): expected a complete .gz file")
+    if inflater.eof and (inflater.unused_data or fed < len(stored)):
         raise UserError(f"{name}: data after the end of the gzip stream: expected a single gzip member")
-    return data
+    out.release()
+    buffer.flags.writeable = False
+    return buffer[:filled]
 
 
 def _gzip_error(name: str, err: zlib.error) -> UserError:
-    if "incomplete or truncated" in str(err):
-        return UserError(f"{name}: gzip stream ends early (truncated file): expected a complete .gz file")
     return UserError(f"{name}: not a valid gzip stream ({err}): expected a gzip-compressed IDX file")
 
 

@@ -221,8 +221,9 @@ def _already_published(given: Path, out: Path, names: list[str], origin: list[st
     describes; False when it is new or empty (``given``: ``--out`` as the user wrote it, for messages).
 
     Raises:
-        UserError: ``out`` holds anything else, or splits published from another source (publish never
-            overwrites what it did not write, nor one copy with another).
+        UserError: ``out`` holds anything else, splits published from another source (publish never
+            overwrites what it did not write, nor one copy with another), or a published folder with files
+            publish did not write beside its own (re-used, they would be uploaded with it).
     """
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return False
@@ -238,6 +239,13 @@ def _already_published(given: Path, out: Path, names: list[str], origin: list[st
         raise UserError(f"--out {given}: holds {', '.join(names)} published from another source (its card: "
                         f"{was.lstrip('- ')}; this source: {now.lstrip('- ')}): expected the same source, or a "
                         "new or empty folder")
+    written = {out / CARD_FILE, *(file for config in configs.values() for entry in config.get("data_files") or []
+                                  if isinstance(entry, dict) for file in out.glob(str(entry.get("path", ""))))}
+    foreign = sorted(str(p.relative_to(out)) for p in out.rglob("*")
+                     if (p.is_file() or p.is_symlink()) and p not in written)
+    if foreign:  # kept as it is, it would be re-used (and uploaded) with them
+        raise UserError(f"--out {given}: holds the published {', '.join(names)} and files publish did not write "
+                        f"({', '.join(foreign[:3])}): expected only its card and Parquet files (move the others out)")
     return True
 
 

@@ -14,13 +14,12 @@ from filelock import FileLock
 from ..errors import UserError, one_line
 from ..files import write_bytes_atomic, write_text_atomic
 from .cache import lock_path
-from .dataset_io import META_FILE, load_split, read_meta
+from .dataset_io import META_FILE, STATS_FILE, load_split, read_meta
 from .idx import IMAGE_SIDE
 from .resize import resize_to_float
 
 logger = logging.getLogger(__name__)  # plain logging, as in cache.py
 
-STATS_FILE = "image_stats.json"
 _STATS_BATCH = 8192
 
 

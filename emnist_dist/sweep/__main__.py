@@ -98,28 +98,35 @@ def run_local_workers(sweep: Sweep, child_args: list[str], count: int) -> int:
                        epochs=sweep.base.train.epochs)  # created once here (bad input stops before any worker)
     workers = [subprocess.Popen([sys.executable, "-m", "emnist_dist.sweep", *child_args],
                                 env={**os.environ, "EMNIST_SWEEP_WORKER": str(i)}) for i in range(count)]
-
-    def forward(signum, frame) -> None:
-        for process in workers:
-            if process.poll() is None:
-                process.send_signal(signum)
-
-    def stop_gracefully(signum, frame) -> None:  # Ctrl-C: the workers checkpoint as on SIGTERM, never orphaned
-        forward(signal.SIGTERM, frame)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
-    previous[signal.SIGINT] = signal.signal(signal.SIGINT, stop_gracefully)
-    try:
-        codes = [process.wait() for process in workers]
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    codes = wait_forwarding_signals(workers)
     with sweep.folder.claims():
         write_results(study, sweep.folder, sweep.space.metric, sweep.space.keys)
     write_pictures(study, sweep.folder)
     if EXIT_PREEMPTED in codes:
         return EXIT_PREEMPTED
     return next((code for code in codes if code), 0)
+
+
+def wait_forwarding_signals(workers: list[subprocess.Popen]) -> list[int]:
+    """Wait for ``workers`` and return their exit codes. SIGTERM/SIGUSR1 received meanwhile are passed on to those
+    still running, and SIGINT (Ctrl-C) as SIGTERM: the workers checkpoint, never die mid-save or run on orphaned.
+    The previous handlers are back on return."""
+
+    def forward(signum, frame) -> None:
+        for process in workers:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    def stop_gracefully(signum, frame) -> None:
+        forward(signal.SIGTERM, frame)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, stop_gracefully)
+    try:
+        return [process.wait() for process in workers]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def summarize(folder: StudyFolder) -> int:

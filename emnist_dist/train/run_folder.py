@@ -177,7 +177,7 @@ class RunFolder:
                    if (path.exists() or path.is_symlink()) and not ours(path)]
         if self.model.is_dir():
             config = self.model / CONFIG_FILE
-            if not _is_model_config(config):
+            if (config.exists() or config.is_symlink()) and not _is_model_config(config):  # absent: nothing to name
                 foreign.append(f"{config.relative_to(self.root)} (expected the config.json of a model emnist_dist "
                                "exported)")
             foreign += [f"{path.relative_to(self.root)} (expected only {', '.join(MODEL_FOLDER_FILES)})"

@@ -4,7 +4,10 @@ nothing left in the cache."""
 import codecs
 import gzip
 import struct
+import subprocess
+import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -349,8 +352,65 @@ def test_a_header_claiming_a_billion_images_over_a_few_bytes_is_one_line(tmp_pat
     data = struct.pack(">IIII", 2051, 10**9, 28, 28) + bytes(100)
     path.write_bytes(gz(data) if compressed else data)
     line = cli_error(capsys, tmp_path / "cache", folder)
-    assert str(path) in line and "1000000000x28x28 = 784000000000" in line
-    assert ("compressed bytes" if compressed else "payload has 100 bytes") in line
+    if compressed:
+        assert str(path) in line and "1000000000x28x28 = 784000000000" in line and "compressed bytes" in line
+    else:  # the labels beside it hold 60: refused by the count before the payload is read
+        assert line.startswith(f"error: {path} holds 1000000000 images but ") and "holds 60 labels" in line
+
+
+def gzip_bomb(payload: bytes, zeros: int) -> bytes:
+    """A valid gzip file of ``payload`` then ``zeros`` zero bytes (a multiple of 16 MiB), in about 1/1000 the size.
+
+    Built without compressing all the zeros: after a full flush deflate starts afresh, so one flushed 16 MiB piece
+    of zeros is the same bytes each time and is repeated; the trailer holds the CRC-32 and length of the whole.
+    """
+    piece_size = 1 << 24
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)  # a raw deflate stream; the gzip wrapper is written here
+    head = deflate.compress(payload) + deflate.flush(zlib.Z_FULL_FLUSH)
+    piece = deflate.compress(bytes(piece_size)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(payload)
+    for _ in range(zeros // piece_size):
+        crc = zlib.crc32(bytes(piece_size), crc)
+    size = (len(payload) + zeros) & 0xFFFFFFFF
+    return (b"\x1f\x8b\x08\0\0\0\0\0\2\xff" + head + piece * (zeros // piece_size) + deflate.flush()
+            + struct.pack("<II", crc, size))
+
+
+# Runs ``python -m emnist_dist.data ARGS`` and at exit writes the process's /proc status to the file named first. Its
+# VmHWM is this program's own peak memory: a child's ru_maxrss (wait4) starts from the parent's (here pytest's) peak.
+PEAK_REPORTING_DATA_CLI = (
+    "import atexit, runpy, sys; status = sys.argv.pop(1); "
+    "atexit.register(lambda: open(status, 'w').write(open('/proc/self/status').read())); "
+    "runpy.run_module('emnist_dist.data', run_name='__main__', alter_sys=True)"
+)
+
+
+def prepare_peak_mb(source: Path, cache: Path) -> tuple[int, str, float]:
+    """``python -m emnist_dist.data prepare --split mnist`` in a child process: exit code, stderr, peak memory (MB)."""
+    status = cache.parent / "status.txt"
+    proc = subprocess.run([sys.executable, "-c", PEAK_REPORTING_DATA_CLI, str(status), "prepare", "--split", "mnist",
+                           "--source", str(source), "--cache-dir", str(cache)], capture_output=True, text=True)
+    peak_kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+    return proc.returncode, proc.stderr, peak_kb / 1024
+
+
+def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path):
+    """Found by the hostile pass: a 1.5 MB .gz expanding to 1.5 GB took 13 s and 3.1 GB before it was refused.
+    Inflation now stops one byte past the size the header states (here 512 MiB of zeros follow 100 glyphs)."""
+    good = random_mnist_format(tmp_path / "good", 100, 20, seed=0)
+    code, err, good_peak = prepare_peak_mb(good, tmp_path / "cache")
+    assert code == 0, err
+    bomb = random_mnist_format(tmp_path / "bomb", 100, 20, seed=0)
+    path = bomb / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip_bomb(gzip.decompress(path.read_bytes()), 1 << 29))
+    with gzip.open(path) as inflated:  # a true gzip file (its CRC-32 and length checked), read in pieces
+        size = sum(len(piece) for piece in iter(lambda: inflated.read(1 << 24), b""))
+    assert path.stat().st_size < 700_000 and size == 16 + 78_400 + (1 << 29)
+    code, err, bomb_peak = prepare_peak_mb(bomb, tmp_path / "cache")
+    assert code == 2 and err.endswith(f"\nerror: {path}: payload longer than the header's 100x28x28 (78400 bytes): "
+                                      "expected exactly that\n") and "Traceback" not in err
+    assert bomb_peak < good_peak + 64, (bomb_peak, good_peak)
+    assert not any(p.suffix != ".lock" and "bomb" in p.name for p in (tmp_path / "cache").rglob("*"))
 
 
 @pytest.mark.parametrize("kind", ["folder", "dangling link"])

@@ -68,6 +68,20 @@ def test_inspect_counts_imbalance_and_picture(tmp_path, capsys):
         assert picture.format == "PNG" and picture.width > 200 and picture.height > 200
 
 
+def test_inspect_refuses_an_existing_out_before_preparing(tmp_path, capsys):
+    """Found by the hostile pass: ``inspect --out X`` replaced an existing X."""
+    png = tmp_path / "grid.png"
+    png.write_bytes(b"a user's picture")
+    cache = tmp_path / "c"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["inspect", "--split", "digits", "--source", "synthetic", "--synthetic-train-per-class", "2",
+                       "--synthetic-test-per-class", "1", "--cache-dir", str(cache), "--out", str(png)])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and captured.out == ""
+    assert captured.err == f"error: --out {png}: already exists; expected a new file (nothing is overwritten)\n"
+    assert png.read_bytes() == b"a user's picture" and not cache.exists()  # nothing prepared either
+
+
 def test_mosaic_puts_each_class_in_its_row():
     images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 1, 28, 28) * 40
     labels = torch.tensor([1, 0, 1, 2, 0, 1])

@@ -1,5 +1,6 @@
 """The ``nist`` source against loopback HTTP servers: one that honours Range requests, and failing mirrors."""
 
+import hashlib
 import socket
 from pathlib import Path
 
@@ -40,6 +41,25 @@ def test_md5_mismatch(tmp_path, archive_server, monkeypatch, capsys):
     assert f"expected {'0' * 32}" in err
     # the bad download is removed too (empty lock files stay)
     assert [p.name for p in cache_root.rglob("*") if p.is_file() and p.suffix != ".lock"] == []
+
+
+@pytest.mark.parametrize("value", ["58c8d27c", "z" * 32, "58c8d27c78d21e728a6bc7b3cc06412e0"])
+def test_a_malformed_md5_is_refused_before_the_download(tmp_path, archive_server, monkeypatch, capsys, value):
+    """Found by the hostile pass: a malformed EMNIST_DIST_NIST_MD5 was found only after the whole download."""
+    monkeypatch.setenv("EMNIST_DIST_NIST_MD5", value)
+    cache_root = tmp_path / "cache"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["prepare", "--split", "digits", "--source", "nist", "--cache-dir", str(cache_root)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2
+    assert err == f"error: EMNIST_DIST_NIST_MD5={value!r}: expected an md5 digest, 32 hexadecimal digits"
+    assert archive_server.ranges == []  # no request was made
+    assert [p.name for p in cache_root.rglob("*") if p.is_file() and p.suffix != ".lock"] == []
+
+
+def test_an_upper_case_md5_is_the_same_digest(tmp_path, archive_server, monkeypatch):
+    monkeypatch.setenv("EMNIST_DIST_NIST_MD5", hashlib.md5(archive_server.payload).hexdigest().upper())
+    assert_matches(prepare("digits", "nist", tmp_path / "cache", progress=False), archive_server.raws["digits"])
 
 
 def test_interrupted_download_resumes(tmp_path, archive_server):

@@ -289,6 +289,21 @@ def test_publishing_into_a_published_folder_from_another_source_is_refused_namin
     assert f"; this source: `gzip.zip`: md5 `{md5}`): expected the same source" in captured.err
 
 
+def test_a_published_folder_holding_another_file_is_not_reused(tmp_path, capsys):
+    """Found by the hostile pass: publishing again kept the folder, a user's file in it included (and would have
+    uploaded it with --repo-id)."""
+    out, argv = small_publish(tmp_path)
+    assert run_main(argv, capsys)[0] == 0
+    (out / "digits" / "notes.txt").write_text("mine")
+    code, captured = run_main(argv, capsys)
+    assert code == 2 and captured.err.strip().splitlines()[-1] == (
+        f"error: --out {out}: holds the published digits and files publish did not write (digits/notes.txt): "
+        "expected only its card and Parquet files (move the others out)")
+    assert (out / "digits" / "notes.txt").read_text() == "mine"
+    (out / "digits" / "notes.txt").unlink()
+    assert run_main(argv, capsys)[0] == 0  # its own files alone: re-used
+
+
 def test_an_mnist_format_folder_is_published_with_its_class_names_and_as_what_it_is(tmp_path):
     source = random_mnist_format(tmp_path / "fashion-mnist", 40, 20, seed=9, classes=FASHION_CLASSES)
     out = publish(["mnist"], str(source), tmp_path / "hub", cache_dir=tmp_path / "cache", progress=False)

@@ -63,6 +63,33 @@ def test_annotate_refuses_an_existing_file_and_never_touches_the_photo(tmp_path,
         assert drawn.size == Image.open(photo).size
 
 
+def test_annotate_names_a_png_file_or_a_folder_and_a_name_like_a_file_is_refused(tmp_path, trained_model_dir,
+                                                                                  capsys):
+    """Found by the hostile pass: ``--annotate x.txt`` became a folder named x.txt."""
+    photo = words_photo(tmp_path / "words.png")
+    for photos, out in (([photo], tmp_path / "x.txt"), ([photo, photo], tmp_path / "drawn.png")):
+        code, printed, err = run(["--model", str(trained_model_dir), *map(str, photos), "--annotate", str(out)], capsys)
+        assert (code, printed) == (2, "") and err == (
+            f"error: --annotate {out}: would be a new folder named like a file ({out.suffix}); expected a "
+            ".png/.jpg/.jpeg/.webp file for one photo, else a folder name without a suffix\n")
+        assert not out.exists()
+    glyphs = tmp_path / "glyphs.png"  # predict's --save-glyphs takes a folder by the same rule
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(predict_main, ["--model", str(trained_model_dir), str(photo), "--save-glyphs", str(glyphs)])
+    assert exit_info.value.code == 2 and "would be a new folder named like a file (.png)" in capsys.readouterr().err
+    assert not glyphs.exists()
+
+
+def test_annotate_into_a_place_that_cannot_be_written_is_refused_before_reading(tmp_path, trained_model_dir, capsys):
+    """Found by the hostile pass: the failure came after the photos were read."""
+    photo = words_photo(tmp_path / "words.png")
+    out = tmp_path / "missing" / "drawn.png"
+    code, printed, err = run(["--model", str(trained_model_dir), str(photo), "--annotate", str(out)], capsys)
+    assert (code, printed) == (2, "")  # nothing read
+    assert err == (f"error: --annotate {out}: cannot write in {out.parent} (No such file or directory): "
+                   "expected a writable folder\n")
+
+
 @pytest.mark.parametrize("suffix", [".png", ".tiff"])
 def test_twelve_bit_images_are_scaled_by_their_own_range(tmp_path, trained_model_dir, capsys, suffix):
     photo = deep_grey_png(tmp_path / f"deep{suffix}", "4072 518", bits=12)

@@ -93,6 +93,24 @@ def test_a_damaged_cache_is_rebuilt_saying_so(tmp_path, reference, damage, capsy
         assert torch.equal(got_images, images) and torch.equal(got_labels, labels)
 
 
+def test_a_damaged_cache_holding_a_users_file_is_not_rebuilt_over_it(tmp_path, reference, capsys):
+    """Found by the hostile pass: rebuilding replaced the entry's folder, and a user's file in it went with it."""
+    cache = prepare("digits", "synthetic", tmp_path, progress=False, **SMALL)
+    image_stats(cache, 32)  # the statistics file a training run adds is the entry's own
+    flip_a_byte(arrow_file(cache, "test"))
+    (cache / "train" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError) as refused:
+        prepare("digits", "synthetic", tmp_path, progress=False, **SMALL)
+    assert str(refused.value) == (
+        f"cache {cache} is damaged (test/data-00000-of-00001.arrow does not match its SHA-256 in emnist_dist.json) "
+        "and holds what emnist_dist did not write: train/notes.txt: expected only its dataset files (move them out, "
+        "then run again to rebuild it)")
+    assert (cache / "train" / "notes.txt").read_text() == "mine"
+    (cache / "train" / "notes.txt").unlink()
+    prepare("digits", "synthetic", tmp_path, progress=False, **SMALL)
+    assert torch.equal(load_split(cache, "test")[0], reference[1][0])
+
+
 def test_a_cut_arrow_file_is_silent_to_datasets_but_not_to_load_split(tmp_path):
     cache = prepare("digits", "synthetic", tmp_path, progress=False, **SMALL)
     truncate_after_two_record_batches(arrow_file(cache))

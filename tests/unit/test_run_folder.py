@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from emnist_dist.model_folder.artifact import MODEL_FOLDER_FILES
 from emnist_dist.train.run_folder import RunFolder
 
 
@@ -26,3 +27,16 @@ def test_other_json_lines_are_not(tmp_path):
     assert metrics_verdict(tmp_path, '{"step": 10, "loss": 1.0}\n') == expected
     assert metrics_verdict(tmp_path, '{"epoch": 1, "step": 10}\nnot json\n') == expected
     assert metrics_verdict(tmp_path, '{"epoch": 1, "step": 10}\nplain text') == expected
+
+
+def test_a_users_file_in_model_is_named_alone(tmp_path):
+    """Found by the hostile pass: the refusal also named a model/config.json that did not exist."""
+    folder = RunFolder(tmp_path)
+    folder.model.mkdir()
+    (folder.model / "notes.txt").write_text("mine")
+    assert folder.not_written_here() == [f"model/notes.txt (expected only {', '.join(MODEL_FOLDER_FILES)})"]
+    (folder.model / "config.json").write_text("{}")  # there, and not a model's: named too
+    assert folder.not_written_here() == [
+        "model/config.json (expected the config.json of a model emnist_dist exported)",
+        f"model/notes.txt (expected only {', '.join(MODEL_FOLDER_FILES)})",
+    ]

@@ -9,6 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import optuna
@@ -16,7 +21,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from emnist_dist.cli import run_cli
 from emnist_dist.errors import UserError
+from emnist_dist.sweep.__main__ import main as sweep_main, wait_forwarding_signals
 from emnist_dist.sweep.results import trials_csv
 from emnist_dist.sweep.space import parse_space, read_space
 from emnist_dist.sweep.study import StudyFolder, create_folder
@@ -156,3 +163,34 @@ def test_a_damaged_journal_is_one_line_naming_it(tmp_path, damage):
         journal.write(damage + first)
     with pytest.raises(UserError, match=r"study.journal: damaged .*expected the journal Optuna wrote"):
         folder.storage()
+
+
+def test_an_os_error_on_the_study_folder_is_one_line_naming_it(tmp_path, capsys):
+    """Found by the hostile pass: an OSError on the study (here its journal replaced by a folder) was a traceback."""
+    (tmp_path / "study" / "study.journal").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(sweep_main, ["--config", str(REPO / "configs" / "quickstart.yaml"), "--space",
+                             str(REPO / "sweeps" / "cpu.yaml"), "--study", str(tmp_path / "study"), "--trials", "1",
+                             "--data.cache_dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert err == (f"error: [Errno 21] Is a directory: '{tmp_path / 'study' / 'study.journal'}': expected a readable "
+                   "and writable --study folder as the sweep wrote it\n")
+
+
+# A stand-in worker: reports the signal that stops it in its exit code (75 for SIGTERM, as a sweep worker does).
+SIGNAL_REPORTING_WORKER = ("import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(75)); "
+                           "signal.signal(signal.SIGINT, lambda *_: sys.exit(130)); print('ready', flush=True); "
+                           "time.sleep(60)")
+
+
+def test_ctrl_c_reaches_local_workers_as_sigterm():
+    """Found by the hostile pass: Ctrl-C ended the sweep command and left its workers training, orphaned."""
+    workers = [subprocess.Popen([sys.executable, "-c", SIGNAL_REPORTING_WORKER], stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for worker in workers:
+        assert worker.stdout.readline() == "ready\n"
+    before = signal.getsignal(signal.SIGINT)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C to this process alone
+    assert wait_forwarding_signals(workers) == [75, 75]
+    assert signal.getsignal(signal.SIGINT) is before

@@ -36,8 +36,15 @@ def _size_from_env() -> int | None:
 
 
 def nist_md5() -> str:
-    """md5 of the NIST archive: the official one, or ``$EMNIST_DIST_NIST_MD5`` for another copy."""
-    return os.environ.get("EMNIST_DIST_NIST_MD5", NIST_MD5)
+    """md5 of the NIST archive: the official one, or ``$EMNIST_DIST_NIST_MD5`` for another copy.
+
+    Raises:
+        UserError: the variable is set but is not 32 hexadecimal digits (found before anything is downloaded).
+    """
+    value = os.environ.get("EMNIST_DIST_NIST_MD5", NIST_MD5).strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", value):
+        raise UserError(f"EMNIST_DIST_NIST_MD5={value!r}: expected an md5 digest, 32 hexadecimal digits")
+    return value.lower()
 
 
 def nist_urls(mirrors: Sequence[str] = ()) -> list[str]:

@@ -155,21 +155,20 @@ def read_zip(path: Path, info: SplitInfo) -> SplitArrays:
 def read_members(
     info: SplitInfo, open_member: Callable[[str, str], tuple[BinaryIO, str, bool]], upright: bool = False
 ) -> SplitArrays:
-    """Read and cross-check the four IDX members (stored ``upright`` or transposed); labels become class ids."""
+    """Read and cross-check the four IDX members (stored ``upright`` or transposed); labels become class ids.
+
+    The labels are read first: the images file's header must then declare as many glyphs, checked before its
+    payload (the part that may be large) is read.
+    """
     arrays: dict[str, np.ndarray] = {}
     for part in PARTS:
-        names = {}
-        for kind in KINDS:
-            stream, names[kind], gzipped = open_member(part, kind)
-            with stream:
-                arrays[f"{part}_{kind}"] = read_idx(stream, names[kind], kind, gzipped)
-        n_images, n_labels = len(arrays[f"{part}_images"]), len(arrays[f"{part}_labels"])
-        if n_images != n_labels:
-            raise UserError(
-                f"{names['images']} holds {n_images} images but {names['labels']} holds {n_labels} labels: "
-                "expected equal counts"
-            )
-        arrays[f"{part}_labels"] = class_ids(arrays[f"{part}_labels"], info, names["labels"])
+        stream, labels_name, gzipped = open_member(part, "labels")
+        with stream:
+            labels = read_idx(stream, labels_name, "labels", gzipped)
+        stream, images_name, gzipped = open_member(part, "images")
+        with stream:
+            arrays[f"{part}_images"] = read_idx(stream, images_name, "images", gzipped, (labels_name, len(labels)))
+        arrays[f"{part}_labels"] = class_ids(labels, info, labels_name)
     return SplitArrays(upright=upright, **arrays)
 
 
