@@ -169,8 +169,11 @@ def test_never_mirrors_a_glyph():
     assert (left_x < -8).all() and (top_y < -8).all()
 
 
-@pytest.mark.parametrize("kwargs, name", [({"degrees": -1}, "augment.degrees"), ({"scale": 1.0}, "augment.scale"),
-                                          ({"translate": 2}, "augment.translate"), ({"shear": 90}, "augment.shear")])
+@pytest.mark.parametrize("kwargs, name", [({"degrees": -1}, "augment.degrees"), ({"degrees": 180}, "augment.degrees"),
+                                          ({"scale": 1.0}, "augment.scale"), ({"translate": 1}, "augment.translate"),
+                                          ({"shear": 90}, "augment.shear")])
 def test_bad_ranges_are_user_errors(kwargs, name):
+    """Each range is [0, limit): the limit itself (a half turn, the whole side, a zero scale, a flat shear) is refused."""
     with pytest.raises(UserError, match=name):
         RandomAffine(**kwargs)
+    RandomAffine(**{key: value - 1e-6 if value > 0 else 0 for key, value in kwargs.items()})  # just below: accepted
