@@ -4,8 +4,6 @@ nothing left in the cache."""
 import codecs
 import gzip
 import struct
-import subprocess
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -23,6 +21,7 @@ from tests.helpers.emnist_raw import (
     write_idx_folder,
 )
 from tests.helpers.mnist_format import FASHION_CLASSES, random_mnist_format, write_mnist_format
+from tests.helpers.peak_memory import run_measured
 
 from emnist_dist.data import load_split, prepare
 from emnist_dist.data.__main__ import main
@@ -376,22 +375,11 @@ def gzip_bomb(payload: bytes, zeros: int) -> bytes:
             + struct.pack("<II", crc, size))
 
 
-# Runs ``python -m emnist_dist.data ARGS`` and at exit writes the process's /proc status to the file named first. Its
-# VmHWM is this program's own peak memory: a child's ru_maxrss (wait4) starts from the parent's (here pytest's) peak.
-PEAK_REPORTING_DATA_CLI = (
-    "import atexit, runpy, sys; status = sys.argv.pop(1); "
-    "atexit.register(lambda: open(status, 'w').write(open('/proc/self/status').read())); "
-    "runpy.run_module('emnist_dist.data', run_name='__main__', alter_sys=True)"
-)
-
-
 def prepare_peak_mb(source: Path, cache: Path) -> tuple[int, str, float]:
     """``python -m emnist_dist.data prepare --split mnist`` in a child process: exit code, stderr, peak memory (MB)."""
-    status = cache.parent / "status.txt"
-    proc = subprocess.run([sys.executable, "-c", PEAK_REPORTING_DATA_CLI, str(status), "prepare", "--split", "mnist",
-                           "--source", str(source), "--cache-dir", str(cache)], capture_output=True, text=True)
-    peak_kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
-    return proc.returncode, proc.stderr, peak_kb / 1024
+    run = run_measured("emnist_dist.data", ["prepare", "--split", "mnist", "--source", str(source), "--cache-dir",
+                                            str(cache)], cache.parent / "status.txt", threads=None)
+    return run.returncode, run.stderr, run.peak_mb
 
 
 def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,15 +11,14 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from emnist_dist.cli import run_cli
 from emnist_dist.predict import main
-from emnist_dist.data.resize import to_model_input
 from emnist_dist.model_folder.artifact import load_model
-from emnist_dist.model_folder.preprocess import to_model_framing
 from tests.helpers.hostile_photos import dotted_png
+from tests.helpers.peak_memory import run_measured
+from tests.helpers.model_reference import assert_framed_as, model_probabilities
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
@@ -42,12 +40,13 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
     return exit_info.value.code, captured.out, captured.err
 
 
-def reference_top_k(model_dir: Path, path: Path, k: int) -> list[dict]:
-    """The top-k the JSON should hold, computed here: the model's logits on the converted image, softmax."""
+def reference_top_k(model_dir: Path, glyph_file: Path, k: int) -> list[dict]:
+    """The top-k the JSON should hold, computed here from the glyph predict saved (--save-glyphs): it is framed
+    as the model's training glyphs, and the model's softmax on it, re-derived, gives the k most likely labels."""
     model, info = load_model(model_dir)
-    glyph = torch.from_numpy(to_model_framing(path, info.framing))[None, None]
-    with torch.inference_mode():
-        probs = model(to_model_input(glyph, info.image_size, info.mean, info.std)).softmax(dim=1)[0]
+    glyph = np.asarray(Image.open(glyph_file))
+    assert_framed_as(glyph, info.framing)
+    probs = model_probabilities(model, info, glyph[None])[0]
     order = probs.argsort(descending=True)[:k]
     return [{"label": info.class_names[i], "prob": float(probs[i])} for i in order]
 
@@ -55,13 +54,15 @@ def reference_top_k(model_dir: Path, path: Path, k: int) -> list[dict]:
 def test_predicts_digits_drawn_dark_on_light_at_another_size_and_position(tmp_path, trained_model_dir, capsys):
     for d in range(10):
         draw_char(tmp_path / f"digit_{d}.png", str(d), at=(20 + 17 * d, 5 + 6 * d), font_px=90 + 4 * d)
-    code, out, err = run(["--model", str(trained_model_dir), str(tmp_path), "--json", "--top-k", "3", "--cpu"], capsys)
+    glyphs = tmp_path / "glyphs"
+    code, out, err = run(["--model", str(trained_model_dir), str(tmp_path), "--json", "--top-k", "3", "--cpu",
+                          "--save-glyphs", str(glyphs)], capsys)
     assert code == 0 and err == ""
     records = [json.loads(line) for line in out.splitlines()]
     assert [Path(r["path"]).name for r in records] == [f"digit_{d}.png" for d in range(10)]
-    for r in records:
+    for r, glyph_file in zip(records, sorted(glyphs.iterdir()), strict=True):
         assert all(set(p) == {"label", "prob"} for p in r["predictions"])
-        expected = reference_top_k(trained_model_dir, Path(r["path"]), 3)
+        expected = reference_top_k(trained_model_dir, glyph_file, 3)
         assert [p["label"] for p in r["predictions"]] == [p["label"] for p in expected]
         assert [p["prob"] for p in r["predictions"]] == pytest.approx([p["prob"] for p in expected], abs=2e-6)
     right = sum(r["predictions"][0]["label"] == Path(r["path"]).stem[-1] for r in records)
@@ -187,9 +188,10 @@ def test_small_batches_give_the_same_predictions_and_saved_glyphs_are_what_the_m
         pb = {p["label"]: p["prob"] for p in rb["predictions"]}
         assert pa.keys() == pb.keys() and all(abs(pa[k] - pb[k]) < 1e-5 for k in pa)
     saved = sorted((tmp_path / "glyphs").iterdir())
-    assert len(saved) == 7
-    _, info = load_model(trained_model_dir)
-    np.testing.assert_array_equal(np.asarray(Image.open(saved[0])), to_model_framing(images / "0.png", info.framing))
+    assert [path.name.split("_", 1)[1] for path in saved] == [Path(r["path"]).name for r in b]
+    for record, glyph_file in zip(b, saved, strict=True):  # the model's own probabilities on the saved glyph
+        expected = reference_top_k(trained_model_dir, glyph_file, 10)
+        assert [p["prob"] for p in record["predictions"]] == pytest.approx([p["prob"] for p in expected], abs=2e-6)
 
 
 def test_save_glyphs_pointing_at_a_file_is_one_line(tmp_path, trained_model_dir, capsys):
@@ -206,11 +208,12 @@ def test_save_glyphs_pointing_at_a_file_is_one_line(tmp_path, trained_model_dir,
 def test_python_dash_m_entry_point(tmp_path, trained_model_dir):
     image = draw_char(tmp_path / "eight.png", "8")
     done = subprocess.run([sys.executable, "-m", "emnist_dist.predict", "--model", str(trained_model_dir), str(image),
-                           "--json", "--cpu"], capture_output=True, text=True, timeout=120)
+                           "--json", "--cpu", "--save-glyphs", str(tmp_path / "glyphs")],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["path"] == str(image)
-    expected = reference_top_k(trained_model_dir, image, 3)
+    expected = reference_top_k(trained_model_dir, tmp_path / "glyphs" / "00000_eight.png", 3)
     assert [p["label"] for p in record["predictions"]] == [p["label"] for p in expected]
     assert [p["prob"] for p in record["predictions"]] == pytest.approx([p["prob"] for p in expected], abs=2e-6)
 
@@ -222,14 +225,10 @@ def test_a_page_of_dots_is_answered_in_bounded_time_and_memory(tmp_path, trained
     about 5 s in all (startup included) with the separable one, whose answer is the same."""
     page = dotted_png(tmp_path / "dots.png", dots)
     assert page.stat().st_size < 60_000
-    with (tmp_path / "out.txt").open("w") as stdout, (tmp_path / "err.txt").open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "emnist_dist.predict", "--model", str(trained_model_dir),
-                                 str(page), "--cpu"], stdout=stdout, stderr=stderr,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own CPU time and peak memory (Linux: kilobytes)
-    out, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
-    answered = (status == 0 and out.startswith(f"{page}: ") and out.count("\n") == 1
-                or status != 0 and err.count("\n") == 1 and err.startswith(f"error: {page}: "))
+    run = run_measured("emnist_dist.predict", ["--model", str(trained_model_dir), str(page), "--cpu"],
+                       tmp_path / "status.txt")
+    out, err = run.stdout, run.stderr
+    answered = (run.returncode == 0 and out.startswith(f"{page}: ") and out.count("\n") == 1
+                or run.returncode != 0 and err.count("\n") == 1 and err.startswith(f"error: {page}: "))
     assert answered, (out, err)
-    assert usage.ru_utime + usage.ru_stime < 30, (usage.ru_utime, usage.ru_stime)
-    assert usage.ru_maxrss / 1024 < 1500, usage.ru_maxrss
+    assert run.cpu_s < 30 and run.peak_mb < 1500, (run.cpu_s, run.peak_mb)

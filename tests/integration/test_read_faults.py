@@ -7,9 +7,6 @@ training glyphs); the photos come from tests/helpers/hostile_photos.py.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ from emnist_dist.read import main
 from tests.helpers.hostile_photos import (dash_photo, deep_grey_png, dotted_png, form_field, speckled,
                                           transparent_ink_png, typed_digits)
 from tests.helpers.line_photos import words_photo
+from tests.helpers.peak_memory import run_measured
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -146,18 +144,12 @@ def test_ten_thousand_dots_are_refused_in_bounded_memory_and_the_next_photo_is_r
     dots = dotted_png(tmp_path / "dots.png", 10_000)
     assert dots.stat().st_size < 60_000
     words = words_photo(tmp_path / "words.png")
-    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "emnist_dist.read", "--model", str(trained_model_dir), str(dots),
-                                 str(words), "--cpu"], stdout=stdout, stderr=stderr,
-                                env={**os.environ, "OMP_NUM_THREADS": "1"})
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory (Linux: kilobytes)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out, err = out.read_text(), err.read_text()
-    assert proc.returncode == 1 and out.strip() == f"{words}: 12 345"
-    assert err.count("\n") == 1 and err.startswith(f"error: {dots}: ") and "marks" in err
-    # Measured after the fix: 960 MB alone, 1,560 MB inside the fast tier run; before the fix: 2,800 MB and a traceback.
-    assert usage.ru_maxrss / 1024 < 2000, usage.ru_maxrss
+    run = run_measured("emnist_dist.read", ["--model", str(trained_model_dir), str(dots), str(words), "--cpu"],
+                       tmp_path / "status.txt")
+    assert run.returncode == 1 and run.stdout.strip() == f"{words}: 12 345"
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith(f"error: {dots}: ") and "marks" in run.stderr
+    # Measured after the fix: 960 MB in a child of a fresh shell; before the fix: 2,800 MB and a traceback.
+    assert run.peak_mb < 1500, run.peak_mb
 
 
 def test_pairs_of_specks_are_dust_not_glyphs(tmp_path, trained_model_dir, capsys):

@@ -58,9 +58,10 @@ def test_random_affine_matches_torchvision_affine_per_sample():
 
 def test_sampling_grid_is_torch_affine_grid():
     theta = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(0))
-    for height, width in ((112, 112), (7, 9)):
-        reference = F.affine_grid(theta, [6, 1, height, width], align_corners=False)
-        torch.testing.assert_close(sampling_grid(theta, height, width), reference, rtol=0, atol=1e-6)
+    for dtype, atol in ((torch.float32, 1e-6), (torch.float64, 1e-12)):  # in theta's own precision
+        for height, width in ((112, 112), (7, 9)):
+            reference = F.affine_grid(theta.to(dtype), [6, 1, height, width], align_corners=False)
+            torch.testing.assert_close(sampling_grid(theta.to(dtype), height, width), reference, rtol=0, atol=atol)
 
 
 def test_fused_resize_is_exactly_affine_then_resize_on_linear_images():
@@ -168,8 +169,11 @@ def test_never_mirrors_a_glyph():
     assert (left_x < -8).all() and (top_y < -8).all()
 
 
-@pytest.mark.parametrize("kwargs, name", [({"degrees": -1}, "augment.degrees"), ({"scale": 1.0}, "augment.scale"),
-                                          ({"translate": 2}, "augment.translate"), ({"shear": 90}, "augment.shear")])
+@pytest.mark.parametrize("kwargs, name", [({"degrees": -1}, "augment.degrees"), ({"degrees": 180}, "augment.degrees"),
+                                          ({"scale": 1.0}, "augment.scale"), ({"translate": 1}, "augment.translate"),
+                                          ({"shear": 90}, "augment.shear")])
 def test_bad_ranges_are_user_errors(kwargs, name):
+    """Each range is [0, limit): the limit itself (a half turn, the whole side, a zero scale, a flat shear) is refused."""
     with pytest.raises(UserError, match=name):
         RandomAffine(**kwargs)
+    RandomAffine(**{key: value - 1e-6 if value > 0 else 0 for key, value in kwargs.items()})  # just below: accepted

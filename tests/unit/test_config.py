@@ -10,7 +10,7 @@ import threading
 import pytest
 import yaml
 
-from emnist_dist.config import Config, check_config, parse_config, save_config
+from emnist_dist.config import Config, check_config, config_to_dict, flatten_config, parse_config, save_config
 from emnist_dist.errors import UserError
 
 
@@ -188,3 +188,14 @@ def test_a_config_built_in_code_gets_the_command_lines_conversions():
     cfg = check_config(_built_in_code(train__epochs="3", train__lr="1e-3", train__betas=[0.8, 0.9]))
     assert cfg == parse_config(["--train.epochs", "3", "--train.lr", "1e-3", "--train.betas", "[0.8, 0.9]"])
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.betas) == (3, 1e-3, (0.8, 0.9))
+
+
+def test_every_range_check_accepts_its_own_limit():
+    """The smallest (or largest) value each rule allows passes; the values just past them are refused above."""
+    limits = {"train.epochs": 1, "train.batch_size": 2, "train.grad_accum_steps": 1, "train.eval_every": 1,
+              "train.eval_batch_size": 1, "train.max_steps": 1, "train.clip_grad_norm": 1e-9,
+              "checkpoint.every_steps": 1, "checkpoint.keep_last": 1, "log.log_every": 1, "data.val_fraction": 0.0,
+              "data.image_size": 8, "data.folds": 2, "data.fold": 1, "audit.transform_ratio": 1.0, "audit.top": 1,
+              "audit.transform_min_prob": 1.0, "audit.sheet_size": 1}
+    config = parse_config([arg for key, value in limits.items() for arg in (f"--{key}", str(value))])
+    assert {key: flatten_config(config_to_dict(config))[key] for key in limits} == limits

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from emnist_dist.metrics import EvalMetrics, compute_metrics
+from emnist_dist.metrics import EvalMetrics, balanced_accuracy, compute_metrics
 
 
 def test_top5_counts_targets_among_the_five_largest_logits():
@@ -49,3 +49,18 @@ def test_every_metric_against_a_hand_count_and_scikit_learn():
     assert values["weighted_f1"] == pytest.approx(f1_score(targets, preds, average="weighted"))
     assert values["loss"] == pytest.approx((5 * 2 + 3 * 6) / 8) and values["num_samples"] == 8
     assert "case_insensitive_acc" not in compute_metrics(logits, targets, ["0", "1", "2", "3", "4"])
+
+
+def test_balanced_accuracy_leaves_out_classes_never_seen_and_weighted_f1_weights_by_support():
+    names = ["a", "b", "c", "d"]
+    targets = torch.tensor([0, 0, 0, 1, 2, 2])
+    preds = torch.tensor([0, 0, 1, 1, 3, 2])  # d is predicted once but never the target
+    values = compute_metrics(torch.nn.functional.one_hot(preds, 4).float(), targets, names)
+    # By hand: recall a 2/3, b 1/1, c 1/2 (d has no support); F1 a 4/5, b 2/3, c 2/3, d 0 with supports 3, 1, 2, 0.
+    assert values["balanced_acc"] == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
+    assert values["macro_f1"] == pytest.approx((4 / 5 + 2 / 3 + 2 / 3 + 0) / 4)
+    assert values["weighted_f1"] == pytest.approx((3 * 4 / 5 + 2 / 3 + 2 * 2 / 3) / 6)
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        assert values["balanced_acc"] == pytest.approx(balanced_accuracy_score(targets, preds))
+    assert values["weighted_f1"] == pytest.approx(f1_score(targets, preds, average="weighted"))
+    assert balanced_accuracy(torch.zeros(4, 4, dtype=torch.int64)) == 0.0  # no sample at all: 0, not NaN
