@@ -1,8 +1,8 @@
 """IDX files (the NIST format), plain or gzip-compressed, parsed straight into numpy arrays.
 
 Layout: a big-endian header (magic 2051 + n, rows, cols for images; magic 2049 + n for
-labels) followed by a uint8 payload. The stored file is read whole (a gzip member is about a
-third of its payload) and its header checked first, against what the file can hold and against
+labels) followed by a uint8 payload. A gzip file is read whole (it is about a third of its
+payload), a plain one only to one byte past the size its header states; the header is checked first, against what the file can hold and against
 the count its partner file declares. A gzip payload is then inflated piece by piece into one
 buffer of exactly the size the header announces, plus one byte: inflation stops as soon as the
 stream passes that size, so a small file that expands to gigabytes (a decompression bomb) is
@@ -39,7 +39,8 @@ def read_idx(
     """Parse one IDX file into a read-only uint8 array.
 
     Args:
-        stream: binary file object (an open file or a zip member), read to its end.
+        stream: binary file object (an open file or a zip member): a gzip file is read to its end, a plain one
+            to one byte past the size its header states.
         name: how the file is named in error messages.
         kind: ``"images"`` -> ``(N, 28, 28)`` or ``"labels"`` -> ``(N,)``.
         gzipped: whether the stream is gzip-compressed (a ``.gz`` member).
@@ -53,10 +54,8 @@ def read_idx(
     """
     magic, ndim = (IMAGES_MAGIC, 3) if kind == "images" else (LABELS_MAGIC, 1)
     header_len = 4 + 4 * ndim
-    try:
-        stored = stream.read()
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
-        raise UserError(f"{name}: unreadable ({err}): expected an intact file") from None
+    # A gzip file is read whole (about a third of its payload); a plain one only its header for now.
+    stored = _read_up_to(stream, name, None if gzipped else header_len)
     head = _gunzip_head(stored, name, header_len) if gzipped and stored else stored[:header_len]
     if not head:
         raise UserError(f"{name}: empty file: expected an IDX {kind} file")
@@ -80,9 +79,12 @@ def read_idx(
             f"{name} holds {dims[0]} {kind} but {partner[0]} holds {partner[1]} labels: expected equal counts"
         )
     # One byte of room beyond the expected size: filling it shows the payload is longer than the header says.
-    data = _gunzip(stored, name, header_len + claimed + 1) if gzipped else np.frombuffer(stored, np.uint8)
+    if gzipped:
+        data = _gunzip(stored, name, header_len + claimed + 1)[header_len:]
+    else:  # never more than the header promises (a zip member deflated to gigabytes stops there too)
+        data = np.frombuffer(_read_up_to(stream, name, claimed + 1), np.uint8)
     del stored
-    payload = len(data) - header_len
+    payload = len(data)
     if payload < claimed:
         raise UserError(
             f"{name}: payload has {payload} bytes but the header says {_shape(dims)} = {claimed}: "
@@ -92,7 +94,15 @@ def read_idx(
         raise UserError(
             f"{name}: payload longer than the header's {_shape(dims)} ({claimed} bytes): expected exactly that"
         )
-    return data[header_len:].reshape(dims)
+    return data.reshape(dims)
+
+
+def _read_up_to(stream: BinaryIO, name: str, limit: int | None) -> bytes:
+    """The rest of ``stream``, or at most its next ``limit`` bytes; a read error is one line naming the file."""
+    try:
+        return stream.read() if limit is None else stream.read(limit)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise UserError(f"{name}: unreadable ({err}): expected an intact file") from None
 
 
 def _gunzip_head(stored: bytes, name: str, header_len: int) -> bytes:

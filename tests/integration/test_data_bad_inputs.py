@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from tests.helpers.emnist_raw import (
     idx_bytes,
+    member_files,
     member_name,
     random_split,
     write_gz_folder,
@@ -399,6 +400,37 @@ def test_a_decompression_bomb_is_refused_in_bounded_memory(tmp_path):
                                       "expected exactly that\n") and "Traceback" not in err
     assert bomb_peak < good_peak + 64, (bomb_peak, good_peak)
     assert not any(p.suffix != ".lock" and "bomb" in p.name for p in (tmp_path / "cache").rglob("*"))
+
+
+def test_a_zip_member_deflated_to_far_more_than_its_header_says_is_refused_in_bounded_memory(tmp_path, raw):
+    """An extracted (not .gz) IDX member inside the zip, deflated: 256 MiB of zeros after the glyphs its header
+    announces. Reading stops one byte past the header's size, as for a .gz member."""
+    def write_zip(path: Path, padding: int) -> Path:
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in member_files(raw).items():
+                with archive.open(f"gzip/{name}", "w", force_zip64=True) as member:
+                    member.write(data)
+                    if "train-images" in name:
+                        for _ in range(padding >> 24):
+                            member.write(bytes(1 << 24))
+        return path
+
+    def prepare(source: Path):
+        return run_measured("emnist_dist.data", ["prepare", "--split", SPLIT, "--source", str(source), "--cache-dir",
+                                                 str(tmp_path / "cache")], tmp_path / "status.txt", threads=None)
+
+    good = prepare(write_zip(tmp_path / "good.zip", 0))
+    assert good.returncode == 0, good.stderr
+    bomb = write_zip(tmp_path / "bomb.zip", 1 << 28)
+    with zipfile.ZipFile(bomb) as archive:
+        member = next(i for i in archive.infolist() if "train-images" in i.filename)
+    assert bomb.stat().st_size < 1_000_000 and member.file_size == 16 + 60 * 784 + (1 << 28)
+    refused = prepare(bomb)
+    error = refused.stderr.splitlines()[-1]
+    assert refused.returncode == 2 and error.startswith("error: ") and member.filename in error, refused.stderr
+    assert error.endswith("payload longer than the header's 60x28x28 (47040 bytes): expected exactly that")
+    assert "Traceback" not in refused.stderr
+    assert refused.peak_mb < good.peak_mb + 64, (refused.peak_mb, good.peak_mb)
 
 
 @pytest.mark.parametrize("kind", ["folder", "dangling link"])
