@@ -22,8 +22,11 @@ The code is in :mod:`emnist_dist.reports.evaluation`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .cli import CliParser, run_cli
 from .errors import UserError
+from .files import check_writable_folder
 from .reports.evaluation import REFRAME_CHOICES, default_out_dir, evaluate, write_report
 from .model_folder.predictor import choose_device
 from .reports.confusion import confused_pairs
@@ -72,15 +75,29 @@ def build_parser() -> CliParser:
     return parser
 
 
+def check_report_folder(out: Path) -> None:
+    """Refuse, before evaluating, a report folder that is a file or lies where nothing can be written.
+
+    Raises:
+        UserError: ``out`` or its nearest existing parent is not a folder, or that folder cannot be written.
+    """
+    existing = next(path for path in (out, *out.parents) if path.exists() or path.is_symlink())
+    if not existing.is_dir():
+        raise UserError(f"--out {out}: {existing} is not a folder: expected a report folder (new or existing)")
+    check_writable_folder(f"--out {out}", existing)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Evaluate, print the report and write its files; returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: expected an integer >= 1")
+    out = Path(args.out or default_out_dir(args.model))
+    check_report_folder(out)
     result = evaluate(args.model, args.split, args.source, args.cache_dir, args.tta, args.batch_size,
                       choose_device(args.cpu), args.reframe)
     print_report(result)
-    out = write_report(result, args.out or default_out_dir(args.model))
+    out = write_report(result, out)
     print(f"\nreport written to {out}")
     return 0
 

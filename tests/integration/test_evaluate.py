@@ -206,6 +206,17 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, trained_model_dir, caps
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("kind", ["file", "file as parent"])
+def test_an_out_that_is_a_file_is_refused_before_evaluating(tmp_path, trained_model_dir, capsys, kind):
+    """Found by the hostile pass: ``--out mine.png`` evaluated the whole test split, then ended in a traceback."""
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"the user's picture")
+    out = mine if kind == "file" else mine / "report"
+    code, stdout, err = run(["--model", str(trained_model_dir), "--out", str(out)], capsys)
+    assert code == 2 and err == f"error: --out {out}: {mine} is not a folder: expected a report folder (new or existing)\n"
+    assert stdout == "" and mine.read_bytes() == b"the user's picture"  # refused before any glyph was read
+
+
 def test_a_model_without_a_recorded_source_needs_data_source(tmp_path, trained_model_dir, capsys):
     model = tmp_path / "model"
     shutil.copytree(trained_model_dir, model)
