@@ -137,6 +137,9 @@ def read_photo(model: torch.nn.Module, info: ModelInfo, image: Photo | np.ndarra
                 seg.Lattice(len(line.pieces), [(i, i + 1, [p]) for i, p in enumerate(line.pieces)], line.height)
                 for line in lines]
     chars = [c for lattice in lattices for _, _, cs in lattice.edges for c in cs]
+    if len(chars) > seg.MAX_CANDIDATES:
+        raise UserError(f"{name}: its {marks:,} marks could be cut into {len(chars):,} characters; at most "
+                        f"{seg.MAX_CANDIDATES:,} are weighed (expected lines of handwriting, not a page of marks)")
     glyphs = np.stack([frame_ink(seg.candidate_ink(labels, c), info.framing) for c in chars])
     allowed = list(range(info.num_classes)) if allowed is None else allowed
     log_probs = predict_logits(model, info, glyphs, device)[:, allowed].log_softmax(dim=1)

@@ -51,6 +51,9 @@ LINK_BLOCK = 512
 """Components compared with all others this many at a time while grouping lines."""
 MAX_MARKS = 2000
 """Photos with more separate marks of ink than this (specks excluded) are refused: a page of dots, a texture."""
+MAX_CANDIDATES = 4000
+"""Photos whose marks could be cut into more candidate characters than this are refused: each is framed and
+classified (about 2 ms on a laptop core), so a page of character-sized blocks would otherwise take minutes."""
 DUST_COUNT = 10
 """With at least this many minor marks far from the writing, minor marks no larger than the largest of them are
 dust, not dots or fragments of a character."""

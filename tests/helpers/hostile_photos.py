@@ -60,6 +60,17 @@ def dotted_png(path: Path, dots: int, side: int = 1000, seed: int = 0) -> Path:
     return path
 
 
+def blocks_png(path: Path, blocks: int, side: int = 1000, size: int = 12, pitch: int = 22) -> Path:
+    """``blocks`` ink squares ``size`` pixels a side, row by row ``pitch`` apart: marks big enough to be characters."""
+    page = np.full((side, side), PAPER, np.uint8)
+    per_row = (side - 5) // pitch
+    for k in range(blocks):
+        y, x = 5 + pitch * (k // per_row), 5 + pitch * (k % per_row)
+        page[y : y + size, x : x + size] = INK
+    Image.fromarray(page).save(path)
+    return path
+
+
 def speckled(grey: np.ndarray, pairs: int, seed: int = 0) -> np.ndarray:
     """``grey`` with ``pairs`` dust grains, each two 2x2 specks touching at a corner (8 pixels of ink), scattered."""
     rng = np.random.default_rng(seed)

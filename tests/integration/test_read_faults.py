@@ -16,7 +16,7 @@ from PIL import Image
 from emnist_dist.cli import run_cli
 from emnist_dist.predict import main as predict_main
 from emnist_dist.read import main
-from tests.helpers.hostile_photos import (dash_photo, deep_grey_png, dotted_png, form_field, speckled,
+from tests.helpers.hostile_photos import (blocks_png, dash_photo, deep_grey_png, dotted_png, form_field, speckled,
                                           transparent_ink_png, typed_digits)
 from tests.helpers.line_photos import words_photo
 from tests.helpers.peak_memory import run_measured
@@ -150,6 +150,20 @@ def test_ten_thousand_dots_are_refused_in_bounded_memory_and_the_next_photo_is_r
     assert run.stderr.count("\n") == 1 and run.stderr.startswith(f"error: {dots}: ") and "marks" in run.stderr
     # Measured after the fix: 960 MB in a child of a fresh shell; before the fix: 2,800 MB and a traceback.
     assert run.peak_mb < 1500, run.peak_mb
+
+
+def test_a_page_of_character_sized_blocks_is_refused_in_seconds_and_the_next_photo_is_read(tmp_path,
+                                                                                           trained_model_dir):
+    """Found by the hostile pass: 1,990 squares of 12x12 (a 3 KB PNG, under the marks cap) were cut into 35,820
+    candidate characters, each framed and classified: more than 56 s of CPU, killed at 120 s. 250 squares: 43 s."""
+    blocks = blocks_png(tmp_path / "blocks.png", 1990)
+    words = words_photo(tmp_path / "words.png")
+    run = run_measured("emnist_dist.read", ["--model", str(trained_model_dir), str(blocks), str(words), "--cpu"],
+                       tmp_path / "status.txt")
+    assert run.returncode == 1 and run.stdout.strip() == f"{words}: 12 345", run.stderr
+    assert run.stderr == (f"error: {blocks}: its 1,990 marks could be cut into 35,820 characters; at most 4,000 are "
+                          "weighed (expected lines of handwriting, not a page of marks)\n")
+    assert run.cpu_s < 30, run.cpu_s  # measured after the fix: about 10 s, most of it start-up
 
 
 def test_pairs_of_specks_are_dust_not_glyphs(tmp_path, trained_model_dir, capsys):
