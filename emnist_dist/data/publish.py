@@ -229,7 +229,12 @@ def _already_published(given: Path, out: Path, names: list[str], origin: list[st
         return False
     configs = published_configs(out) if out.is_dir() else None
     if configs is None or sorted(configs) != sorted(names):
-        held = f"a published dataset of {', '.join(sorted(configs))}" if configs is not None else "other files"
+        if configs is not None:
+            held = f"a published dataset of {', '.join(sorted(configs))}"
+        elif out.is_dir():  # name one of the user's files, so they know what is in the way
+            held = f"other files ({sorted(p.name for p in out.iterdir())[0]}, ...)"
+        else:
+            held = "a file, not a folder"
         raise UserError(f"--out {given}: exists and holds {held}: expected a new or empty folder, or one that "
                         f"publish wrote for {', '.join(names)}")
     published = card_source_lines((out / CARD_FILE).read_text(encoding="utf-8"))

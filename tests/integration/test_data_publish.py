@@ -122,8 +122,8 @@ def test_an_out_folder_holding_other_files_is_refused_and_kept(tmp_path, capsys)
     (out / "notes.txt").write_text("mine")
     code, captured = run_main(argv, capsys)
     assert code == 2 and captured.err.strip().splitlines() == [
-        f"error: --out {out}: exists and holds other files: expected a new or empty folder, or one that publish "
-        "wrote for digits"]
+        f"error: --out {out}: exists and holds other files (notes.txt, ...): expected a new or empty folder, or one "
+        "that publish wrote for digits"]
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 
     (out / "notes.txt").unlink()  # an empty folder is fine; publishing again keeps the folder as it is
