@@ -40,6 +40,7 @@ def cuda_module_tests() -> set[str]:
     return node_ids(collected.stdout)
 
 
+@pytest.mark.slow  # collects the whole suite in a child pytest: 24 s of the fast tier
 def test_cuda_marker_selects_exactly_the_cuda_tests(cuda_module_tests):
     selected = pytest_run("-m", "cuda", "--collect-only", "-q", "tests")
     assert selected.returncode == 0, selected.stdout[-2000:]
@@ -47,6 +48,7 @@ def test_cuda_marker_selects_exactly_the_cuda_tests(cuda_module_tests):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
+@pytest.mark.slow  # a child pytest run of the cuda tests: 8 s
 def test_cuda_tests_skip_cleanly_without_cuda(cuda_module_tests):
     result = pytest_run("-rs", "-q", CUDA_TESTS)
     assert result.returncode == 0, result.stdout[-2000:]
