@@ -119,10 +119,7 @@ def read_grayscale(path: str | os.PathLike, max_pixels: int | None = None) -> np
     the file if it is missing, empty, not an image, larger than ``MAX_PIXELS`` or holds
     non-finite pixels.
     """
-    photo = open_photo(path, max_pixels)
-    with _image_errors(Path(path)):
-        gray = pil_to_grayscale(photo.image, photo.name)
-    return _shrink(gray, max_pixels)
+    return load_grayscale(path, max_pixels=max_pixels)[0]
 
 
 def pil_to_grayscale(im: Image.Image, name: str = "image") -> np.ndarray:
@@ -300,7 +297,7 @@ def load_grayscale(image: Photo | np.ndarray | Image.Image | str | os.PathLike, 
     """A file's path, a decoded :class:`Photo`, a Pillow image or a numpy array -> (grey levels in [0, 1] at most
     ``MAX_SIDE`` a side or ``max_pixels`` pixels, the name errors use: ``name``, else the path, else "image")."""
     if isinstance(image, (str, os.PathLike)):
-        return read_grayscale(image, max_pixels), name or str(image)
+        image = open_photo(image, max_pixels)
     if isinstance(image, Photo):
         name = name or image.name
         with _image_errors(Path(image.name)):
