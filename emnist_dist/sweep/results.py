@@ -90,20 +90,23 @@ def write_pictures(study: optuna.Study, folder: StudyFolder) -> list[Path]:
     for name, plot in PICTURES.items():
         if complete < (2 if name == "param_importances.png" else 1):
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.simplefilter("ignore", UserWarning)  # matplotlib: a parameter with a single value so far
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError) as err:  # e.g. importances of parameters that never varied
-                logger.warning(f"{name} not drawn: {one_line(err)}")
-                continue
-        figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-        figure.set_size_inches(10, 6)
-        figure.tight_layout()
-        with atomic_path(folder.root / name) as tmp:
-            figure.savefig(tmp, format="png", dpi=100)
-        plt.close(figure)
+        # Optuna's plots call plt.style.use("ggplot"), which changes matplotlib's style for the whole process:
+        # rc_context puts it back, so the pictures drawn after a sweep in the same process keep their colours.
+        with matplotlib.rc_context():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.simplefilter("ignore", UserWarning)  # matplotlib: a parameter with a single value so far
+                try:
+                    axes = plot(study)
+                except (ValueError, RuntimeError) as err:  # e.g. importances of parameters that never varied
+                    logger.warning(f"{name} not drawn: {one_line(err)}")
+                    continue
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.set_size_inches(10, 6)
+            figure.tight_layout()
+            with atomic_path(folder.root / name) as tmp:
+                figure.savefig(tmp, format="png", dpi=100)
+            plt.close(figure)
         written.append(folder.root / name)
     return written
 

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import matplotlib
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -36,7 +37,13 @@ def test_pruner_stops_a_hopeless_trial_and_best_yaml_trains_the_best_again(data,
     space = write_space(root / "prune.yaml", {"train.lr": {"values": [1e-3, 1.0]}}, method="grid",
                         early_terminate={"type": "hyperband", "min_iter": 1})
     study = root / "prune"
+    def style():  # every setting but the backend, which the sweep sets to Agg
+        return {k: v for k, v in matplotlib.rcParams.items() if not k.startswith("backend")}
+
+    before = style()
     assert main(["--config", str(base), "--space", str(space), "--study", str(study), "--trials", "5"]) == 0
+    # Optuna's plots switch matplotlib to its ggplot style: the sweep puts the process's style back
+    assert style() == before
     rows = read_trials(study)  # the grid has 2 points: 2 trials, in the file's order
     assert [(r["number"], r["state"], r["train.lr"]) for r in rows] == [("0", "COMPLETE", "0.001"),
                                                                           ("1", "PRUNED", "1.0")]
