@@ -30,7 +30,7 @@ import sys
 
 import torch
 
-needed = ["accelerate", "datasets", "jsonargparse", "lion_pytorch", "pytest", "timm", "torchmetrics", "torchvision"]
+needed = ["accelerate", "datasets", "jsonargparse", "lion_pytorch", "pytest", "xdist", "timm", "torchmetrics", "torchvision"]
 missing = [name for name in needed if importlib.util.find_spec(name) is None]
 if missing:
     sys.exit(f"gpu_suite: missing Python packages: {', '.join(missing)}: carry them as wheels in .whl/ (README)")
@@ -64,7 +64,7 @@ summary() {
 
 # Other modules' tests are collected too, so that the marker selects every CUDA test in the suite;
 # a module whose packages are absent on this machine is reported, not fatal to the CUDA tests.
-part cuda_tests 130 "$python" -m pytest -m cuda -q -p no:cacheprovider --continue-on-collection-errors -rs tests
+part cuda_tests 130 "$python" -m pytest -m cuda -q -n 0 -p no:cacheprovider --continue-on-collection-errors -rs tests
 results+=("$(summary cuda_tests '(passed|failed|skipped|deselected|error).* in [0-9.]+s')")
 
 part gpu_throughput 180 "$python" -m benchmarks.gpu_throughput --steps 50

@@ -17,11 +17,14 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock
 
 NODE_CPUS = 64
 NODE_MEMORY_MB = 512_000
@@ -196,6 +199,13 @@ def slurm_cluster(root: Path, nodes: int = 2, start_timeout: float = 30) -> Iter
     On exit, jobs still queued or running are cancelled and waited for (so no job step outlives
     its slurmd), then the daemons this call started are stopped by PID.
     """
+    # One cluster at a time on a host: two loopback clusters at once fail to launch jobs
+    # ("launch_failed_requeued_held"). Under pytest-xdist, a second worker's cluster waits here for the first.
+    with FileLock(Path(tempfile.gettempdir()) / "emnist_dist-tests-slurm-cluster.lock"):
+        yield from _run_cluster(root, nodes, start_timeout)
+
+
+def _run_cluster(root: Path, nodes: int, start_timeout: float) -> Iterator[SlurmCluster]:
     root.mkdir(parents=True, exist_ok=True)
     conf = write_config(root, nodes)
     cluster = SlurmCluster(root, conf, nodes)

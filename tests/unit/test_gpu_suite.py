@@ -16,7 +16,7 @@ CUDA_TESTS = "tests/integration/test_cuda.py"
 
 
 def pytest_run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
