@@ -201,3 +201,31 @@ def test_cut_parts_cover_the_piece_without_overlap(parts):
         assert len(chars) == parts
         assert chars[0].columns[0] == piece.box[0] and chars[-1].columns[1] == piece.box[2]
         assert all(a.columns[1] == b.columns[0] for a, b in zip(chars[:-1], chars[1:]))
+
+
+def test_label_ink_keeps_diagonal_strokes_whole_and_drops_specks_measured_on_the_writing():
+    """Components on a 40x40 mask by hand. The stroke width is stroke_widths' 2 area / boundary over the components of
+    at least a tenth of the largest: the 4x20 bar (area 80, boundary 2*4 + 2*20 - 4 = 44) and the 1x8 line (exactly
+    a tenth: area 8, boundary 8), 176 / 52; specks are below 0.35 * (176 / 52)^2 = 4.01 pixels."""
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[1, 35] = True  # label 1: one pixel, a speck
+    mask[4:8, 5:25] = True  # label 2: the bar
+    mask[12, 2:10] = True  # label 3: the line
+    mask[16:18, 30:32] = True  # label 4: 2x2, a speck
+    for i in range(5):  # label 5: a diagonal touching only at corners, one 8-connected stroke
+        mask[25 + i, 10 + i] = True
+    expected = np.zeros((40, 40), dtype=np.int64)
+    expected[4:8, 5:25], expected[12, 2:10] = 2, 3
+    for i in range(5):
+        expected[25 + i, 10 + i] = 5
+
+    labels, boxes, areas, stroke = seg.label_ink(mask)
+    assert stroke == pytest.approx(176 / 52)
+    assert areas.tolist() == [0, 80, 8, 0, 5]
+    assert boxes.tolist() == [[35, 1, 36, 2], [5, 4, 25, 8], [2, 12, 10, 13], [30, 16, 32, 18], [10, 25, 15, 30]]
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_label_ink_of_a_blank_mask_is_empty():
+    labels, boxes, areas, stroke = seg.label_ink(np.zeros((20, 30), dtype=bool))
+    assert boxes.shape == (0, 4) and areas.shape == (0,) and stroke == 1.0 and not labels.any()
