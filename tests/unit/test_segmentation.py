@@ -229,3 +229,41 @@ def test_label_ink_keeps_diagonal_strokes_whole_and_drops_specks_measured_on_the
 def test_label_ink_of_a_blank_mask_is_empty():
     labels, boxes, areas, stroke = seg.label_ink(np.zeros((20, 30), dtype=bool))
     assert boxes.shape == (0, 4) and areas.shape == (0,) and stroke == 1.0 and not labels.any()
+
+
+def boxes_of(*rows) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``(x0, y0, x1, y1)`` as given, each with some ink."""
+    boxes = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    return boxes, np.full(len(boxes), 100)
+
+
+@pytest.mark.parametrize("second, lines", [
+    ((15, 10, 25, 30), 1),  # 20 high beside 20 high, overlapping by 10: half the smaller height, one line
+    ((15, 12, 25, 32), 2),  # overlapping by 8: two lines
+    ((70, 0, 80, 20), 1),  # level, 60 apart: three heights, one line
+    ((71, 0, 81, 20), 2),  # 61 apart: two
+])
+def test_components_chain_into_a_line_up_to_the_limits(second, lines):
+    boxes, areas = boxes_of((0, 0, 10, 20), second)
+    assert len(seg.group_lines(boxes, areas, stroke=3.0)) == lines
+
+
+def test_minor_groups_join_the_nearest_line_or_stand_alone_by_their_size():
+    """Stroke 3: a group lower than half its neighbour's height joins it within one of its heights; farther, it is
+    dropped below max(4 strokes, 8) = 12 pixels high and kept as its own line from 12."""
+    boxes, areas = boxes_of(
+        (0, 100, 30, 140), (40, 100, 70, 140), (80, 100, 110, 140),  # a line of three 40 high
+        (0, 300, 30, 340), (40, 300, 70, 340),  # a second line
+        (300, 0, 310, 11),  # far and 11 high: dropped
+        (300, 400, 310, 412),  # far and 12 high: a line of its own
+        (85, 85, 95, 93),  # a dot 7 above the third character: joins it, though it comes last
+    )
+    assert [sorted(g.tolist()) for g in seg.group_lines(boxes, areas, stroke=3.0)] == [[0, 1, 2, 7], [3, 4], [6]]
+
+
+def test_more_components_than_one_linking_block_group_as_with_fewer():
+    """Three lines of 400 characters: 1,200 components, compared LINK_BLOCK (512) rows at a time."""
+    boxes, areas = boxes_of(*[(20 * k, 100 * r, 20 * k + 10, 100 * r + 30) for r in range(3) for k in range(400)])
+    assert seg.LINK_BLOCK < len(boxes)
+    groups = seg.group_lines(boxes, areas, stroke=3.0)
+    assert [sorted(g.tolist()) for g in groups] == [list(range(400 * r, 400 * r + 400)) for r in range(3)]
