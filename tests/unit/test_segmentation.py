@@ -253,12 +253,19 @@ def test_minor_groups_join_the_nearest_line_or_stand_alone_by_their_size():
     dropped below max(4 strokes, 8) = 12 pixels high and kept as its own line from 12."""
     boxes, areas = boxes_of(
         (0, 100, 30, 140), (40, 100, 70, 140), (80, 100, 110, 140),  # a line of three 40 high
-        (0, 300, 30, 340), (40, 300, 70, 340),  # a second line
+        (600, 300, 630, 340), (640, 300, 670, 340),  # a second line, to the right
         (300, 0, 310, 11),  # far and 11 high: dropped
         (300, 400, 310, 412),  # far and 12 high: a line of its own
         (85, 85, 95, 93),  # a dot 7 above the third character: joins it, though it comes last
+        (645, 252, 655, 260),  # a dot one height (40) above the second line: joins it
     )
-    assert [sorted(g.tolist()) for g in seg.group_lines(boxes, areas, stroke=3.0)] == [[0, 1, 2, 7], [3, 4], [6]]
+    groups = [sorted(g.tolist()) for g in seg.group_lines(boxes, areas, stroke=3.0)]
+    assert groups == [[0, 1, 2, 7], [3, 4, 8], [6]]  # top to bottom
+
+
+def test_a_group_half_as_high_as_its_neighbour_is_a_line_of_its_own():
+    boxes, areas = boxes_of((0, 100, 30, 140), (0, 70, 30, 90))
+    assert len(seg.group_lines(boxes, areas, stroke=3.0)) == 2
 
 
 def test_more_components_than_one_linking_block_group_as_with_fewer():
@@ -267,3 +274,9 @@ def test_more_components_than_one_linking_block_group_as_with_fewer():
     assert seg.LINK_BLOCK < len(boxes)
     groups = seg.group_lines(boxes, areas, stroke=3.0)
     assert [sorted(g.tolist()) for g in groups] == [list(range(400 * r, 400 * r + 400)) for r in range(3)]
+
+
+@pytest.mark.parametrize("height, lines", [(8, 2), (7, 0)])
+def test_lone_marks_are_lines_from_the_smallest_character_height(height, lines):
+    boxes, areas = boxes_of((0, 0, 40, height), (0, 100, 40, 100 + height), (0, 200, 3, 203))  # and a far speck
+    assert len(seg.group_lines(boxes, areas, stroke=1.0)) == lines
