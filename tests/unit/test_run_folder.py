@@ -11,7 +11,7 @@ from accelerate import Accelerator
 
 from emnist_dist.config import Config, save_config
 from emnist_dist.model_folder.artifact import MODEL_FOLDER_FILES
-from emnist_dist.train.run_folder import RunFolder
+from emnist_dist.train.run_folder import RunFolder, identity_changes
 
 
 def metrics_verdict(tmp_path, text: str) -> list[str]:
@@ -88,3 +88,10 @@ def test_a_users_file_in_model_is_named_alone(tmp_path):
         "model/config.json (expected the config.json of a model emnist_dist exported)",
         f"model/notes.txt (expected only {', '.join(MODEL_FOLDER_FILES)})",
     ]
+
+
+def test_a_setting_only_one_side_has_is_a_change_even_when_its_value_is_null():
+    """A checkpoint of an older version lacks a setting added since (and the reverse): named, never taken as equal."""
+    saved, current = {"model.name": "resnet18", "train.lr": 0.1}, {"model.name": "resnet18", "data.exclude": None}
+    assert identity_changes(saved, current) == ["data.exclude (<absent> -> None)", "train.lr (0.1 -> <absent>)"]
+    assert identity_changes(current, saved) == ["data.exclude (None -> <absent>)", "train.lr (<absent> -> 0.1)"]
