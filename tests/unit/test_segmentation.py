@@ -280,3 +280,27 @@ def test_more_components_than_one_linking_block_group_as_with_fewer():
 def test_lone_marks_are_lines_from_the_smallest_character_height(height, lines):
     boxes, areas = boxes_of((0, 0, 40, height), (0, 100, 40, 100 + height), (0, 200, 3, 203))  # and a far speck
     assert len(seg.group_lines(boxes, areas, stroke=1.0)) == lines
+
+
+def test_without_attaching_each_major_component_is_a_piece_and_the_minor_ones_are_dropped():
+    """Heights 40, 30, 20, 4, 40: the character height is the median of those at least half the tallest (35); the
+    4 high mark is below MINOR_HEIGHT (0.45 * 35) of it. Pieces carry label = row + 1, left to right by centre."""
+    boxes, _ = boxes_of((50, 0, 70, 40), (0, 70, 20, 100), (100, 20, 110, 40), (30, 30, 35, 34), (120, 0, 140, 40))
+    line = seg.line_pieces(np.arange(5), boxes, attach=False)
+    assert line.height == 35.0 and line.dropped == [3]
+    assert [(p.labels, p.box) for p in line.pieces] == [((2,), (0, 70, 20, 100)), ((1,), (50, 0, 70, 40)),
+                                                        ((3,), (100, 20, 110, 40)), ((5,), (120, 0, 140, 40))]
+
+
+def test_a_component_of_exactly_the_minor_share_of_the_height_is_a_character():
+    boxes, _ = boxes_of((0, 0, 20, 40), (30, 0, 50, 40), (60, 22, 70, 40), (80, 0, 100, 40))  # 18 = 0.45 * 40
+    line = seg.line_pieces(np.arange(4), boxes, attach=False)
+    assert [p.labels for p in line.pieces] == [(1,), (2,), (3,), (4,)] and line.dropped == []
+
+
+def test_a_fragment_beside_a_character_joins_it_only_when_nearly_touching():
+    """Height 40: beside a character (no horizontal overlap) a fragment joins within MERGE_GAP * 40 = 6 pixels; the
+    one 10 pixels away is dropped, though an i's dot that far above would join (DOT_DISTANCE * 40 = 20)."""
+    boxes, _ = boxes_of((0, 0, 20, 40), (60, 0, 80, 40), (30, 20, 35, 30), (84, 20, 88, 30))
+    line = seg.line_pieces(np.arange(4), boxes, attach=True)
+    assert [p.labels for p in line.pieces] == [(1,), (2, 4)] and line.dropped == [2]
