@@ -1,6 +1,6 @@
-"""What verify_checkpoint says of checkpoint folders written by hand: the manifest (sizes and SHA-256 by hashlib)
-and the run state are built here, not by the saver, so each verdict is checked against the layout the module
-docstring describes."""
+"""What the checkpoint functions make of checkpoint folders written by hand: the manifest (sizes and SHA-256 by
+hashlib) and the run state are built here, not by the saver, so each verdict is checked against the layout the
+module docstring describes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emnist_dist.train.checkpoint import verify_checkpoint
+from emnist_dist.train.checkpoint import is_own_checkpoint, published_checkpoints, sweep_unfinished, verify_checkpoint
 
 PARTS = {"model.safetensors": b"weights", "optimizer.pt": b"moments", "scheduler.pt": b"schedule"}
 
@@ -59,3 +59,32 @@ def test_a_manifest_entry_that_is_not_a_file_of_the_folder_itself_is_never_read(
     (path / "sub").mkdir()
     (path / "sub" / "inside.bin").write_bytes(data)
     assert verify_checkpoint(path) == f"{name} is missing"
+
+
+def test_checkpoints_are_ordered_by_step_and_generation_as_numbers(tmp_path):
+    names = ["step_100000000", "step_00000001_g10", "step_00000002", "step_00000001_g2", "step_00000001"]
+    for name in names:
+        (tmp_path / name).mkdir()
+    (tmp_path / "step_00000003").write_bytes(b"a file")  # no folder: not a checkpoint
+    assert [p.name for p in published_checkpoints(tmp_path)] == [
+        "step_00000001", "step_00000001_g2", "step_00000001_g10", "step_00000002", "step_100000000"]
+
+
+def test_only_a_folder_of_a_checkpoint_name_whose_manifest_names_its_step_is_own(tmp_path):
+    ours = write_checkpoint(tmp_path / "step_00000003")
+    assert is_own_checkpoint(ours)
+    (tmp_path / "step_00000004").mkdir()  # no manifest
+    other = write_checkpoint(tmp_path / "other")  # a manifest of step 3, another name
+    ours.rename(tmp_path / "step_00000005")  # a manifest of another step
+    (tmp_path / "step_00000006").symlink_to(tmp_path / "step_00000005")  # a link to a checkpoint: not deleted through
+    assert not any(is_own_checkpoint(tmp_path / name) for name in ("step_00000004", other, "step_00000005",
+                                                                    "step_00000006"))
+
+
+def test_the_sweep_removes_only_what_killed_saves_and_deletions_left(tmp_path):
+    left = [tmp_path / ".step_00000003.partial", tmp_path / ".step_00000002.deleting"]
+    kept = [tmp_path / "step_00000002", tmp_path / "notes", tmp_path / ".cache"]
+    for path in left + kept:
+        (path / "sub").mkdir(parents=True)
+    assert sorted(sweep_unfinished(tmp_path)) == sorted(left)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
