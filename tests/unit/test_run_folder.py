@@ -62,6 +62,8 @@ def test_a_saved_config_and_an_exported_models_config_are_the_runs_own(tmp_path)
     ("config.yaml", "data: {}\nmodel: {}\n", "config.yaml (expected the resolved config a run saves)"),
     ("final.json", '{"step": 3}', "final.json (expected a JSON object of test metrics)"),
     ("final.json", '{"test/acc": 0.9}', "final.json (expected a JSON object of test metrics)"),
+    ("confusion_matrix.png", "not a picture", "confusion_matrix.png (expected a PNG written by Matplotlib)"),
+    ("curves.png", "not a picture", "curves.png (expected a PNG written by Matplotlib)"),
 ])
 def test_files_of_a_runs_name_but_not_its_content_are_named(tmp_path, name, text, expected):
     (tmp_path / name).write_text(text)
