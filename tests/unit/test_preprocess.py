@@ -19,7 +19,7 @@ from PIL import Image
 
 from emnist_dist.errors import UserError
 from emnist_dist.model_folder.framing import NIST_FRAMING, Framing, measure_framing
-from emnist_dist.model_folder.preprocess import MAX_SIDE, otsu_threshold, read_grayscale, to_model_framing
+from emnist_dist.model_folder.preprocess import MAX_SIDE, _crop_to_ink, otsu_threshold, read_grayscale, to_model_framing
 from tests.helpers.framed_data import DIGITS, FRAMINGS, binary_scan, nist_reference, photo_of
 from emnist_dist.data.synthetic import render_glyphs
 
@@ -150,6 +150,12 @@ def test_strokes_are_brought_into_the_framing_range():
         assert 1.8 <= stroke_of(glyph) <= 4.4
         top, bottom, left, right = bright_box(glyph)
         assert abs(max(bottom - top, right - left) + 1 - 21) <= 1.5
+
+
+def test_the_crop_after_thinning_a_broad_stroke_is_the_inks_bounding_box():
+    x = torch.zeros(1, 1, 10, 12)
+    x[0, 0, 2, 4] = x[0, 0, 6, 3] = x[0, 0, 4, 9] = 1.0  # rows 2 to 6, columns 3 to 9
+    torch.testing.assert_close(_crop_to_ink(x), x[..., 2:7, 3:10])
 
 
 def test_otsu_threshold_separates_two_levels():
