@@ -58,9 +58,9 @@ def console(capsys):
     log_to_console()
 
 
-def save(accelerator, run, out, keep_last=3):
+def save(accelerator, run, out, keep_last=3, protect_step=None):
     return save_checkpoint(accelerator, RunFolder(out).checkpoints, run.progress.step, run.parts, identity=IDENTITY,
-                           keep_last=keep_last)
+                           keep_last=keep_last, protect_step=protect_step)
 
 
 def published(out: Path) -> list[Path]:
@@ -415,16 +415,16 @@ def test_what_emnist_dist_did_not_write_where_a_run_writes_is_refused_and_kept(a
 # --- publishing ------------------------------------------------------------------------------------
 
 
-def test_saving_a_step_again_publishes_a_new_generation_and_rotation_keeps_the_newest(accelerator, tmp_path):
+def test_saving_a_step_again_publishes_a_new_generation_and_rotation_keeps_the_newest_and_the_best(accelerator, tmp_path):
     run = trained(accelerator, 1)
     first = save(accelerator, run, tmp_path, keep_last=2)
     again = save(accelerator, run, tmp_path, keep_last=2)
     assert (first.name, again.name) == ("step_00000001", "step_00000001_g1")
     assert published(tmp_path) == [again]  # the older generation goes once the new one is in place
-    for _ in range(3):
+    for _ in range(3):  # the best by validation at step 1: its newest generation stays
         run.step()
-        save(accelerator, run, tmp_path, keep_last=2)
-    assert [p.name for p in published(tmp_path)] == ["step_00000003", "step_00000004"]
+        save(accelerator, run, tmp_path, keep_last=2, protect_step=1)
+    assert [p.name for p in published(tmp_path)] == ["step_00000001_g1", "step_00000003", "step_00000004"]
 
     # resumed from step 3 because step 4 is damaged: the next save drops the abandoned step 4
     truncate(tmp_path / "checkpoints" / "step_00000004" / "model.safetensors")
@@ -542,6 +542,16 @@ def test_a_read_only_run_folder_fails_the_save_in_one_line(accelerator, tmp_path
     message = one_line_error(lambda: save(accelerator, run, out))
     assert "could not be written (Read-only file system)" in message or "(Permission denied)" in message
     assert [p.name for p in (out / "checkpoints").iterdir()] == [previous.name]
+
+
+def test_a_file_in_the_way_of_the_published_name_fails_the_save_in_one_line_and_is_kept(accelerator, tmp_path):
+    checkpoints = RunFolder(tmp_path).checkpoints
+    checkpoints.mkdir()
+    (checkpoints / "step_00000001").write_bytes(b"the user's")
+    message = one_line_error(lambda: save(accelerator, trained(accelerator, 1), tmp_path))
+    assert message == (f"checkpoint at step 1: {checkpoints}: could not be written (Not a directory): "
+                       "expected a writable folder with free space")
+    assert [(p.name, p.read_bytes()) for p in checkpoints.iterdir()] == [("step_00000001", b"the user's")]
 
 
 # --- the run folder ----------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from PIL import Image
 
 from emnist_dist.errors import UserError
 from emnist_dist.model_folder.framing import NIST_FRAMING, Framing, measure_framing
-from emnist_dist.model_folder.preprocess import MAX_SIDE, otsu_threshold, read_grayscale, to_model_framing
+from emnist_dist.model_folder.preprocess import (MAX_SIDE, _crop_to_ink, _place, otsu_threshold, read_grayscale,
+                                                 to_model_framing)
 from tests.helpers.framed_data import DIGITS, FRAMINGS, binary_scan, nist_reference, photo_of
 from emnist_dist.data.synthetic import render_glyphs
 
@@ -150,6 +151,45 @@ def test_strokes_are_brought_into_the_framing_range():
         assert 1.8 <= stroke_of(glyph) <= 4.4
         top, bottom, left, right = bright_box(glyph)
         assert abs(max(bottom - top, right - left) + 1 - 21) <= 1.5
+
+
+def test_the_crop_after_thinning_a_broad_stroke_is_the_inks_bounding_box():
+    x = torch.zeros(1, 1, 10, 12)
+    x[0, 0, 2, 4] = x[0, 0, 6, 3] = x[0, 0, 4, 9] = 1.0  # rows 2 to 6, columns 3 to 9
+    torch.testing.assert_close(_crop_to_ink(x), x[..., 2:7, 3:10])
+
+
+@pytest.mark.parametrize("top, left", [(0, 0), (2, 1), (-1, -2), (4, 5), (1, 6)])
+def test_placing_ink_on_the_canvas_cuts_what_falls_outside(top, left):
+    ink = torch.arange(1.0, 13.0).reshape(3, 4)
+    expected = torch.zeros(16, 16)  # the canvas with a margin of 3 all round, placed in by plain slicing
+    expected[3 + top : 6 + top, 3 + left : 7 + left] = ink
+    torch.testing.assert_close(_place(ink, top, left, 5), expected[3:8, 3:8])
+
+
+def otsu_by_brute_force(values: np.ndarray, bins: int) -> float:
+    """Otsu's definition cut by cut: the upper edge of the last bin of the dark class that maximises
+    w0 w1 (mu0 - mu1)^2 over the histogram's bin centres."""
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    best, best_cut = -1.0, 0
+    for cut in range(bins - 1):
+        dark, light = hist[: cut + 1], hist[cut + 1 :]
+        if not dark.sum() or not light.sum():  # one class empty: no split
+            continue
+        w0, w1 = dark.sum() / hist.sum(), light.sum() / hist.sum()
+        mu0, mu1 = (dark * centres[: cut + 1]).sum() / dark.sum(), (light * centres[cut + 1 :]).sum() / light.sum()
+        if w0 * w1 * (mu0 - mu1) ** 2 > best:
+            best, best_cut = w0 * w1 * (mu0 - mu1) ** 2, cut
+    return float(edges[best_cut + 1])
+
+
+def test_otsu_threshold_is_the_definitions():
+    rng = np.random.default_rng(1)  # two levels on a background that fills every bin: one best cut
+    values = np.concatenate([rng.normal(0.3, 0.08, 4000), rng.normal(0.75, 0.05, 2000), rng.uniform(0.02, 0.98, 3000)])
+    values = values.clip(0.02, 0.98)
+    assert otsu_threshold(values) == otsu_by_brute_force(values, 256)
+    assert otsu_threshold(values, bins=16) == otsu_by_brute_force(values, 16)
 
 
 def test_otsu_threshold_separates_two_levels():
@@ -437,5 +477,6 @@ def test_missing_file_is_a_user_error(tmp_path):
 def test_images_without_a_character_are_refused(tmp_path, pixels, message):
     path = tmp_path / "blank.png"
     Image.fromarray(pixels, "L").save(path)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=message) as err:
         to_model_framing(path, NIST_FRAMING)
+    assert str(err.value).startswith(f"{path}: ")  # the culprit named

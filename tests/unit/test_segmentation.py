@@ -201,3 +201,106 @@ def test_cut_parts_cover_the_piece_without_overlap(parts):
         assert len(chars) == parts
         assert chars[0].columns[0] == piece.box[0] and chars[-1].columns[1] == piece.box[2]
         assert all(a.columns[1] == b.columns[0] for a, b in zip(chars[:-1], chars[1:]))
+
+
+def test_label_ink_keeps_diagonal_strokes_whole_and_drops_specks_measured_on_the_writing():
+    """Components on a 40x40 mask by hand. The stroke width is stroke_widths' 2 area / boundary over the components of
+    at least a tenth of the largest: the 4x20 bar (area 80, boundary 2*4 + 2*20 - 4 = 44) and the 1x8 line (exactly
+    a tenth: area 8, boundary 8), 176 / 52; specks are below 0.35 * (176 / 52)^2 = 4.01 pixels."""
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[1, 35] = True  # label 1: one pixel, a speck
+    mask[4:8, 5:25] = True  # label 2: the bar
+    mask[12, 2:10] = True  # label 3: the line
+    mask[16:18, 30:32] = True  # label 4: 2x2, a speck
+    for i in range(5):  # label 5: a diagonal touching only at corners, one 8-connected stroke
+        mask[25 + i, 10 + i] = True
+    expected = np.zeros((40, 40), dtype=np.int64)
+    expected[4:8, 5:25], expected[12, 2:10] = 2, 3
+    for i in range(5):
+        expected[25 + i, 10 + i] = 5
+
+    labels, boxes, areas, stroke = seg.label_ink(mask)
+    assert stroke == pytest.approx(176 / 52)
+    assert areas.tolist() == [0, 80, 8, 0, 5]
+    assert boxes.tolist() == [[35, 1, 36, 2], [5, 4, 25, 8], [2, 12, 10, 13], [30, 16, 32, 18], [10, 25, 15, 30]]
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_label_ink_of_a_blank_mask_is_empty():
+    labels, boxes, areas, stroke = seg.label_ink(np.zeros((20, 30), dtype=bool))
+    assert boxes.shape == (0, 4) and areas.shape == (0,) and stroke == 1.0 and not labels.any()
+
+
+def boxes_of(*rows) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``(x0, y0, x1, y1)`` as given, each with some ink."""
+    boxes = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    return boxes, np.full(len(boxes), 100)
+
+
+@pytest.mark.parametrize("second, lines", [
+    ((15, 10, 25, 30), 1),  # 20 high beside 20 high, overlapping by 10: half the smaller height, one line
+    ((15, 12, 25, 32), 2),  # overlapping by 8: two lines
+    ((70, 0, 80, 20), 1),  # level, 60 apart: three heights, one line
+    ((71, 0, 81, 20), 2),  # 61 apart: two
+])
+def test_components_chain_into_a_line_up_to_the_limits(second, lines):
+    boxes, areas = boxes_of((0, 0, 10, 20), second)
+    assert len(seg.group_lines(boxes, areas, stroke=3.0)) == lines
+
+
+def test_minor_groups_join_the_nearest_line_or_stand_alone_by_their_size():
+    """Stroke 3: a group lower than half its neighbour's height joins it within one of its heights; farther, it is
+    dropped below max(4 strokes, 8) = 12 pixels high and kept as its own line from 12."""
+    boxes, areas = boxes_of(
+        (0, 100, 30, 140), (40, 100, 70, 140), (80, 100, 110, 140),  # a line of three 40 high
+        (600, 300, 630, 340), (640, 300, 670, 340),  # a second line, to the right
+        (300, 0, 310, 11),  # far and 11 high: dropped
+        (300, 400, 310, 412),  # far and 12 high: a line of its own
+        (85, 85, 95, 93),  # a dot 7 above the third character: joins it, though it comes last
+        (645, 252, 655, 260),  # a dot one height (40) above the second line: joins it
+    )
+    groups = [sorted(g.tolist()) for g in seg.group_lines(boxes, areas, stroke=3.0)]
+    assert groups == [[0, 1, 2, 7], [3, 4, 8], [6]]  # top to bottom
+
+
+def test_a_group_half_as_high_as_its_neighbour_is_a_line_of_its_own():
+    boxes, areas = boxes_of((0, 100, 30, 140), (0, 70, 30, 90))
+    assert len(seg.group_lines(boxes, areas, stroke=3.0)) == 2
+
+
+def test_more_components_than_one_linking_block_group_as_with_fewer():
+    """Three lines of 400 characters: 1,200 components, compared LINK_BLOCK (512) rows at a time."""
+    boxes, areas = boxes_of(*[(20 * k, 100 * r, 20 * k + 10, 100 * r + 30) for r in range(3) for k in range(400)])
+    assert seg.LINK_BLOCK < len(boxes)
+    groups = seg.group_lines(boxes, areas, stroke=3.0)
+    assert [sorted(g.tolist()) for g in groups] == [list(range(400 * r, 400 * r + 400)) for r in range(3)]
+
+
+@pytest.mark.parametrize("height, lines", [(8, 2), (7, 0)])
+def test_lone_marks_are_lines_from_the_smallest_character_height(height, lines):
+    boxes, areas = boxes_of((0, 0, 40, height), (0, 100, 40, 100 + height), (0, 200, 3, 203))  # and a far speck
+    assert len(seg.group_lines(boxes, areas, stroke=1.0)) == lines
+
+
+def test_without_attaching_each_major_component_is_a_piece_and_the_minor_ones_are_dropped():
+    """Heights 40, 30, 20, 4, 40: the character height is the median of those at least half the tallest (35); the
+    4 high mark is below MINOR_HEIGHT (0.45 * 35) of it. Pieces carry label = row + 1, left to right by centre."""
+    boxes, _ = boxes_of((50, 0, 70, 40), (0, 70, 20, 100), (100, 20, 110, 40), (30, 30, 35, 34), (120, 0, 140, 40))
+    line = seg.line_pieces(np.arange(5), boxes, attach=False)
+    assert line.height == 35.0 and line.dropped == [3]
+    assert [(p.labels, p.box) for p in line.pieces] == [((2,), (0, 70, 20, 100)), ((1,), (50, 0, 70, 40)),
+                                                        ((3,), (100, 20, 110, 40)), ((5,), (120, 0, 140, 40))]
+
+
+def test_a_component_of_exactly_the_minor_share_of_the_height_is_a_character():
+    boxes, _ = boxes_of((0, 0, 20, 40), (30, 0, 50, 40), (60, 22, 70, 40), (80, 0, 100, 40))  # 18 = 0.45 * 40
+    line = seg.line_pieces(np.arange(4), boxes, attach=False)
+    assert [p.labels for p in line.pieces] == [(1,), (2,), (3,), (4,)] and line.dropped == []
+
+
+def test_a_fragment_beside_a_character_joins_it_only_when_nearly_touching():
+    """Height 40: beside a character (no horizontal overlap) a fragment joins within MERGE_GAP * 40 = 6 pixels; the
+    one 10 pixels away is dropped, though an i's dot that far above would join (DOT_DISTANCE * 40 = 20)."""
+    boxes, _ = boxes_of((0, 0, 20, 40), (60, 0, 80, 40), (30, 20, 35, 30), (84, 20, 88, 30))
+    line = seg.line_pieces(np.arange(4), boxes, attach=True)
+    assert [p.labels for p in line.pieces] == [(1,), (2, 4)] and line.dropped == [2]
