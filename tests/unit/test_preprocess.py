@@ -480,3 +480,20 @@ def test_images_without_a_character_are_refused(tmp_path, pixels, message):
     with pytest.raises(UserError, match=message) as err:
         to_model_framing(path, NIST_FRAMING)
     assert str(err.value).startswith(f"{path}: ")  # the culprit named
+
+
+def test_the_smallest_side_accepted_is_eight_pixels(tmp_path):
+    def picture(height: int, width: int):
+        pixels = np.full((height, width), 255, np.uint8)
+        pixels[1:-1, width // 2 - 1 : width // 2 + 1] = 0  # a dark bar, a "1", on white paper
+        path = tmp_path / f"{width}x{height}.png"
+        Image.fromarray(pixels, "L").save(path)
+        return path
+
+    glyph = to_model_framing(picture(8, 8), NIST_FRAMING)  # the limit itself is accepted
+    assert glyph.shape == (28, 28) and glyph.max() == 255
+    for height, width in ((7, 8), (8, 7)):
+        path = picture(height, width)
+        with pytest.raises(UserError) as err:
+            to_model_framing(path, NIST_FRAMING)
+        assert str(err.value) == f"{path}: {width}x{height} pixels is too small; expected at least 8x8"
