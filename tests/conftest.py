@@ -36,11 +36,9 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # The workers take whole files (--dist=loadfile) in this order: the files with slow tests first, so that
-        # the last to start, when a worker may be left alone, are short ones; the sweep's SLURM job array last of
-        # all, as only one loopback SLURM cluster runs at a time (tests/helpers/slurm_cluster.py) and test_slurm.py
-        # holds one for minutes near the start.
+        # the last to start, when a worker may be left alone, are short ones.
         slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
-        items.sort(key=lambda item: 2 if item.path.name == "test_sweep_workers.py" else int(item.path not in slow))
+        items.sort(key=lambda item: item.path not in slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")

@@ -17,14 +17,11 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-
-from filelock import FileLock
 
 NODE_CPUS = 64
 NODE_MEMORY_MB = 512_000
@@ -199,13 +196,12 @@ def slurm_cluster(root: Path, nodes: int = 2, start_timeout: float = 30) -> Iter
     On exit, jobs still queued or running are cancelled and waited for (so no job step outlives
     its slurmd), then the daemons this call started are stopped by PID.
     """
-    # One cluster at a time on a host: two loopback clusters at once fail to launch jobs
-    # ("launch_failed_requeued_held"). Under pytest-xdist, a second worker's cluster waits here for the first.
-    with FileLock(Path(tempfile.gettempdir()) / "emnist_dist-tests-slurm-cluster.lock"):
-        yield from _run_cluster(root, nodes, start_timeout)
-
-
-def _run_cluster(root: Path, nodes: int, start_timeout: float) -> Iterator[SlurmCluster]:
+    # slurmd opens a Unix socket per job step in its spool folder, e.g. spool/node0/node0_12.4294967291; a path
+    # longer than 107 bytes cannot be bound, and every job then ends "launch_failed_requeued_held".
+    longest_socket = root / "spool" / f"node{nodes - 1}" / f"node{nodes - 1}_{10**6}.4294967291"
+    if len(os.fsencode(longest_socket)) > 107:
+        raise ValueError(f"{root}: too long a path for slurmd's job-step sockets ({longest_socket}, "
+                         f"{len(os.fsencode(longest_socket))} bytes, at most 107): use a shorter folder")
     root.mkdir(parents=True, exist_ok=True)
     conf = write_config(root, nodes)
     cluster = SlurmCluster(root, conf, nodes)

@@ -37,14 +37,14 @@ def job_log(cluster, job: str) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def test_job_array_workers_share_the_study_and_a_preempted_trial_resumes(data, tmp_path):
+def test_job_array_workers_share_the_study_and_a_preempted_trial_resumes(data, tmp_path, tmp_path_factory):
     reason = slurm_missing_reason()
     if reason:
         missing_system_dependency(reason)
     root, base, space = data
     study = root / "array_study"
     (tmp_path / "logs").mkdir()
-    with slurm_cluster(tmp_path / "slurm", nodes=2) as cluster:
+    with slurm_cluster(tmp_path_factory.mktemp("slurm"), nodes=2) as cluster:  # a short path: see slurm_cluster
         env = {"EMNIST_REPO": str(REPO), "EMNIST_ACTIVATE": f'export PATH="{Path(sys.executable).parent}:$PATH"',
                "EMNIST_CPU": "1", "PROCS_PER_NODE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                "CONFIG": str(base), "SPACE": str(space), "STUDY_DIR": str(study), "TRIALS": "6",
