@@ -34,7 +34,11 @@ def test_saved_config_reproduces_the_run(tmp_path):
     cfg = parse_config(["--data.split", "letters", "--log.trackers", "[wandb]", "--train.betas", "[0.8, 0.9]"])
     save_config(cfg, tmp_path / "config.yaml")
     assert parse_config(["--config", str(tmp_path / "config.yaml")]) == cfg
-    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["data"]["split"] == "letters"
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["data"]["split"] == "letters"
+    # in the dataclasses' order (data, augment, model, train ...), the order of --help and the docs, not sorted
+    assert list(saved) == [f.name for f in dataclasses.fields(Config)]
+    assert list(saved["train"]) == [f.name for f in dataclasses.fields(cfg.train)]
 
 
 @pytest.mark.parametrize("argv, culprit", [
@@ -182,6 +186,20 @@ def test_a_config_built_in_code_is_checked_by_the_trainer_before_anything_is_wri
         Trainer(cfg)
     assert culprit in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_null_inside_a_section_an_unknown_key_and_a_dict_are_refused_in_exact_lines():
+    with pytest.raises(UserError) as err:
+        check_config(_built_in_code(train__lr=None))
+    assert str(err.value) == "train.lr=None: expected a value (this setting cannot be null)"
+    with pytest.raises(UserError) as err:
+        check_config(_built_in_code(epochs=5))
+    expected = ", ".join(f.name for f in dataclasses.fields(Config))
+    assert str(err.value) == f"config.epochs: not a setting: expected one of {expected}"
+    with pytest.raises(UserError) as err:
+        check_config({"train": {"epochs": 3}})  # the YAML's dict, not a Config
+    assert str(err.value) == ("config is a dict: expected an emnist_dist.config.Config "
+                              "(parse_config([...]) or Config(...))")
 
 
 def test_a_config_built_in_code_gets_the_command_lines_conversions():
