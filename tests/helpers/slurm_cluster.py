@@ -199,9 +199,10 @@ def slurm_cluster(root: Path, nodes: int = 2, start_timeout: float = 30) -> Iter
     # slurmd opens a Unix socket per job step in its spool folder, e.g. spool/node0/node0_12.4294967291; a path
     # longer than 107 bytes cannot be bound, and every job then ends "launch_failed_requeued_held".
     longest_socket = root / "spool" / f"node{nodes - 1}" / f"node{nodes - 1}_{10**6}.4294967291"
-    if len(os.fsencode(longest_socket)) > 107:
+    socket_bytes = len(os.fsencode(longest_socket))
+    if socket_bytes > 107:
         raise ValueError(f"{root}: too long a path for slurmd's job-step sockets ({longest_socket}, "
-                         f"{len(os.fsencode(longest_socket))} bytes, at most 107): use a shorter folder")
+                         f"{socket_bytes} bytes, at most 107): use a shorter folder")
     root.mkdir(parents=True, exist_ok=True)
     conf = write_config(root, nodes)
     cluster = SlurmCluster(root, conf, nodes)
