@@ -365,10 +365,10 @@ class Trainer:
         best_path = self.folder.best_weights
         accelerator.wait_for_everyone()
         net = dict(self.candidates())[state.best_weights]
-        if len(data.val_labels) and best_path.is_file():
+        if len(data.val_labels) and best_path.is_file() and state.best_step != state.step:
             net.load_state_dict(load_file(best_path))
             best_metrics = self.evaluate(net, data.test_images, data.test_labels)
-        else:  # no validation split: the best weights are the last ones, already evaluated
+        else:  # no validation split, or the best step is the last one: the best weights were just evaluated
             best_metrics = last[state.best_weights]
         best = best_metrics.compute()
         final = {

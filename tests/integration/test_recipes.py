@@ -12,6 +12,7 @@ One recipe is stopped by SIGTERM and resumed: both halves must log to one W&B ru
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import re
@@ -22,8 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.helpers.mnist_format import write_sklearn_digits
@@ -184,6 +187,13 @@ def test_recipe_trains_and_its_trackers_hold_the_metrics(trained, name):
     assert (run.out / "tensorboard").is_dir() == ("tensorboard" in trackers)
     if "tensorboard" in trackers:
         assert_holds_metrics(tensorboard_scalars(run.out, project), run.out)
+        # the confusion matrix the tracker got is the run folder's picture, pixel for pixel
+        events = EventAccumulator(str(run.out / "tensorboard" / project))
+        events.Reload()
+        (logged,) = events.Images("test/confusion_matrix")
+        assert logged.step == final(run.out)["step"]
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(logged.encoded_image_string))),
+                                      np.asarray(Image.open(run.out / "confusion_matrix.png").convert("RGB")))
 
     assert (run.out / "wandb").is_dir() == ("wandb" in trackers)
     if "wandb" in trackers:
