@@ -13,7 +13,6 @@ import os
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from torchmetrics.functional.classification import (
@@ -149,10 +148,3 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
     """Save as PNG atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-
-
-def figure_to_array(fig: Figure) -> np.ndarray:
-    """Render a figure to an RGB uint8 array ``(H, W, 3)`` (for trackers)."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -24,10 +24,10 @@ from emnist_dist.reports.confusion import (
     confused_pairs,
     confusion_matrix,
     confusion_matrix_figure,
-    figure_to_array,
     per_class_table,
 )
 from emnist_dist.data.resize import to_model_input
+from tests.helpers.figure_pixels import figure_pixels
 from tests.helpers.framed_data import DIGITS, write_parquet_source
 
 REPORT_FILES = {"metrics.json", "per_class.csv", "confused_pairs.csv", "confusion_matrix.png",
@@ -168,7 +168,7 @@ def test_confusion_figure_draws_each_true_class_as_a_row_normalised_to_one():
     # By hand: row t holds cm[t] / sum(cm[t]); a column-normalised or transposed picture differs in 5 of 9 cells.
     rates = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.25, 0.0, 0.75]])
     figure = confusion_matrix_figure(cm, names)
-    pixels = figure_to_array(figure)
+    pixels = figure_pixels(figure)
     ax = figure.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
     assert [t.get_text() for t in ax.get_yticklabels()] == names == [t.get_text() for t in ax.get_xticklabels()][:3]
@@ -189,7 +189,7 @@ def test_confusion_figure_draws_each_true_class_as_a_row_normalised_to_one():
 def test_confusion_figure_at_62_classes_is_large_enough_to_read():
     names = [chr(c) for c in range(48, 58)] + [chr(c) for c in range(65, 91)] + [chr(c) for c in range(97, 123)]
     cm = torch.eye(62, dtype=torch.long) * 50
-    array = figure_to_array(confusion_matrix_figure(cm, names))
+    array = figure_pixels(confusion_matrix_figure(cm, names))
     assert array.dtype == np.uint8 and array.shape[2] == 3
     assert min(array.shape[:2]) >= 62 * 25  # at least ~25 pixels per class at 100 dpi
 

@@ -23,8 +23,9 @@ from emnist_dist.data import class_names, load_split, prepare
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.model_folder.framing import NIST_FRAMING
 from emnist_dist.model_folder.preprocess import to_model_framing
-from emnist_dist.reports.confusion import confusion_matrix_figure, figure_to_array
+from emnist_dist.reports.confusion import confusion_matrix_figure
 from emnist_dist.reports.run_plots import curves_figure, read_metrics_log
+from tests.helpers.figure_pixels import figure_pixels
 from tests.helpers.framed_data import photo_of, write_parquet_source
 from tests.helpers.model_reference import assert_framed_as, model_probabilities
 from tests.helpers.train_runs import REPO, env_for_tests, final, metrics_lines, run_train
@@ -94,7 +95,7 @@ def test_run_folder_pictures_are_the_confusion_matrix_and_the_curves(framed_run,
     # The run's confusion matrix picture is the one drawn from the exported model's own test predictions,
     # counted by scikit-learn (rows: the true class).
     counts = sklearn_confusion_matrix(labels.numpy(), probs.argmax(1).numpy(), labels=range(47))
-    expected = figure_to_array(confusion_matrix_figure(torch.from_numpy(counts), info.class_names))
+    expected = figure_pixels(confusion_matrix_figure(torch.from_numpy(counts), info.class_names))
     np.testing.assert_array_equal(np.asarray(Image.open(out / "confusion_matrix.png").convert("RGB")), expected)
     # The curves are metrics.jsonl's records, and the plot command redraws the same picture.
     records = read_metrics_log(out)
