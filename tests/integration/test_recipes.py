@@ -140,10 +140,18 @@ def wandb_history(out: Path) -> list[dict]:
             if record["type"] == "history"]
 
 
-def tensorboard_scalars(out: Path, project: str) -> dict[str, dict[int, float]]:
-    """tag -> {step: value} from the run's TensorBoard event files (Accelerate writes them per project)."""
+@functools.cache
+def tensorboard_events(out: Path, project: str) -> EventAccumulator:
+    """The run's TensorBoard event files (Accelerate writes them per project), through TensorBoard's own reader
+    (read once per run)."""
     events = EventAccumulator(str(out / "tensorboard" / project))
     events.Reload()
+    return events
+
+
+def tensorboard_scalars(out: Path, project: str) -> dict[str, dict[int, float]]:
+    """tag -> {step: value} from the run's TensorBoard event files."""
+    events = tensorboard_events(out, project)
     return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
 
 
@@ -188,9 +196,7 @@ def test_recipe_trains_and_its_trackers_hold_the_metrics(trained, name):
     if "tensorboard" in trackers:
         assert_holds_metrics(tensorboard_scalars(run.out, project), run.out)
         # the confusion matrix the tracker got is the run folder's picture, pixel for pixel
-        events = EventAccumulator(str(run.out / "tensorboard" / project))
-        events.Reload()
-        (logged,) = events.Images("test/confusion_matrix")
+        (logged,) = tensorboard_events(run.out, project).Images("test/confusion_matrix")
         assert logged.step == final(run.out)["step"]
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(logged.encoded_image_string))),
                                       np.asarray(Image.open(run.out / "confusion_matrix.png").convert("RGB")))
