@@ -484,7 +484,11 @@ def test_kill_9_at_random_points_of_a_save_never_leaves_a_damaged_checkpoint(acc
     phases, late = {}, 0
     resumed = TinyRun(accelerator, seed=9, width=128)
     trial = 0
-    while trial < least or (trial < most and not (trial - late >= inside_wanted and writing(phases) >= writing_wanted)):
+
+    def enough_landed() -> bool:
+        return trial - late >= inside_wanted and writing(phases) >= writing_wanted
+
+    while trial < least or (trial < most and not enough_landed()):
         out = tmp_path / f"trial{trial}"
         if saved:
             shutil.copytree(template, out)
