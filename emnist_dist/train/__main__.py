@@ -10,13 +10,9 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-import torch
-from accelerate import PartialState
-
 from ..cli import run_cli
 from ..config import parse_config
 from .outcomes import Diverged, Preempted
-from .trainer import Trainer
 
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: a checkpoint was saved, run again with --resume auto
@@ -26,6 +22,9 @@ def exit_code(run: Callable[[], object]) -> int:
     """For a command line: run ``run()`` and map its outcome to the exit code: 0, 3 (:class:`Diverged`, its
     message as one ``error:`` line) or 75 (:class:`Preempted`); then end the process group, which the
     command's process formed (``fit`` leaves it up)."""
+    import torch  # here, as in main(): the command refuses bad input before torch loads
+    from accelerate import PartialState
+
     try:
         run()
         return 0
@@ -44,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(argv)
     if cfg.debug:  # this process's CUDA calls become synchronous (an error names the kernel that failed)
         os.environ.setdefault("CUDA_LAUNCH_BLOCKING", "1")
+    # Imported once the config is good: torch, timm and torchmetrics take ~10 s to load, and a mistyped flag,
+    # a bad value or --help/--print_config answers in about a second without them.
+    from .trainer import Trainer
+
     return exit_code(lambda: Trainer(cfg).fit())
 
 
