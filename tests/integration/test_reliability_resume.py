@@ -1,6 +1,8 @@
 """Resuming real training runs: 1 -> 2 -> 1 processes, a refused change of settings, a damaged newest checkpoint.
 
-The reference is the same run trained without interruption in one process. Without dropout,
+The reference is the same run trained without interruption in one process. The single-process runs go through
+the command line's entry point inside the test's process (the claim is the run's, not the process's); the
+two-process run is a real ``accelerate launch``. Without dropout,
 MixUp or augmentation (and with LayerNorm, so no per-rank batch statistics), DDP over two
 processes computes the single-process step up to float rounding, so a resumed run that kept the
 global batch and the sample order ends with the reference's weights; any other batch or order
@@ -13,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers.train_runs import TINY, final, run_train, weights
+from tests.helpers.train_runs import TINY, final, run_train, train_in_process, weights
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +26,17 @@ DETERMINISTIC = [*TINY, "--model.name", "test_vit", "--model.drop_rate", "0", "-
 
 def test_a_run_resumes_across_process_counts_and_refuses_changed_settings(tmp_path):
     args = [*DETERMINISTIC, "--data.cache_dir", str(tmp_path / "cache")]
-    reference = run_train([*args, "--output_dir", str(tmp_path / "reference"), "--train.max_steps", "6"], tmp_path)
+    reference = train_in_process([*args, "--output_dir", str(tmp_path / "reference"), "--train.max_steps", "6"])
     assert reference.returncode == 0, reference.stderr[-2000:]
 
     out = tmp_path / "run"
-    first = run_train([*args, "--output_dir", str(out), "--train.max_steps", "2"], tmp_path)
+    first = train_in_process([*args, "--output_dir", str(out), "--train.max_steps", "2"])
     assert first.returncode == 0, first.stderr[-2000:]
 
     # Another model, learning rate and seed in the same folder: refused, naming them; config.yaml untouched.
     config_before = (out / "config.yaml").read_bytes()
-    changed = run_train([*args, "--output_dir", str(out), "--train.max_steps", "4", "--model.name",
-                         "test_efficientnet", "--train.lr", "0.01", "--seed", "1"], tmp_path)
+    changed = train_in_process([*args, "--output_dir", str(out), "--train.max_steps", "4", "--model.name",
+                                "test_efficientnet", "--train.lr", "0.01", "--seed", "1"])
     errors = [line for line in changed.stderr.splitlines() if line.startswith("error:")]
     assert changed.returncode == 2 and len(errors) == 1 and "Traceback" not in changed.stderr, changed.stderr[-2000:]
     assert errors[0] == (f"error: output_dir={out} holds a run that was trained with other settings: "
@@ -58,7 +60,7 @@ def test_a_run_resumes_across_process_counts_and_refuses_changed_settings(tmp_pa
     model_file.write_bytes(model_file.read_bytes()[:1000])
     with open(out / "metrics.jsonl", "a") as f:
         f.write('{"epoch": 1, "st')
-    third = run_train([*args, "--output_dir", str(out), "--train.max_steps", "6"], tmp_path)
+    third = train_in_process([*args, "--output_dir", str(out), "--train.max_steps", "6"])
     assert third.returncode == 0, third.stderr[-3000:]
     assert f"warning: checkpoint {newest} is damaged (model.safetensors has 1000 bytes" in third.stdout
     assert f"resumed from {out / 'checkpoints' / 'step_00000003'} at step 3" in third.stdout

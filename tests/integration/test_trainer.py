@@ -20,7 +20,7 @@ from emnist_dist.data.fonts import font_fingerprint
 from emnist_dist.model_folder.artifact import load_model
 from emnist_dist.data.resize import to_model_input
 from tests.helpers.train_runs import (REPO, TINY, env_for_tests, final, free_port, metrics_lines, run_train, train_cmd,
-                                      weights)
+                                      train_in_process, weights)
 
 pytestmark = pytest.mark.slow
 
@@ -174,9 +174,9 @@ def test_a_dying_rank_ends_the_job_nonzero_within_a_minute(tmp_path, cache):
 def test_nonfinite_loss_stops_naming_the_step(tmp_path, cache):
     out = tmp_path / "nan"
     # A checkpoint is due at step 5, the first sync point: by then the weights are long non-finite.
-    result = run_train([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), "--train.optimizer", "sgd",
-                        "--train.lr", "1e30", "--train.warmup_epochs", "0", "--train.clip_grad_norm", "null",
-                        "--checkpoint.every_steps", "5"], tmp_path)
+    result = train_in_process([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), "--train.optimizer", "sgd",
+                               "--train.lr", "1e30", "--train.warmup_epochs", "0", "--train.clip_grad_norm", "null",
+                               "--checkpoint.every_steps", "5"])
     assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
     # Step 1's loss comes from the initial weights (finite); its update by 1e30 x the gradient overflows float32,
     # so step 2 is the first non-finite one, in epoch 1 (epochs count from 1, as in every log line).
@@ -192,7 +192,7 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, cache):
 ])  # unknown keys and wrong types: tests/test_config.py (in-process, and once through the CLI)
 def test_bad_config_is_one_line_and_writes_nothing(tmp_path, cache, extra, culprit):
     out = tmp_path / "bad"
-    result = run_train([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), *extra], tmp_path)
+    result = train_in_process([*TINY, "--data.cache_dir", cache, "--output_dir", str(out), *extra])
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error:") and culprit in lines[-1], result.stderr[-2000:]
