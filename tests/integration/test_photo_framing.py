@@ -1,8 +1,8 @@
 """Photos of a model's own test glyphs are read at close to its test accuracy, whatever its data's framing.
 
 For an EMNIST-framed and an MNIST-framed training set (tests/helpers/framed_data.py, written as
-parquet, a source the data layer reads), the real training entry point trains a small model and
-exports it; the test then photographs the test split's own glyphs (inverted, enlarged, anywhere on
+parquet, a source the data layer reads), the real training entry point (in the test's process) trains a small
+model and exports it; the test then photographs the test split's own glyphs (inverted, enlarged, anywhere on
 a light page, unevenly lit, blurred, noisy) and predicts them through the exported folder. The same
 runs check the run folder's pictures and top-5 accuracy.
 """
@@ -28,7 +28,7 @@ from emnist_dist.reports.run_plots import curves_figure, read_metrics_log
 from tests.helpers.figure_pixels import figure_pixels
 from tests.helpers.framed_data import photo_of, write_parquet_source
 from tests.helpers.model_reference import assert_framed_as, model_probabilities
-from tests.helpers.train_runs import REPO, env_for_tests, final, metrics_lines, run_train
+from tests.helpers.train_runs import REPO, env_for_tests, final, metrics_lines, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -46,8 +46,8 @@ def framed_run(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"framed_{request.param}")
     source = write_parquet_source(root / "source", request.param, class_names(SPLIT), 60, 15)
     out, cache = root / "run", root / "cache"
-    result = run_train([*TRAIN, "--data.source", str(source), "--data.cache_dir", str(cache), "--output_dir", str(out)],
-                       root)
+    result = train_in_process([*TRAIN, "--data.source", str(source), "--data.cache_dir", str(cache),
+                               "--output_dir", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
     return request.param, out, cache, source
 
