@@ -166,9 +166,9 @@ def test_out_naming_a_folder_writes_model_onnx_into_it_and_replaces_only_an_earl
     """``python -m emnist_dist.onnx_export --out newdir/ --opset 19`` creates the folder and writes the opset asked
     for; ``--out newdir`` (now a folder) writes into it again, replacing that earlier export."""
     new_dir, written = tmp_path / "newdir", tmp_path / "newdir" / "model.onnx"
-    done = subprocess.run([sys.executable, "-m", "emnist_dist.onnx_export", "--model", str(trained_model_dir),
-                           "--out", f"{new_dir}{os.sep}", "--opset", "19"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and f"wrote {written}" in done.stdout, done.stderr
+    code, stdout, err = run(export_main, ["--model", str(trained_model_dir), "--out", f"{new_dir}{os.sep}", "--opset",
+                                          "19"], capsys)
+    assert code == 0 and f"wrote {written}" in stdout, err
     assert new_dir.is_dir() and [p.name for p in new_dir.iterdir()] == ["model.onnx"]
     assert onnx.load(written).graph.output[0].name == "logits"
     # read back with onnx's own loader: the default domain's opset is the one given (not the exporter's 18)
