@@ -10,6 +10,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file
@@ -49,21 +50,22 @@ def run_train(args: list[str], tmp_path: Path, processes: int = 1, timeout: floa
                           timeout=timeout)
 
 
-def train_in_process(args: list[str]) -> subprocess.CompletedProcess:
+def train_in_process(args: list[str], main: Callable[[list[str]], int] | None = None) -> subprocess.CompletedProcess:
     """What ``python -m emnist_dist.train ARGS`` runs (``run_cli(main, ARGS)``: exit code, one-line errors, console
-    lines), inside this process with stdout and stderr captured, as :func:`run_train` reports it. A new process
+    lines; ``main``: another command's, e.g. the audit's), inside this process with stdout and stderr captured, as
+    :func:`run_train` reports it. A new process
     spends ~9 CPU-s importing torch, timm and torchmetrics before it parses a flag; fits in one process leave it
     as they found it (tests/integration/test_trainer_api.py). Not for bf16: accelerate keeps the first run's
     precision for the rest of the process (run_train it)."""
     from emnist_dist.cli import run_cli
-    from emnist_dist.train.__main__ import main
+    from emnist_dist.train.__main__ import main as train_main
 
     stdout, stderr = io.StringIO(), io.StringIO()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as run_train's OMP_NUM_THREADS=1: two threads on a busy 2-core machine are far slower
     try:
         with redirect_stdout(stdout), redirect_stderr(stderr):
-            run_cli(main, args)
+            run_cli(main or train_main, args)
     except SystemExit as exit_:
         code = exit_.code
     finally:

@@ -29,7 +29,7 @@ from tests.helpers.audit_folds import TINY_AUDIT, assert_scores_are_the_fold_mod
 from tests.conftest import missing_system_dependency
 from tests.helpers.defects import FASHION_MNIST, found, ranking_found, read_issues, write_defective_fashion
 from tests.helpers.mnist_format import FASHION_CLASSES
-from tests.helpers.train_runs import REPO, env_for_tests, final, run_train, train_cmd
+from tests.helpers.train_runs import REPO, env_for_tests, final, run_train, train_cmd, train_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def audited(tmp_path_factory):
     defects = write_defective_fashion(source, GLYPHS, TEST_GLYPHS, flip_fraction=0.05, turn_fraction=0.05)
     data_args = ["--data.source", str(source), "--data.cache_dir", str(tmp / "cache")]
     out = tmp / "audit"
-    result = audit([*SHRUNK, *data_args, "--output_dir", str(out)], tmp)
+    result = train_in_process([*SHRUNK, *data_args, "--output_dir", str(out)], main=audit_main)  # the command's entry
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return SimpleNamespace(tmp=tmp, out=out, defects=defects, data_args=data_args, result=result,
                            issues=read_issues(out), csv=(out / "label_issues.csv").read_text())
@@ -150,8 +150,8 @@ def test_rerun_resumes_per_fold(audited, capsys):
 def test_retrain_with_exclude_drops_the_flagged_glyphs(audited, tmp_path):
     exclude = audited.out / "exclude.txt"
     out = tmp_path / "clean"
-    result = run_train([*SHRUNK, *audited.data_args, "--train.epochs", "1", "--data.exclude", str(exclude),
-                        "--output_dir", str(out)], tmp_path)
+    result = train_in_process([*SHRUNK, *audited.data_args, "--train.epochs", "1", "--data.exclude", str(exclude),
+                               "--output_dir", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
     flagged = len(set(exclude.read_text().split()))
     result_final = final(out)
@@ -185,6 +185,6 @@ def test_a_stop_signal_ends_with_75_and_the_rerun_finishes(tmp_path):
     assert process.wait(timeout=300) == 75, "".join(lines)
     assert "SIGUSR1 received: checkpointing" in "".join(lines)
     assert not (tmp_path / "stopped" / "fold_0" / "final.json").exists()
-    again = audit(args, tmp_path)
+    again = train_in_process(args, main=audit_main)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from" in again.stdout and (tmp_path / "stopped" / "summary.json").is_file()
