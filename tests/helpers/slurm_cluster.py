@@ -83,7 +83,8 @@ MailProg=/bin/true
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-MinJobAge=600
+# finished jobs stay visible to scontrol for an hour: a test may look at a job long after it ended
+MinJobAge=3600
 KillWait=10
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool/%n

@@ -1,7 +1,8 @@
 """The SLURM templates, unmodified, against a real SLURM on loopback (tests/helpers/slurm_cluster.py).
 
 Environment overrides (EMNIST_CPU=1, PROCS_PER_NODE) and arguments after the script make each
-template train timm's tiny test_efficientnet on synthetic data, on CPU, with 2 processes in all;
+template train timm's tiny test_efficientnet on synthetic data, on CPU, with 2 processes in all (1 in the
+jobs that check only whether the script requeues);
 the recipe's trackers stay on (W&B offline, as `log.wandb_mode auto` chooses on a node without a
 key, and TensorBoard). The cluster has two nodes (two slurmd on 127.0.0.1), so the multi-node
 template also runs for real on 2 nodes x 1 process.
@@ -96,13 +97,28 @@ def background_jobs(submit, submit_dir) -> dict[str, int]:
         "byclass_b3.sh": submit("byclass_b3.sh", *TINY),
         # processes per node from the GPUs SLURM allocated (two placeholder GPUs)
         "balanced_b2.sh": submit("balanced_b2.sh", *TINY, sbatch_args=["--gpus-per-node=2"], PROCS_PER_NODE=None),
-        # the reference for the preemption test: same template, arguments and layout
-        "two_nodes": submit("multinode_byclass_b3.sh", *LONGER, sbatch_args=["--nodes=2"], PROCS_PER_NODE="1",
-                            OUTPUT_DIR=str(submit_dir / "two_nodes")),
-        "one_node": submit("multinode_byclass_b3.sh", *TINY, sbatch_args=["-N1"],
+        # also the reference for the preemption test: same template, arguments and processes, on one node
+        # (train.batch_size is the global batch: the steps do not depend on how the processes spread over nodes)
+        "one_node": submit("multinode_byclass_b3.sh", *LONGER, sbatch_args=["-N1"],
                            OUTPUT_DIR=str(submit_dir / "one_node")),
-        "failed": submit("byclass_b3.sh", *TINY, "--train.epochs", "0", OUTPUT_DIR=str(submit_dir / "failed")),
+        # one process (no launcher): the requeue decision does not depend on how many there are
+        "failed": submit("byclass_b3.sh", *TINY, "--train.epochs", "0", OUTPUT_DIR=str(submit_dir / "failed"),
+                         PROCS_PER_NODE="1"),
     }
+
+
+@pytest.fixture(scope="module")
+def preempted_job(cluster, submit, submit_dir) -> int:
+    """The multi-node template on 2 nodes x 1 process, preempted (USR1) once training runs, requeued and released
+    early; the two-node test and the preemption test check it."""
+    job_id = submit("multinode_byclass_b3.sh", *LONGER, sbatch_args=["--nodes=2"], PROCS_PER_NODE="1",
+                    OUTPUT_DIR=str(submit_dir / "preempted"))
+    signal_when_training(cluster, job_id)
+    # the script forwards USR1, the ranks checkpoint and stop, the script requeues the job;
+    # SLURM holds a requeued job ~2 minutes (BeginTime): release it early
+    cluster.wait_job(job_id, lambda j: j["Restarts"] == "1" and j["JobState"] == "PENDING", 120, "requeue")
+    cluster.release_requeued(job_id)
+    return job_id
 
 
 def job_log(cluster: SlurmCluster, job_id: int) -> str:
@@ -124,11 +140,12 @@ def read_final(output_dir: Path) -> dict:
 
 def signal_when_training(cluster: SlurmCluster, job_id: int, timeout: float = JOB_TIMEOUT) -> None:
     """Send the pre-timeout USR1 to the batch script once the training processes have started."""
+    log = Path(cluster.job(job_id)["StdOut"])  # known from submission on: one scontrol call per poll, not two
     deadline = time.monotonic() + timeout
-    while "training test_efficientnet on" not in job_log(cluster, job_id):
+    while not log.exists() or "training test_efficientnet on" not in log.read_text(errors="replace"):
         assert time.monotonic() < deadline, f"job {job_id} did not start training:\n{job_log(cluster, job_id)}"
         assert cluster.job(job_id)["JobState"] in ("PENDING", "RUNNING"), job_log(cluster, job_id)
-        time.sleep(0.2)
+        time.sleep(0.5)
     cluster.run("scancel", "--batch", "--signal=USR1", str(job_id))
 
 
@@ -165,12 +182,11 @@ def test_job_log_holds_plain_progress_lines(cluster, background_jobs):
 
 
 @pytest.mark.slow
-def test_multinode_template_on_two_nodes(cluster, background_jobs, submit_dir):
-    job_id = background_jobs["two_nodes"]
-    job = finish(cluster, job_id)
+def test_multinode_template_on_two_nodes(cluster, preempted_job, submit_dir):
+    job = finish(cluster, preempted_job)
     assert job["NumNodes"] == "2" and job["NodeList"] == "node[0-1]"
-    assert "2 node(s) x 1 process(es)" in job_log(cluster, job_id)
-    final = read_final(submit_dir / "two_nodes")
+    assert "2 node(s) x 1 process(es)" in job_log(cluster, preempted_job)
+    final = read_final(submit_dir / "preempted")
     assert final["world_size"] == 2 and final["test/num_samples"] == 62 * TEST_PER_CLASS
 
 
@@ -191,15 +207,8 @@ def test_multinode_template_schedules_on_more_nodes(cluster):
 
 
 @pytest.mark.slow
-def test_preempted_job_requeues_and_resumes(cluster, submit, submit_dir, background_jobs):
-    out = submit_dir / "preempted"
-    job_id = submit("multinode_byclass_b3.sh", *LONGER, sbatch_args=["--nodes=2"], PROCS_PER_NODE="1",
-                    OUTPUT_DIR=str(out))
-    signal_when_training(cluster, job_id)
-    # the script forwards USR1, the ranks checkpoint and stop, the script requeues the job;
-    # SLURM holds a requeued job ~2 minutes (BeginTime): release it early
-    cluster.wait_job(job_id, lambda j: j["Restarts"] == "1" and j["JobState"] == "PENDING", 120, "requeue")
-    cluster.release_requeued(job_id)
+def test_preempted_job_requeues_and_resumes(cluster, preempted_job, submit_dir, background_jobs):
+    out, job_id = submit_dir / "preempted", preempted_job
     job = finish(cluster, job_id)
     assert job["Restarts"] == "1"
 
@@ -212,8 +221,8 @@ def test_preempted_job_requeues_and_resumes(cluster, submit, submit_dir, backgro
     assert resumed == {(stop_step, stop_step)}, log  # from the checkpoint the signal made
     final = read_final(out)
     assert 0 < stop_step < final["step"]
-    finish(cluster, background_jobs["two_nodes"])
-    assert final["step"] == read_final(submit_dir / "two_nodes")["step"]
+    finish(cluster, background_jobs["one_node"])  # the same training, not interrupted
+    assert final["step"] == read_final(submit_dir / "one_node")["step"]
     assert final["world_size"] == 2
     assert "(restart 1)" in log and f"requeueing job {job_id}" in log
     # both halves logged to one W&B run: an offline folder each, one run id
@@ -249,8 +258,8 @@ def test_failed_job_is_not_requeued(cluster, background_jobs):
 
 @pytest.mark.slow
 def test_requeues_stop_at_the_cap(cluster, submit, submit_dir):
-    out = submit_dir / "capped"
-    job_id = submit("byclass_b3.sh", *LONGER, OUTPUT_DIR=str(out), MAX_REQUEUES="0")
+    out = submit_dir / "capped"  # one process (no launcher), as the failed job
+    job_id = submit("byclass_b3.sh", *LONGER, OUTPUT_DIR=str(out), MAX_REQUEUES="0", PROCS_PER_NODE="1")
     signal_when_training(cluster, job_id)
     job = cluster.wait_finished(job_id, JOB_TIMEOUT)
     assert job["JobState"] == "FAILED" and job["Restarts"] == "0", job_log(cluster, job_id)

@@ -43,11 +43,12 @@ def test_job_array_workers_share_the_study_and_a_preempted_trial_resumes(data, t
         missing_system_dependency(reason)
     root, base, space = data
     study = root / "array_study"
+    trials = 4  # two tasks, each with more than one trial to claim on average
     (tmp_path / "logs").mkdir()
     with slurm_cluster(tmp_path_factory.mktemp("slurm"), nodes=2) as cluster:  # a short path: see slurm_cluster
         env = {"EMNIST_REPO": str(REPO), "EMNIST_ACTIVATE": f'export PATH="{Path(sys.executable).parent}:$PATH"',
                "EMNIST_CPU": "1", "PROCS_PER_NODE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-               "CONFIG": str(base), "SPACE": str(space), "STUDY_DIR": str(study), "TRIALS": "6",
+               "CONFIG": str(base), "SPACE": str(space), "STUDY_DIR": str(study), "TRIALS": str(trials),
                "PYTHONPATH": str(REPO)}
         array = cluster.sbatch("--array=0-1", str(REPO / "slurm" / "sweep.sh"), env=env, cwd=tmp_path)
         first, second = f"{array}_0", f"{array}_1"
@@ -66,15 +67,15 @@ def test_job_array_workers_share_the_study_and_a_preempted_trial_resumes(data, t
     interrupted = int(re.findall(r"trial (\d{4}) on process 0", before_signal)[-1])
     (stop_step,) = {int(s) for s in re.findall(r"SIGUSR1 received: checkpointing at step (\d+)", logs)}
     rows = read_trials(study)
-    assert [int(r["number"]) for r in rows] == list(range(6))  # every trial number exactly once
+    assert [int(r["number"]) for r in rows] == list(range(trials))  # every trial number exactly once
     assert {r["state"] for r in rows} == {"COMPLETE"}, rows
-    assert sorted(p.name for p in (study / "trials").iterdir()) == [f"{n:04d}" for n in range(6)]
+    assert sorted(p.name for p in (study / "trials").iterdir()) == [f"{n:04d}" for n in range(trials)]
     # the interrupted trial resumed from the checkpoint the signal made, under its own number, not from scratch
     assert read_trial_record(study, interrupted)["attempts"] == [-1, stop_step]
     checkpoint = study / "trials" / f"{interrupted:04d}" / "checkpoints" / f"step_{stop_step:08d}"
     assert f"resumed from {checkpoint} at step {stop_step}" in logs, job_log_text
     assert 0 < stop_step < 32
-    assert all(read_trial_record(study, n)["attempts"] == [-1] for n in range(6) if n != interrupted)
+    assert all(read_trial_record(study, n)["attempts"] == [-1] for n in range(trials) if n != interrupted)
     assert not list((study / "leases").iterdir())
     assert (study / "best.yaml").is_file()
 
