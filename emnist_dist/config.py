@@ -250,10 +250,23 @@ class ConfigFileAction(ActionConfigFile):
         self.apply_config(parser, cfg, self.dest, values)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A settings file is a few kilobytes; reading stops past this (``/dev/zero`` would otherwise fill the memory)."""
+
+
 def _config_file_text(path: Path) -> str:
     """The text of a ``--config`` file, once it is known to be a YAML mapping."""
+    if not path.is_dir() and not path.is_file():  # a FIFO or a device: reading would block or never end
+        raise UserError(f"--config {path}: not a regular file: expected a YAML file of settings")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise UserError(f"--config {path}: larger than {MAX_CONFIG_BYTES >> 20} MiB: expected a YAML file of settings")
+        text = data.decode("utf-8")
+        # Anchors and aliases let a few bytes stand for an exponentially large tree ("billion laughs").
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise UserError(f"--config {path}: uses YAML aliases (*name): expected plain settings, each value written out")
         settings = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else one_line(err, 160)

@@ -48,10 +48,23 @@ def validate(config: Config) -> None:
         raise UserError(f"data.folds={d.folds}: expected an integer >= 2")
     if d.fold is not None and not 0 <= d.fold < d.folds:
         raise UserError(f"data.fold={d.fold}: expected null or a fold number in 0..{d.folds - 1} (data.folds={d.folds})")
+    if not all(0.0 <= beta < 1.0 for beta in t.betas):
+        raise UserError(f"train.betas={list(t.betas)}: expected two numbers in [0, 1)")
+    if not config.output_dir.strip():
+        raise UserError("output_dir='': expected the run's folder (a path)")
+    check_project(config.log.project)
     validate_audit(config.audit)
     check_trackers(config.log.trackers)
     if config.resume not in ("never", "auto") and not Path(config.resume).exists():
         raise UserError(f"resume={config.resume!r}: expected never, auto, or an existing checkpoint folder")
+
+
+def check_project(project: str) -> None:
+    """``log.project`` names a folder under ``output_dir/tensorboard`` and a W&B project (at most 128 characters):
+    one plain name, so the tracker files stay inside the run folder."""
+    if project in ("", ".", "..") or any(c in project for c in "/\\\0") or len(project) > 128:
+        raise UserError(f"log.project={project[:60]!r}{'...' if len(project) > 60 else ''}: expected a plain name "
+                        "(no / or \\, not . or .., at most 128 characters)")
 
 
 def check_trackers(names: list[str]) -> None:

@@ -110,6 +110,7 @@ class RunFolder:
         self.audit_summary = self.root / AUDIT_SUMMARY_FILE
         self.lock = self.root / LOCK_FILE
         self._held: FileLock | None = None
+        self._created: list[Path] = []  # the folders claim() made, deepest first
 
     def fold(self, k: int) -> Path:
         """The run folder of an audit's fold ``k``."""
@@ -134,6 +135,7 @@ class RunFolder:
                     raise UserError(f"output_dir={out}: {parent} is a file: expected a folder (or a path to create)")
                 break
         try:
+            self._created = [folder for folder in (out, *out.parents) if not folder.exists()]
             out.mkdir(parents=True, exist_ok=True)
             lock = FileLock(self.lock, timeout=0)
             lock.acquire()
@@ -151,6 +153,20 @@ class RunFolder:
         lock, self._held = self._held, None
         if lock is not None:
             lock.release()
+
+    def abandon(self) -> None:
+        """Undo a :meth:`claim` whose run was refused before it wrote anything: release the lock and remove the lock
+        file and the folders the claim created (those still empty), so a refused run leaves no folder behind."""
+        held = self._held is not None
+        self.release()
+        if held and self._created:
+            self.lock.unlink(missing_ok=True)
+            for folder in self._created:
+                try:
+                    folder.rmdir()
+                except OSError:  # something else was put there meanwhile: leave it
+                    break
+        self._created = []
 
     def not_written_here(self) -> list[str]:
         """What sits where a run writes but is not this package's, ``"NAME (what was expected)"`` each.

@@ -407,7 +407,11 @@ class Trainer:
         the progress bar and the clock."""
         cfg, accelerator = self.cfg, self.accelerator
         self.folder.claim(accelerator)  # only now: a bad config or model has written nothing
-        path = choose_resume(accelerator, self.folder, cfg.resume, run_identity(cfg))
+        try:
+            path = choose_resume(accelerator, self.folder, cfg.resume, run_identity(cfg))
+        except UserError:
+            self.folder.abandon()  # a folder this run created holds nothing but the lock: removed again
+            raise
         if path is not None:
             self.saver.load(path)
             logger.info(f"resumed from {path} at step {self.state.step} (epoch {self.epochs_begun})")

@@ -106,6 +106,13 @@ def test_a_refused_resume_raises_and_leaves_the_folder_untouched(tmp_path, cache
     lock = FileLock(out / ".lock", timeout=0)  # the refused run let go of the run folder
     lock.acquire()
     lock.release()
+    # found by the hostile pass of 2026-12-07: a resume refused in a new output_dir left it behind, holding .lock
+    user_file = tmp_path / "notes.txt"
+    user_file.write_text("mine\n")
+    fresh = tmp_path / "new" / "run"
+    with pytest.raises(UserError, match="not a folder"):
+        Trainer(config(cache, fresh, "--resume", str(user_file))).fit()
+    assert not (tmp_path / "new").exists() and user_file.read_text() == "mine\n"
 
 
 @pytest.mark.slow

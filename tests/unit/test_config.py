@@ -54,6 +54,12 @@ def test_saved_config_reproduces_the_run(tmp_path):
     (["--log.log_every", "0"], "log.log_every=0"),
     (["--checkpoint.every_steps", "-1"], "checkpoint.every_steps=-1"),
     (["--checkpoint.keep_last", "0"], "checkpoint.keep_last=0"),
+    # found by the hostile pass of 2026-12-07: a traceback from lion_pytorch, a run in the working directory,
+    # tracker files outside output_dir, a file name too long for the OS
+    (["--train.betas", "[0.9, 1.5]"], "train.betas=[0.9, 1.5]"),
+    (["--output_dir", ""], "output_dir=''"),
+    (["--log.project", "../../escaped"], "log.project='../../escaped'"),
+    (["--log.project", "x" * 300], "log.project='xxxx"),
     (["--train.eval_every", "0"], "train.eval_every=0"),
     (["--train.max_steps", "0"], "train.max_steps=0"),
     (["--train.clip_grad_norm", "-1"], "train.clip_grad_norm=-1"),
@@ -151,6 +157,27 @@ def test_parsing_from_threads_leaves_the_working_directory_alone(tmp_path, monke
 def test_a_config_file_that_is_not_a_mapping_is_named_in_one_line(tmp_path, content, expected):
     path = tmp_path / "bad.yaml"
     path.write_text(content)
+    with pytest.raises(UserError) as err:
+        parse_config(["--config", str(path)])
+    assert str(err.value).startswith(f"--config {path}: ") and expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def _alias_bomb(path):
+    """A few hundred bytes that stand for 9**8 strings once the aliases are followed ("billion laughs")."""
+    lines = ['a0: &a0 ["lol"]'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path.write_text("\n".join(lines) + "\ndata: {split: *a8}\n")
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda path: os.mkfifo(path), "not a regular file"),  # reading would wait for a writer forever
+    (lambda path: path.symlink_to("/dev/zero"), "not a regular file"),  # reading would fill the memory
+    (lambda path: path.write_text("# padding\n" * 120_000), "larger than 1 MiB"),
+    (_alias_bomb, "uses YAML aliases"),
+])  # found by the hostile pass of 2026-12-07: each hung the command or filled the memory (10.7 GB in 10 s)
+def test_a_config_file_that_cannot_be_settings_is_refused_before_it_is_read_whole(tmp_path, make, expected):
+    path = tmp_path / "settings.yaml"
+    make(path)
     with pytest.raises(UserError) as err:
         parse_config(["--config", str(path)])
     assert str(err.value).startswith(f"--config {path}: ") and expected in str(err.value)
