@@ -307,6 +307,9 @@ def parse_config(argv: list[str] | None = None, prog: str = "python -m emnist_di
     if any(a in ("-h", "--help") for a in args):
         parser.print_help()
         raise SystemExit(0)
+    printing = [a for a in args if a.split("=", 1)[0] == "--print_config"]
+    if printing:  # jsonargparse prints the tree and exits inside parse_args: first check it as a run would
+        parse_config([a for a in args if a not in printing], prog, description, defaults)
     try:
         namespace = parser.parse_args(args)  # exit_on_error=False: errors are raised, nothing is printed
     except SystemExit as err:

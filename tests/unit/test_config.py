@@ -58,6 +58,7 @@ def test_saved_config_reproduces_the_run(tmp_path):
     # tracker files outside output_dir, a file name too long for the OS
     (["--train.betas", "[0.9, 1.5]"], "train.betas=[0.9, 1.5]"),
     (["--output_dir", ""], "output_dir=''"),
+    (["--train.epochs", "-1", "--print_config"], "train.epochs=-1"),  # printed, with exit 0
     (["--log.project", "../../escaped"], "log.project='../../escaped'"),
     (["--log.project", "x" * 300], "log.project='xxxx"),
     (["--train.eval_every", "0"], "train.eval_every=0"),
