@@ -45,18 +45,19 @@ def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n
 
 
 DIGIT_STROKES = {
-    # Pen strokes (polylines, in a unit box: x right, y down) the way people write digits; few points per
-    # stroke, because a headless Chromium on a busy CI machine renders the canvas slowly after every pen move.
-    "0": [_arc(0.5, 0.5, 0.3, 0.45, -90, 270, 10)],
+    # Pen strokes (polylines, in a unit box: x right, y down) the way people write digits. The page's brush draws
+    # a straight segment between two pen points, and a headless Chromium on a busy CI machine re-renders the
+    # canvas after every pen move (~1.4 CPU-s each), so curves get only as many points as their shape needs.
+    "0": [_arc(0.5, 0.5, 0.3, 0.45, -90, 270, 6)],
     "1": [[(0.4, 0.14), (0.55, 0.03), (0.55, 0.97)]],
-    "2": [_arc(0.5, 0.3, 0.3, 0.25, 190, 380, 5) + [(0.2, 0.95), (0.85, 0.95)]],
-    "3": [_arc(0.5, 0.27, 0.28, 0.23, 200, 450, 5) + _arc(0.5, 0.72, 0.32, 0.25, -90, 160, 5)],
+    "2": [_arc(0.5, 0.3, 0.3, 0.25, 190, 380, 3) + [(0.2, 0.95), (0.85, 0.95)]],
+    "3": [_arc(0.5, 0.27, 0.28, 0.23, 200, 450, 3) + _arc(0.5, 0.72, 0.32, 0.25, -90, 160, 3)],
     "4": [[(0.62, 0.03), (0.15, 0.65), (0.88, 0.65)], [(0.66, 0.3), (0.66, 0.97)]],
-    "5": [[(0.8, 0.04), (0.3, 0.04), (0.25, 0.45)] + _arc(0.48, 0.68, 0.32, 0.27, -120, 150, 5)],
-    "6": [[(0.72, 0.04), (0.45, 0.25)] + _arc(0.5, 0.7, 0.28, 0.27, 200, 560, 8)],
+    "5": [[(0.8, 0.04), (0.3, 0.04), (0.25, 0.45)] + _arc(0.48, 0.68, 0.32, 0.27, -120, 150, 3)],
+    "6": [[(0.72, 0.04), (0.45, 0.25)] + _arc(0.5, 0.7, 0.28, 0.27, 200, 560, 5)],
     "7": [[(0.15, 0.04), (0.85, 0.04), (0.4, 0.97)]],
-    "8": [_arc(0.5, 0.26, 0.22, 0.22, 90, 450, 6), _arc(0.5, 0.73, 0.27, 0.24, -90, 270, 6)],
-    "9": [_arc(0.47, 0.3, 0.27, 0.25, 0, 360, 10) + [(0.7, 0.97)]],
+    "8": [_arc(0.5, 0.26, 0.22, 0.22, 90, 450, 4), _arc(0.5, 0.73, 0.27, 0.24, -90, 270, 4)],
+    "9": [_arc(0.47, 0.3, 0.27, 0.25, 0, 360, 8) + [(0.7, 0.97)]],
 }
 DRAWN_BOX_PX = 240
 """Side of the box the strokes are drawn into on the page's canvas."""
