@@ -53,24 +53,24 @@ def run_train(args: list[str], tmp_path: Path, processes: int = 1, timeout: floa
 def train_in_process(args: list[str], main: Callable[[list[str]], int] | None = None) -> subprocess.CompletedProcess:
     """What ``python -m emnist_dist.train ARGS`` runs (``run_cli(main, ARGS)``: exit code, one-line errors, console
     lines; ``main``: another command's, e.g. the audit's), inside this process with stdout and stderr captured, as
-    :func:`run_train` reports it. A new process
-    spends ~9 CPU-s importing torch, timm and torchmetrics before it parses a flag; fits in one process leave it
-    as they found it (tests/integration/test_trainer_api.py). Not for bf16: accelerate keeps the first run's
-    precision for the rest of the process (run_train it)."""
+    :func:`run_train` reports it. A new process spends ~9 CPU-s importing torch, timm and torchmetrics before it
+    parses a flag; fits in one process leave it as they found it (tests/integration/test_trainer_api.py). Not for
+    bf16: accelerate keeps the first run's precision for the rest of the process (run_train it)."""
     from emnist_dist.cli import run_cli
     from emnist_dist.train.__main__ import main as train_main
 
+    main = main or train_main
     stdout, stderr = io.StringIO(), io.StringIO()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as run_train's OMP_NUM_THREADS=1: two threads on a busy 2-core machine are far slower
     try:
         with redirect_stdout(stdout), redirect_stderr(stderr):
-            run_cli(main or train_main, args)
+            run_cli(main, args)
     except SystemExit as exit_:
         code = exit_.code
     finally:
         torch.set_num_threads(threads)
-    return subprocess.CompletedProcess(["emnist_dist.train", *args], code, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess([main.__module__, *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 def free_port() -> int:
